@@ -1,0 +1,699 @@
+//! oslo.messaging's message bodies: the 2.0 envelope and the bare form, RPC requests and
+//! replies, failures, notifications and context packing (see `WIRE.md`).
+//!
+//! Every driver that carries oslo-format JSON encodes and decodes through this module, so a
+//! body made here is the body Python makes. Decoding hostile bytes returns
+//! [`Error::Malformed`](crate::Error::Malformed), never panics.
+
+use std::borrow::Cow;
+
+use serde::ser::{SerializeMap, Serializer as _};
+use serde_json::{Map, Value};
+
+use crate::{Context, Error, Notification, Priority, RemoteError, Result};
+
+/// The envelope's version key.
+pub const VERSION_KEY: &str = "oslo.version";
+/// The envelope's message key.
+pub const MESSAGE_KEY: &str = "oslo.message";
+/// The envelope version we send.
+pub const ENVELOPE_VERSION: &str = "2.0";
+const CONTEXT_PREFIX: &str = "_context_";
+
+/// Whether a body is wrapped in the 2.0 envelope or sent bare (1.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EnvelopeVersion {
+    /// The inner object itself (the `messaging` notify driver).
+    V1,
+    /// `{"oslo.version": "2.0", "oslo.message": "<inner JSON>"}` (RPC, `messagingv2`).
+    #[default]
+    V2,
+}
+
+/// A fresh `_unique_id` / `_msg_id`: a uuid4 in hex without dashes.
+pub fn new_unique_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// What an RPC request asks for: a method with keyword arguments, optionally in a namespace
+/// at a version.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RpcRequest {
+    /// The method's name.
+    pub method: String,
+    /// The keyword arguments.
+    pub args: Map<String, Value>,
+    /// The endpoint namespace, when set.
+    pub namespace: Option<String>,
+    /// The requested version, when set (`None` asks for `1.0`).
+    pub version: Option<String>,
+}
+
+impl RpcRequest {
+    /// A request for `method` with `args`.
+    pub fn new(method: impl Into<String>, args: Map<String, Value>) -> Self {
+        RpcRequest {
+            method: method.into(),
+            args,
+            namespace: None,
+            version: None,
+        }
+    }
+}
+
+/// The reply routing of a call: what a cast lacks.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CallInfo {
+    /// `_msg_id`: correlates the replies with the call.
+    pub msg_id: String,
+    /// `_reply_q`: where replies go.
+    pub reply_q: String,
+    /// `_timeout`: the call-monitor timeout in seconds (not the call timeout), or none.
+    pub call_monitor_timeout: Option<f64>,
+}
+
+/// An RPC request as it travels: context, request, `_unique_id` and, for a call, reply routing.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WireRequest {
+    /// The request context.
+    pub context: Context,
+    /// What is asked.
+    pub request: RpcRequest,
+    /// `_unique_id`, for dedup (empty when the sender sent none).
+    pub unique_id: String,
+    /// Reply routing; `None` for a cast.
+    pub call: Option<CallInfo>,
+}
+
+impl WireRequest {
+    /// Encodes the request in the 2.0 envelope.
+    ///
+    /// ```
+    /// use msg_core::codec::{RpcRequest, WireRequest};
+    /// let mut args = serde_json::Map::new();
+    /// args.insert("a".into(), 2.into());
+    /// let req = WireRequest { request: RpcRequest::new("add", args), unique_id: "u1".into(), ..Default::default() };
+    /// let bytes = req.encode().unwrap();
+    /// assert_eq!(WireRequest::decode(&bytes).unwrap(), req);
+    /// ```
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut inner = Vec::with_capacity(128 + 16 * self.request.args.len());
+        {
+            let mut ser = serde_json::Serializer::new(&mut inner);
+            let mut map = ser.serialize_map(None)?;
+            map.serialize_entry("method", &self.request.method)?;
+            map.serialize_entry("args", &self.request.args)?;
+            if let Some(ns) = &self.request.namespace {
+                map.serialize_entry("namespace", ns)?;
+            }
+            if let Some(v) = &self.request.version {
+                map.serialize_entry("version", v)?;
+            }
+            if let Some(call) = &self.call {
+                map.serialize_entry("_msg_id", &call.msg_id)?;
+                map.serialize_entry("_reply_q", &call.reply_q)?;
+                map.serialize_entry("_timeout", &call.call_monitor_timeout)?;
+            }
+            map.serialize_entry("_unique_id", &self.unique_id)?;
+            pack_context(&mut map, &self.context)?;
+            map.end()?;
+        }
+        envelope(&inner)
+    }
+
+    /// Decodes a request, enveloped or bare.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let mut obj = decode_object(bytes)?;
+        let method = match obj.remove("method") {
+            Some(Value::String(m)) => m,
+            Some(_) => return Err(Error::malformed("`method` is not a string")),
+            None => return Err(Error::malformed("a request without `method`")),
+        };
+        let args = match obj.remove("args") {
+            Some(Value::Object(a)) => a,
+            None | Some(Value::Null) => Map::new(),
+            Some(_) => return Err(Error::malformed("`args` is not an object")),
+        };
+        let namespace = opt_string(&mut obj, "namespace")?;
+        let version = opt_version(&mut obj)?;
+        let unique_id = opt_string(&mut obj, "_unique_id")?.unwrap_or_default();
+        let msg_id = opt_string(&mut obj, "_msg_id")?;
+        let reply_q = opt_string(&mut obj, "_reply_q")?;
+        let timeout = match obj.remove("_timeout") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(_) => return Err(Error::malformed("`_timeout` is not a number")),
+        };
+        let context = unpack_context(&mut obj);
+        let call = msg_id.map(|msg_id| CallInfo {
+            msg_id,
+            reply_q: reply_q.unwrap_or_default(),
+            call_monitor_timeout: timeout,
+        });
+        Ok(WireRequest {
+            context,
+            request: RpcRequest {
+                method,
+                args,
+                namespace,
+                version,
+            },
+            unique_id,
+            call,
+        })
+    }
+}
+
+/// An RPC reply (or a call-monitor heartbeat) as it travels.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WireReply {
+    /// The `_msg_id` of the call answered.
+    pub msg_id: String,
+    /// A fresh `_unique_id`.
+    pub unique_id: String,
+    /// The result (null for failures and heartbeats).
+    pub result: Value,
+    /// The failure, if the call failed.
+    pub failure: Option<Failure>,
+    /// `true` on the last message for a call; `false` on a heartbeat (and on the first half
+    /// of the legacy two-message form).
+    pub ending: bool,
+}
+
+impl WireReply {
+    /// The final reply carrying a result.
+    pub fn result(msg_id: impl Into<String>, result: Value) -> Self {
+        WireReply {
+            msg_id: msg_id.into(),
+            unique_id: new_unique_id(),
+            result,
+            failure: None,
+            ending: true,
+        }
+    }
+
+    /// The final reply carrying a failure.
+    pub fn failure(msg_id: impl Into<String>, failure: Failure) -> Self {
+        WireReply {
+            msg_id: msg_id.into(),
+            unique_id: new_unique_id(),
+            result: Value::Null,
+            failure: Some(failure),
+            ending: true,
+        }
+    }
+
+    /// A call-monitor heartbeat: result and failure null, `ending: false`.
+    pub fn heartbeat(msg_id: impl Into<String>) -> Self {
+        WireReply {
+            msg_id: msg_id.into(),
+            unique_id: new_unique_id(),
+            result: Value::Null,
+            failure: None,
+            ending: false,
+        }
+    }
+
+    /// Whether this is a heartbeat (nothing in it, not ending).
+    pub fn is_heartbeat(&self) -> bool {
+        !self.ending && self.failure.is_none() && self.result.is_null()
+    }
+
+    /// Encodes the reply in the 2.0 envelope.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut inner = Vec::with_capacity(160);
+        {
+            let mut ser = serde_json::Serializer::new(&mut inner);
+            let mut map = ser.serialize_map(Some(5))?;
+            map.serialize_entry("result", &self.result)?;
+            match &self.failure {
+                Some(f) => map.serialize_entry("failure", &f.to_json_string()?)?,
+                None => map.serialize_entry("failure", &Value::Null)?,
+            }
+            map.serialize_entry("ending", &self.ending)?;
+            map.serialize_entry("_msg_id", &self.msg_id)?;
+            map.serialize_entry("_unique_id", &self.unique_id)?;
+            map.end()?;
+        }
+        envelope(&inner)
+    }
+
+    /// Decodes a reply, enveloped or bare.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let mut obj = decode_object(bytes)?;
+        let msg_id = opt_string(&mut obj, "_msg_id")?
+            .ok_or_else(|| Error::malformed("a reply without `_msg_id`"))?;
+        let unique_id = opt_string(&mut obj, "_unique_id")?.unwrap_or_default();
+        let result = obj.remove("result").unwrap_or(Value::Null);
+        let failure = match obj.remove("failure") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(Failure::from_json_str(&s)),
+            Some(Value::Object(m)) => Some(Failure::from_map(m)),
+            Some(_) => return Err(Error::malformed("`failure` is not a string")),
+        };
+        let ending = match obj.remove("ending") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => b,
+            Some(_) => return Err(Error::malformed("`ending` is not a boolean")),
+        };
+        Ok(WireReply {
+            msg_id,
+            unique_id,
+            result,
+            failure,
+            ending,
+        })
+    }
+}
+
+/// A serialized exception: oslo's `{class, module, message, tb, args, kwargs}`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Failure {
+    /// The exception class name.
+    pub class: String,
+    /// The module of the class (Python's `exceptions` is read as `builtins`).
+    pub module: String,
+    /// The message.
+    pub message: String,
+    /// The traceback lines.
+    pub tb: Vec<String>,
+    /// Positional arguments of the exception.
+    pub args: Vec<Value>,
+    /// Keyword arguments of the exception.
+    pub kwargs: Map<String, Value>,
+}
+
+/// The module NoSuchMethod and UnsupportedVersion travel with.
+pub const DISPATCHER_MODULE: &str = "oslo_messaging.rpc.dispatcher";
+
+impl Failure {
+    /// A failure with a class, module and message (args = `[message]`, as Python's).
+    pub fn new(
+        class: impl Into<String>,
+        module: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        let message = message.into();
+        Failure {
+            class: class.into(),
+            module: module.into(),
+            args: vec![Value::String(message.clone())],
+            message,
+            tb: Vec::new(),
+            kwargs: Map::new(),
+        }
+    }
+
+    /// The JSON string that travels in a reply's `failure`.
+    pub fn to_json_string(&self) -> Result<String> {
+        let v = serde_json::json!({
+            "class": self.class,
+            "module": self.module,
+            "message": self.message,
+            "tb": self.tb,
+            "args": self.args,
+            "kwargs": self.kwargs,
+        });
+        Ok(serde_json::to_string(&v)?)
+    }
+
+    /// Reads a failure string. A string that isn't a JSON object is kept as the message of a
+    /// `RemoteError` so nothing the peer said is lost.
+    pub fn from_json_str(s: &str) -> Self {
+        match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(m)) => Self::from_map(m),
+            _ => Failure::new("RemoteError", "", s),
+        }
+    }
+
+    fn from_map(mut m: Map<String, Value>) -> Self {
+        let mut take = |k: &str| match m.remove(k) {
+            Some(Value::String(s)) => s,
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        let class = take("class");
+        let mut module = take("module");
+        let message = take("message");
+        if module == "exceptions" {
+            module = "builtins".into();
+        }
+        let tb = match m.remove("tb") {
+            Some(Value::Array(lines)) => lines
+                .into_iter()
+                .map(|l| match l {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                })
+                .collect(),
+            Some(Value::String(s)) => s.lines().map(|l| format!("{l}\n")).collect(),
+            _ => Vec::new(),
+        };
+        let args = match m.remove("args") {
+            Some(Value::Array(a)) => a,
+            _ => Vec::new(),
+        };
+        let kwargs = match m.remove("kwargs") {
+            Some(Value::Object(k)) => k,
+            _ => Map::new(),
+        };
+        Failure {
+            class,
+            module,
+            message,
+            tb,
+            args,
+            kwargs,
+        }
+    }
+
+    /// What a client surfaces: the dispatcher's NoSuchMethod and UnsupportedVersion become
+    /// their typed errors, anything else a [`RemoteError`].
+    pub fn into_error(self, request: Option<&RpcRequest>) -> Error {
+        if self.module == DISPATCHER_MODULE {
+            let namespace = request.and_then(|r| r.namespace.clone());
+            match self.class.as_str() {
+                "NoSuchMethod" => {
+                    let method = request
+                        .map(|r| r.method.clone())
+                        .or_else(|| {
+                            self.kwargs
+                                .get("method")
+                                .and_then(Value::as_str)
+                                .map(str::to_string)
+                        })
+                        .unwrap_or_default();
+                    return Error::NoSuchMethod { method, namespace };
+                }
+                "UnsupportedVersion" => {
+                    let version = request
+                        .and_then(|r| r.version.clone())
+                        .or_else(|| {
+                            self.kwargs
+                                .get("version")
+                                .and_then(Value::as_str)
+                                .map(str::to_string)
+                        })
+                        .unwrap_or_else(|| "1.0".into());
+                    return Error::UnsupportedVersion { version, namespace };
+                }
+                _ => {}
+            }
+        }
+        Error::Remote(RemoteError {
+            class: self.class,
+            module: self.module,
+            message: self.message,
+            traceback: self.tb,
+        })
+    }
+}
+
+/// A notification as it travels: context (already redacted by the notifier), fields and
+/// `_unique_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireNotification {
+    /// The context.
+    pub context: Context,
+    /// The notification.
+    pub notification: Notification,
+    /// `_unique_id`, for dedup (empty when the sender sent none).
+    pub unique_id: String,
+}
+
+impl WireNotification {
+    /// Encodes the notification, in the envelope (`V2`, `messagingv2`) or bare (`V1`, `messaging`).
+    pub fn encode(&self, version: EnvelopeVersion) -> Result<Vec<u8>> {
+        let n = &self.notification;
+        let mut inner = Vec::with_capacity(256);
+        {
+            let mut ser = serde_json::Serializer::new(&mut inner);
+            let mut map = ser.serialize_map(None)?;
+            map.serialize_entry("message_id", &n.message_id)?;
+            map.serialize_entry("publisher_id", &n.publisher_id)?;
+            map.serialize_entry("event_type", &n.event_type)?;
+            map.serialize_entry("priority", n.priority.wire_name())?;
+            map.serialize_entry("payload", &n.payload)?;
+            map.serialize_entry("timestamp", &n.timestamp)?;
+            map.serialize_entry("_unique_id", &self.unique_id)?;
+            pack_context(&mut map, &self.context)?;
+            map.end()?;
+        }
+        match version {
+            EnvelopeVersion::V1 => Ok(inner),
+            EnvelopeVersion::V2 => envelope(&inner),
+        }
+    }
+
+    /// Decodes a notification, enveloped or bare.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let mut obj = decode_object(bytes)?;
+        let priority = match obj.remove("priority") {
+            Some(Value::String(p)) => p
+                .parse::<Priority>()
+                .map_err(|e| Error::malformed(e.to_string()))?,
+            _ => return Err(Error::malformed("a notification without `priority`")),
+        };
+        let event_type = opt_string(&mut obj, "event_type")?
+            .ok_or_else(|| Error::malformed("a notification without `event_type`"))?;
+        let publisher_id = opt_string(&mut obj, "publisher_id")?.unwrap_or_default();
+        let message_id = opt_string(&mut obj, "message_id")?.unwrap_or_default();
+        let timestamp = opt_string(&mut obj, "timestamp")?.unwrap_or_default();
+        let payload = obj.remove("payload").unwrap_or(Value::Null);
+        let unique_id = opt_string(&mut obj, "_unique_id")?.unwrap_or_default();
+        let context = unpack_context(&mut obj);
+        Ok(WireNotification {
+            context,
+            notification: Notification {
+                message_id,
+                publisher_id,
+                event_type,
+                priority,
+                payload,
+                timestamp,
+            },
+            unique_id,
+        })
+    }
+}
+
+/// Writes every context entry as `_context_<key>` into a map being serialized.
+pub fn pack_context<M: SerializeMap>(map: &mut M, ctx: &Context) -> Result<(), M::Error> {
+    let mut key = String::with_capacity(32);
+    for (k, v) in ctx.as_map() {
+        key.clear();
+        key.push_str(CONTEXT_PREFIX);
+        key.push_str(k);
+        map.serialize_entry(&key, v)?;
+    }
+    Ok(())
+}
+
+/// Takes every `_context_<key>` entry out of a message into a context.
+pub fn unpack_context(obj: &mut Map<String, Value>) -> Context {
+    let keys: Vec<String> = obj
+        .keys()
+        .filter(|k| k.starts_with(CONTEXT_PREFIX))
+        .cloned()
+        .collect();
+    let mut ctx = Map::new();
+    for k in keys {
+        if let Some(v) = obj.remove(&k) {
+            ctx.insert(k[CONTEXT_PREFIX.len()..].to_string(), v);
+        }
+    }
+    Context::from_map(ctx)
+}
+
+#[derive(serde::Deserialize)]
+struct EnvelopeProbe<'a> {
+    #[serde(rename = "oslo.version", borrow, default)]
+    version: Option<Cow<'a, str>>,
+    #[serde(rename = "oslo.message", borrow, default)]
+    message: Option<Cow<'a, str>>,
+}
+
+/// Wraps an inner JSON object (already serialized) in the 2.0 envelope.
+pub fn envelope(inner: &[u8]) -> Result<Vec<u8>> {
+    let inner =
+        std::str::from_utf8(inner).map_err(|e| Error::malformed(format!("inner body: {e}")))?;
+    let mut out = Vec::with_capacity(inner.len() + inner.len() / 4 + 48);
+    let mut ser = serde_json::Serializer::new(&mut out);
+    let mut map = ser.serialize_map(Some(2))?;
+    map.serialize_entry(VERSION_KEY, ENVELOPE_VERSION)?;
+    map.serialize_entry(MESSAGE_KEY, inner)?;
+    map.end()?;
+    Ok(out)
+}
+
+/// Decodes a body into its inner JSON object: unwraps the envelope when both keys are there
+/// (refusing versions other than 2.x), else takes the object as it is.
+pub fn decode_object(bytes: &[u8]) -> Result<Map<String, Value>> {
+    let probe: EnvelopeProbe<'_> = serde_json::from_slice(bytes)
+        .map_err(|e| Error::malformed(format!("body is not a JSON object: {e}")))?;
+    match (probe.version, probe.message) {
+        (Some(version), Some(message)) => {
+            check_envelope_version(&version)?;
+            serde_json::from_str(&message)
+                .map_err(|e| Error::malformed(format!("`oslo.message` is not a JSON object: {e}")))
+        }
+        _ => serde_json::from_slice(bytes)
+            .map_err(|e| Error::malformed(format!("body is not a JSON object: {e}"))),
+    }
+}
+
+fn check_envelope_version(v: &str) -> Result<()> {
+    let ok = v
+        .split_once('.')
+        .map(|(major, _)| major == "2")
+        .unwrap_or(v == "2");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::malformed(format!(
+            "unsupported envelope version `{v}` (expected 2.x)"
+        )))
+    }
+}
+
+fn opt_string(obj: &mut Map<String, Value>, key: &str) -> Result<Option<String>> {
+    match obj.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(Error::malformed(format!("`{key}` is not a string"))),
+    }
+}
+
+fn opt_version(obj: &mut Map<String, Value>) -> Result<Option<String>> {
+    match obj.remove("version") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        // Python allows a float-ish version; keep its text.
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(Error::malformed("`version` is not a string")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn envelope_versions() {
+        let body = br#"{"oslo.version": "3.0", "oslo.message": "{}"}"#;
+        assert!(matches!(
+            decode_object(body),
+            Err(Error::Malformed { .. })
+        ));
+        let body = br#"{"oslo.version": "2.0", "oslo.message": "{\"a\": 1}"}"#;
+        assert_eq!(decode_object(body).unwrap()["a"], json!(1));
+        // only one of the two keys: taken as it is
+        let body = br#"{"oslo.version": "2.0", "a": 1}"#;
+        assert_eq!(decode_object(body).unwrap()["a"], json!(1));
+        assert!(decode_object(b"[1]").is_err());
+        assert!(decode_object(b"").is_err());
+    }
+
+    #[test]
+    fn heartbeat_and_legacy_replies() {
+        let hb = WireReply::heartbeat("m1");
+        let back = WireReply::decode(&hb.encode().unwrap()).unwrap();
+        assert!(back.is_heartbeat());
+        let legacy = WireReply::decode(br#"{"_msg_id": "m", "result": 5}"#).unwrap();
+        assert!(!legacy.ending && !legacy.is_heartbeat());
+    }
+
+    #[test]
+    fn failures_map_to_typed_errors() {
+        let f = Failure::new("NoSuchMethod", DISPATCHER_MODULE, "nope");
+        let req = RpcRequest::new("frob", Map::new());
+        assert!(matches!(f.into_error(Some(&req)), Error::NoSuchMethod { method, .. } if method == "frob"));
+        let f = Failure::from_json_str(r#"{"class": "KeyError", "module": "exceptions", "message": "k"}"#);
+        assert_eq!(f.module, "builtins");
+        assert!(matches!(f.into_error(None), Error::Remote(r) if r.class == "KeyError"));
+        let f = Failure::from_json_str("not json");
+        assert_eq!(f.message, "not json");
+    }
+
+    fn json_leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[ -~\u{e9}\u{4e2d}]{0,12}".prop_map(Value::from),
+        ]
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        json_leaf().prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn json_map() -> impl Strategy<Value = Map<String, Value>> {
+        prop::collection::btree_map("[a-z][a-z_]{0,8}", json_value(), 0..4)
+            .prop_map(|m| m.into_iter().collect())
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = WireRequest::decode(&bytes);
+            let _ = WireReply::decode(&bytes);
+            let _ = WireNotification::decode(&bytes);
+        }
+
+        #[test]
+        fn decoding_arbitrary_json_never_panics(v in json_value()) {
+            let bytes = serde_json::to_vec(&v).unwrap();
+            let _ = WireRequest::decode(&bytes);
+            let _ = WireReply::decode(&bytes);
+            let _ = WireNotification::decode(&bytes);
+            let env = serde_json::to_vec(&json!({"oslo.version": "2.0", "oslo.message": v.to_string()})).unwrap();
+            let _ = WireRequest::decode(&env);
+            let _ = WireNotification::decode(&env);
+        }
+
+        #[test]
+        fn request_round_trip(method in "[a-z_]{1,10}", args in json_map(), ctx in json_map(),
+                              ns in proptest::option::of("[a-z]{1,5}"), call in any::<bool>(),
+                              cmt in proptest::option::of(1u32..100)) {
+            let req = WireRequest {
+                context: Context::from_map(ctx),
+                request: RpcRequest { method, args, namespace: ns, version: Some("1.3".into()) },
+                unique_id: new_unique_id(),
+                call: call.then(|| CallInfo { msg_id: new_unique_id(), reply_q: "reply_x".into(),
+                                              call_monitor_timeout: cmt.map(f64::from) }),
+            };
+            prop_assert_eq!(WireRequest::decode(&req.encode().unwrap()).unwrap(), req);
+        }
+
+        #[test]
+        fn reply_round_trip(result in json_value(), fail in any::<bool>(), ending in any::<bool>()) {
+            let mut r = WireReply::result("m", result);
+            r.ending = ending;
+            if fail {
+                r.result = Value::Null;
+                r.failure = Some(Failure::new("E", "m", "x"));
+            }
+            prop_assert_eq!(WireReply::decode(&r.encode().unwrap()).unwrap(), r);
+        }
+
+        #[test]
+        fn notification_round_trip(payload in json_value(), ctx in json_map(), v2 in any::<bool>()) {
+            let n = WireNotification {
+                context: Context::from_map(ctx),
+                notification: Notification::new("pub", "ev.t", Priority::Warn, payload),
+                unique_id: new_unique_id(),
+            };
+            let version = if v2 { EnvelopeVersion::V2 } else { EnvelopeVersion::V1 };
+            prop_assert_eq!(WireNotification::decode(&n.encode(version).unwrap()).unwrap(), n);
+        }
+    }
+}

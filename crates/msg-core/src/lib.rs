@@ -1,0 +1,50 @@
+//! The vocabulary and contracts of msg, a Rust messaging library in the model of OpenStack's
+//! oslo.messaging.
+//!
+//! This crate is what driver authors and the other msg crates build on: targets, transport
+//! URLs, request contexts, priorities, notifications, the one [`Error`] type, the
+//! dyn-compatible [`Driver`] contract with its listeners and incoming messages, the generic
+//! [`Batched`] stream combinator, the [`DriverFactory`] registry, [`Serializer`] hooks, and
+//! the oslo envelope [`codec`]. It has no broker dependency and starts no executor: an
+//! application wants the `msg` facade instead.
+//!
+//! ```
+//! use msg_core::{Role, Target, TransportUrl};
+//! let url: TransportUrl = "rabbit://guest:s3cret@localhost:5672/".parse().unwrap();
+//! assert!(!url.to_string().contains("s3cret"));
+//! Target::server("calc", "host-1").validate(Role::RpcServer).unwrap();
+//! ```
+#![warn(missing_docs)]
+
+mod batch;
+mod capabilities;
+pub mod codec;
+mod context;
+mod driver;
+mod error;
+mod notification;
+mod priority;
+mod registry;
+mod serializer;
+mod target;
+mod url;
+mod version;
+
+pub use batch::Batched;
+pub use capabilities::{Capabilities, Capability};
+pub use codec::{EnvelopeVersion, Failure, RpcRequest};
+pub use context::{Context, TRACEPARENT, TRACESTATE, is_secret_key};
+pub use driver::{
+    Acknowledger, Driver, IncomingNotification, IncomingRequest, ListenOptions, Listener,
+    NotificationListener, ReplyHandle, Responder, Retry, RpcListener, SendOptions, StopListening,
+};
+pub use error::{BoxError, Error, RemoteError, Result};
+pub use notification::{Notification, format_timestamp, parse_timestamp};
+pub use priority::{Priority, UnknownPriority};
+pub use registry::{DriverFactory, DriverRegistry, Transport};
+pub use serializer::{JsonSerializer, NoOpSerializer, Serializer};
+pub use target::{Role, Target};
+pub use url::{TransportHost, TransportUrl};
+pub use version::{BadVersion, Version};
+
+pub use async_trait::async_trait;

@@ -1,0 +1,88 @@
+//! A notification, as listeners see it.
+
+use serde_json::Value;
+
+use crate::Priority;
+
+/// A notification: what a notifier sends and a listener receives.
+///
+/// ```
+/// use msg_core::{Notification, Priority};
+/// let n = Notification::new("compute.host1", "compute.instance.create.end", Priority::Info,
+///                           serde_json::json!({"id": 12}));
+/// assert_eq!(n.message_id.len(), 36); // a uuid4 with dashes
+/// assert_eq!(n.timestamp.len(), "2026-11-23 03:36:41.159724".len());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// A uuid4 with dashes, made by the notifier.
+    pub message_id: String,
+    /// Who sent it (`compute.host1`).
+    pub publisher_id: String,
+    /// What happened (`compute.instance.create.end`).
+    pub event_type: String,
+    /// Its priority.
+    pub priority: Priority,
+    /// The payload.
+    pub payload: Value,
+    /// When it was sent: naive UTC, `YYYY-MM-DD HH:MM:SS.ffffff` (the fraction dropped when zero).
+    pub timestamp: String,
+}
+
+impl Notification {
+    /// A notification stamped now, with a fresh message id.
+    pub fn new(
+        publisher_id: impl Into<String>,
+        event_type: impl Into<String>,
+        priority: Priority,
+        payload: Value,
+    ) -> Self {
+        Notification {
+            message_id: uuid::Uuid::new_v4().to_string(),
+            publisher_id: publisher_id.into(),
+            event_type: event_type.into(),
+            priority,
+            payload,
+            timestamp: format_timestamp(chrono::Utc::now().naive_utc()),
+        }
+    }
+}
+
+/// Formats a naive UTC time as oslo's notifier does (`str(datetime)`): the fraction of a
+/// second in microseconds, dropped when it is zero.
+///
+/// ```
+/// use chrono::NaiveDate;
+/// let t = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap().and_hms_micro_opt(3, 36, 41, 159724).unwrap();
+/// assert_eq!(msg_core::format_timestamp(t), "2026-11-23 03:36:41.159724");
+/// let whole = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap().and_hms_opt(3, 36, 41).unwrap();
+/// assert_eq!(msg_core::format_timestamp(whole), "2026-11-23 03:36:41");
+/// ```
+pub fn format_timestamp(t: chrono::NaiveDateTime) -> String {
+    use chrono::Timelike;
+    let micros = t.nanosecond() / 1000 % 1_000_000;
+    if micros == 0 {
+        t.format("%Y-%m-%d %H:%M:%S").to_string()
+    } else {
+        format!("{}.{micros:06}", t.format("%Y-%m-%d %H:%M:%S"))
+    }
+}
+
+/// Parses oslo's notification timestamp (with or without the fraction).
+pub fn parse_timestamp(s: &str) -> Option<chrono::NaiveDateTime> {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_round_trip() {
+        let n = Notification::new("p", "e", Priority::Info, Value::Null);
+        let t = parse_timestamp(&n.timestamp).unwrap();
+        assert_eq!(format_timestamp(t), n.timestamp);
+        assert!(parse_timestamp("2026-11-23 03:36:41").is_some());
+        assert!(parse_timestamp("yesterday").is_none());
+    }
+}

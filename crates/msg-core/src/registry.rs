@@ -1,0 +1,170 @@
+//! Driver factories, the additive registry, and the transport handle.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{Capabilities, Driver, Error, Result, TransportUrl};
+
+/// Makes drivers for the URL schemes it serves. A third-party crate implements this and the
+/// application registers it: nothing in msg needs to know it exists.
+#[async_trait]
+pub trait DriverFactory: Send + Sync + fmt::Debug {
+    /// The driver's name.
+    fn name(&self) -> &'static str;
+    /// The URL schemes it serves (`rabbit`, `amqp`, ...).
+    fn schemes(&self) -> &[&'static str];
+    /// Connects (or prepares to connect) a driver for the URL.
+    async fn connect(&self, url: &TransportUrl) -> Result<Arc<dyn Driver>>;
+}
+
+/// The drivers a build knows, by scheme. Additive: registering a factory adds its schemes
+/// and, for a scheme already present, takes its place.
+///
+/// ```
+/// use msg_core::DriverRegistry;
+/// let reg = DriverRegistry::new().with_hint("amqp", "enable the `amqp` feature of `msg`");
+/// assert!(reg.schemes().is_empty());
+/// ```
+#[derive(Clone, Default)]
+pub struct DriverRegistry {
+    factories: Vec<Arc<dyn DriverFactory>>,
+    hints: Vec<(String, String)>,
+}
+
+impl DriverRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a factory (its schemes override earlier ones).
+    pub fn register(&mut self, factory: Arc<dyn DriverFactory>) -> &mut Self {
+        self.factories.push(factory);
+        self
+    }
+
+    /// This registry with one more factory.
+    pub fn with(mut self, factory: Arc<dyn DriverFactory>) -> Self {
+        self.register(factory);
+        self
+    }
+
+    /// Says how to get a scheme this build lacks, for the error an unknown scheme gets.
+    pub fn with_hint(mut self, scheme: impl Into<String>, hint: impl Into<String>) -> Self {
+        self.hints.push((scheme.into(), hint.into()));
+        self
+    }
+
+    /// The factory serving `scheme` (the latest registered wins).
+    pub fn lookup(&self, scheme: &str) -> Option<&Arc<dyn DriverFactory>> {
+        let scheme = scheme.to_ascii_lowercase();
+        self.factories
+            .iter()
+            .rev()
+            .find(|f| f.schemes().iter().any(|s| *s == scheme))
+    }
+
+    /// Every scheme served, sorted.
+    pub fn schemes(&self) -> Vec<&'static str> {
+        let mut s: Vec<&'static str> = self
+            .factories
+            .iter()
+            .flat_map(|f| f.schemes().iter().copied())
+            .collect();
+        s.sort_unstable();
+        s.dedup();
+        s
+    }
+
+    /// Opens a transport for the URL.
+    pub async fn open(&self, url: &str) -> Result<Transport> {
+        let url = TransportUrl::parse(url)?;
+        self.open_url(url).await
+    }
+
+    /// Opens a transport for a parsed URL.
+    pub async fn open_url(&self, url: TransportUrl) -> Result<Transport> {
+        let Some(factory) = self.lookup(url.scheme()) else {
+            let supported = self.schemes();
+            return Err(Error::UnknownScheme {
+                scheme: url.scheme().to_string(),
+                supported: if supported.is_empty() {
+                    "no scheme".into()
+                } else {
+                    supported
+                        .iter()
+                        .map(|s| format!("{s}://"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                hint: self
+                    .hints
+                    .iter()
+                    .find(|(s, _)| s.eq_ignore_ascii_case(url.scheme()))
+                    .map(|(_, h)| h.clone()),
+            });
+        };
+        let driver = factory.connect(&url).await?;
+        Ok(Transport::new(driver, url))
+    }
+}
+
+impl fmt::Debug for DriverRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DriverRegistry")
+            .field("schemes", &self.schemes())
+            .finish()
+    }
+}
+
+/// A connected transport: a driver and the URL it was opened with. Cheap to clone; clients,
+/// notifiers, servers and listeners share it.
+#[derive(Clone)]
+pub struct Transport {
+    inner: Arc<TransportInner>,
+}
+
+struct TransportInner {
+    driver: Arc<dyn Driver>,
+    url: TransportUrl,
+}
+
+impl Transport {
+    /// A transport over a driver.
+    pub fn new(driver: Arc<dyn Driver>, url: TransportUrl) -> Self {
+        Transport {
+            inner: Arc::new(TransportInner { driver, url }),
+        }
+    }
+
+    /// The driver.
+    pub fn driver(&self) -> &Arc<dyn Driver> {
+        &self.inner.driver
+    }
+
+    /// The URL (its `Display` hides passwords).
+    pub fn url(&self) -> &TransportUrl {
+        &self.inner.url
+    }
+
+    /// What the driver can do.
+    pub fn capabilities(&self) -> Capabilities {
+        self.inner.driver.capabilities()
+    }
+
+    /// Closes the driver's connections.
+    pub async fn cleanup(&self) -> Result<()> {
+        self.inner.driver.cleanup().await
+    }
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("driver", &self.inner.driver.name())
+            .field("url", &self.inner.url)
+            .finish()
+    }
+}
