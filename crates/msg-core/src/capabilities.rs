@@ -103,13 +103,16 @@ impl Capabilities {
 
     /// The capabilities in the set.
     pub fn iter(self) -> impl Iterator<Item = Capability> {
-        Capability::ALL.into_iter().filter(move |c| self.contains(*c))
+        Capability::ALL
+            .into_iter()
+            .filter(move |c| self.contains(*c))
     }
 }
 
 impl FromIterator<Capability> for Capabilities {
     fn from_iter<I: IntoIterator<Item = Capability>>(iter: I) -> Self {
-        iter.into_iter().fold(Capabilities::empty(), Capabilities::with)
+        iter.into_iter()
+            .fold(Capabilities::empty(), Capabilities::with)
     }
 }
 

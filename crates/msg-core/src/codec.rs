@@ -97,28 +97,12 @@ impl WireRequest {
     /// assert_eq!(WireRequest::decode(&bytes).unwrap(), req);
     /// ```
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let mut inner = Vec::with_capacity(128 + 16 * self.request.args.len());
-        {
-            let mut ser = serde_json::Serializer::new(&mut inner);
-            let mut map = ser.serialize_map(None)?;
-            map.serialize_entry("method", &self.request.method)?;
-            map.serialize_entry("args", &self.request.args)?;
-            if let Some(ns) = &self.request.namespace {
-                map.serialize_entry("namespace", ns)?;
-            }
-            if let Some(v) = &self.request.version {
-                map.serialize_entry("version", v)?;
-            }
-            if let Some(call) = &self.call {
-                map.serialize_entry("_msg_id", &call.msg_id)?;
-                map.serialize_entry("_reply_q", &call.reply_q)?;
-                map.serialize_entry("_timeout", &call.call_monitor_timeout)?;
-            }
-            map.serialize_entry("_unique_id", &self.unique_id)?;
-            pack_context(&mut map, &self.context)?;
-            map.end()?;
-        }
-        envelope(&inner)
+        encode_request(
+            &self.context,
+            &self.request,
+            &self.unique_id,
+            self.call.as_ref(),
+        )
     }
 
     /// Decodes a request, enveloped or bare.
@@ -424,25 +408,7 @@ pub struct WireNotification {
 impl WireNotification {
     /// Encodes the notification, in the envelope (`V2`, `messagingv2`) or bare (`V1`, `messaging`).
     pub fn encode(&self, version: EnvelopeVersion) -> Result<Vec<u8>> {
-        let n = &self.notification;
-        let mut inner = Vec::with_capacity(256);
-        {
-            let mut ser = serde_json::Serializer::new(&mut inner);
-            let mut map = ser.serialize_map(None)?;
-            map.serialize_entry("message_id", &n.message_id)?;
-            map.serialize_entry("publisher_id", &n.publisher_id)?;
-            map.serialize_entry("event_type", &n.event_type)?;
-            map.serialize_entry("priority", n.priority.wire_name())?;
-            map.serialize_entry("payload", &n.payload)?;
-            map.serialize_entry("timestamp", &n.timestamp)?;
-            map.serialize_entry("_unique_id", &self.unique_id)?;
-            pack_context(&mut map, &self.context)?;
-            map.end()?;
-        }
-        match version {
-            EnvelopeVersion::V1 => Ok(inner),
-            EnvelopeVersion::V2 => envelope(&inner),
-        }
+        encode_notification(&self.context, &self.notification, &self.unique_id, version)
     }
 
     /// Decodes a notification, enveloped or bare.
@@ -474,6 +440,74 @@ impl WireNotification {
             },
             unique_id,
         })
+    }
+}
+
+/// Encodes an RPC request in the 2.0 envelope from borrowed parts (what drivers call on
+/// every send, so nothing is cloned).
+pub fn encode_request(
+    context: &Context,
+    request: &RpcRequest,
+    unique_id: &str,
+    call: Option<&CallInfo>,
+) -> Result<Vec<u8>> {
+    let mut inner = Vec::with_capacity(128 + 16 * request.args.len());
+    {
+        let mut ser = serde_json::Serializer::new(&mut inner);
+        let mut map = ser.serialize_map(None)?;
+        map.serialize_entry("method", &request.method)?;
+        map.serialize_entry("args", &request.args)?;
+        if let Some(ns) = &request.namespace {
+            map.serialize_entry("namespace", ns)?;
+        }
+        if let Some(v) = &request.version {
+            map.serialize_entry("version", v)?;
+        }
+        if let Some(call) = call {
+            map.serialize_entry("_msg_id", &call.msg_id)?;
+            map.serialize_entry("_reply_q", &call.reply_q)?;
+            map.serialize_entry("_timeout", &seconds_value(call.call_monitor_timeout))?;
+        }
+        map.serialize_entry("_unique_id", unique_id)?;
+        pack_context(&mut map, context)?;
+        map.end()?;
+    }
+    envelope(&inner)
+}
+
+/// Encodes a notification from borrowed parts, enveloped (`V2`) or bare (`V1`).
+pub fn encode_notification(
+    context: &Context,
+    n: &Notification,
+    unique_id: &str,
+    version: EnvelopeVersion,
+) -> Result<Vec<u8>> {
+    let mut inner = Vec::with_capacity(256);
+    {
+        let mut ser = serde_json::Serializer::new(&mut inner);
+        let mut map = ser.serialize_map(None)?;
+        map.serialize_entry("message_id", &n.message_id)?;
+        map.serialize_entry("publisher_id", &n.publisher_id)?;
+        map.serialize_entry("event_type", &n.event_type)?;
+        map.serialize_entry("priority", n.priority.wire_name())?;
+        map.serialize_entry("payload", &n.payload)?;
+        map.serialize_entry("timestamp", &n.timestamp)?;
+        map.serialize_entry("_unique_id", unique_id)?;
+        pack_context(&mut map, context)?;
+        map.end()?;
+    }
+    match version {
+        EnvelopeVersion::V1 => Ok(inner),
+        EnvelopeVersion::V2 => envelope(&inner),
+    }
+}
+
+/// Seconds as Python sends them: a whole number as an integer (`2`, not `2.0`).
+fn seconds_value(s: Option<f64>) -> Value {
+    match s {
+        Some(t) if t.fract() == 0.0 && t.abs() < 1e15 => Value::from(t as i64),
+        Some(t) => serde_json::Number::from_f64(t).map_or(Value::Null, Value::Number),
+        None => Value::Null,
     }
 }
 
@@ -583,10 +617,7 @@ mod tests {
     #[test]
     fn envelope_versions() {
         let body = br#"{"oslo.version": "3.0", "oslo.message": "{}"}"#;
-        assert!(matches!(
-            decode_object(body),
-            Err(Error::Malformed { .. })
-        ));
+        assert!(matches!(decode_object(body), Err(Error::Malformed { .. })));
         let body = br#"{"oslo.version": "2.0", "oslo.message": "{\"a\": 1}"}"#;
         assert_eq!(decode_object(body).unwrap()["a"], json!(1));
         // only one of the two keys: taken as it is
@@ -609,8 +640,12 @@ mod tests {
     fn failures_map_to_typed_errors() {
         let f = Failure::new("NoSuchMethod", DISPATCHER_MODULE, "nope");
         let req = RpcRequest::new("frob", Map::new());
-        assert!(matches!(f.into_error(Some(&req)), Error::NoSuchMethod { method, .. } if method == "frob"));
-        let f = Failure::from_json_str(r#"{"class": "KeyError", "module": "exceptions", "message": "k"}"#);
+        assert!(
+            matches!(f.into_error(Some(&req)), Error::NoSuchMethod { method, .. } if method == "frob")
+        );
+        let f = Failure::from_json_str(
+            r#"{"class": "KeyError", "module": "exceptions", "message": "k"}"#,
+        );
         assert_eq!(f.module, "builtins");
         assert!(matches!(f.into_error(None), Error::Remote(r) if r.class == "KeyError"));
         let f = Failure::from_json_str("not json");

@@ -137,7 +137,8 @@ pub enum Error {
 }
 
 fn namespace_suffix(ns: Option<&str>) -> String {
-    ns.map(|n| format!(" in namespace `{n}`")).unwrap_or_default()
+    ns.map(|n| format!(" in namespace `{n}`"))
+        .unwrap_or_default()
 }
 
 impl Error {

@@ -204,7 +204,10 @@ mod tests {
     fn roles_need_their_fields() {
         assert_eq!(field(Target::new().validate(Role::RpcCall)), "topic");
         assert_eq!(field(Target::topic("").validate(Role::Notifier)), "topic");
-        assert_eq!(field(Target::topic("t").validate(Role::RpcServer)), "server");
+        assert_eq!(
+            field(Target::topic("t").validate(Role::RpcServer)),
+            "server"
+        );
         assert_eq!(
             field(Target::server("t", "").validate(Role::RpcServer)),
             "server"

@@ -1,0 +1,61 @@
+//! The memory driver against the conformance suite: it must have every capability.
+
+use msg_core::{Capabilities, Capability};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_driver_passes_the_conformance_suite() {
+    let report =
+        msg_testkit::Conformance::new(msg_driver_memory::factory(), "memory://conformance")
+            .require(Capability::ALL)
+            .run()
+            .await;
+    eprintln!("{report}");
+    assert_eq!(report.capabilities, Capabilities::all());
+    assert!(report.skips().is_empty(), "memory:// must skip nothing");
+    report.assert_ok();
+}
+
+#[tokio::test]
+async fn named_brokers_are_shared_and_isolated() {
+    use futures::StreamExt;
+    use msg_core::{
+        Context, DriverRegistry, EnvelopeVersion, ListenOptions, Notification, Priority, Retry,
+        Target,
+    };
+    let reg = DriverRegistry::new().with(msg_driver_memory::factory());
+    let a = reg.open("memory://shared-x").await.unwrap();
+    let b = reg.open("memory://shared-x").await.unwrap();
+    let c = reg.open("memory://other-y").await.unwrap();
+    let t = Target::topic("iso");
+    let n = Notification::new("p", "e", Priority::Info, serde_json::json!(1));
+    a.driver()
+        .send_notification(&t, &Context::new(), &n, EnvelopeVersion::V2, Retry::Forever)
+        .await
+        .unwrap();
+    let subs = [(t.clone(), Priority::Info)];
+    let mut lc = c
+        .driver()
+        .listen_for_notifications(&subs, None, &ListenOptions::default())
+        .await
+        .unwrap();
+    let mut lb = b
+        .driver()
+        .listen_for_notifications(&subs, None, &ListenOptions::default())
+        .await
+        .unwrap();
+    let got = lb.next().await.unwrap();
+    assert_eq!(got.notification.message_id, n.message_id);
+    got.ack().await.unwrap();
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(200), lc.next())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn unknown_url_options_are_rejected() {
+    let url = msg_core::TransportUrl::parse("memory://x?durable=1").unwrap();
+    let err = msg_driver_memory::MemoryDriver::from_url(&url).unwrap_err();
+    assert!(err.to_string().contains("durable"), "{err}");
+}

@@ -1,0 +1,85 @@
+//! What a conformance case gets: connections to the driver under test and helpers.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use msg_core::{Capabilities, Driver, DriverFactory, Listener, Result, TransportUrl};
+
+/// The environment of a case: the driver factory and URL under test. Each call to
+/// [`Env::driver`] opens a new connection, so a client and a server in one case talk
+/// through the broker as separate processes would.
+#[derive(Debug, Clone)]
+pub struct Env {
+    factory: Arc<dyn DriverFactory>,
+    url: TransportUrl,
+    caps: Capabilities,
+    opened: Arc<Mutex<Vec<Arc<dyn Driver>>>>,
+}
+
+impl Env {
+    pub(crate) async fn connect(factory: Arc<dyn DriverFactory>, url: &str) -> Result<Self> {
+        let url = TransportUrl::parse(url)?;
+        let first = factory.connect(&url).await?;
+        let caps = first.capabilities();
+        Ok(Env {
+            factory,
+            url,
+            caps,
+            opened: Arc::new(Mutex::new(vec![first])),
+        })
+    }
+
+    /// What the driver declares.
+    pub fn capabilities(&self) -> Capabilities {
+        self.caps
+    }
+
+    /// A new connection to the broker under test.
+    pub async fn driver(&self) -> Result<Arc<dyn Driver>> {
+        let d = self.factory.connect(&self.url).await?;
+        self.opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(d.clone());
+        Ok(d)
+    }
+
+    /// A name no other case (or run) uses: topics, pools and exchanges stay apart.
+    pub fn unique(&self, base: &str) -> String {
+        format!(
+            "{base}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        )
+    }
+
+    pub(crate) async fn cleanup(&self) {
+        let opened = std::mem::take(&mut *self.opened.lock().unwrap_or_else(|p| p.into_inner()));
+        for d in opened {
+            let _ = d.cleanup().await;
+        }
+    }
+}
+
+/// Takes the next item of a listener within `within`, or says why not.
+pub(crate) async fn next_within<M>(
+    listener: &mut Listener<M>,
+    within: Duration,
+) -> std::result::Result<M, String> {
+    match tokio::time::timeout(within, listener.next()).await {
+        Ok(Some(m)) => Ok(m),
+        Ok(None) => Err("the listener ended".into()),
+        Err(_) => Err(format!("nothing arrived within {within:?}")),
+    }
+}
+
+/// Asserts that nothing arrives within `within`.
+pub(crate) async fn nothing_within<M>(
+    listener: &mut Listener<M>,
+    within: Duration,
+) -> std::result::Result<(), String> {
+    match tokio::time::timeout(within, listener.next()).await {
+        Ok(Some(_)) => Err("a message arrived that should not have".into()),
+        Ok(None) | Err(_) => Ok(()),
+    }
+}

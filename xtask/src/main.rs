@@ -1,0 +1,509 @@
+//! `cargo xtask` -- developer and CI tasks for the msg workspace.
+//!
+//! ```text
+//! cargo xtask test [-- <extra cargo test args>]   the project's test command
+//! cargo xtask brokers                             probe/start brokers, print their URLs
+//! cargo xtask ci [-- <extra cargo test args>]     what .ci/run does: fmt, clippy, test
+//! cargo xtask venv                                prepare the Python interop venv
+//! ```
+//!
+//! `test` makes sure RabbitMQ (127.0.0.1:5672) and NATS (127.0.0.1:4222) are
+//! running when they are installed, exports `MSG_RABBIT_URL` / `MSG_NATS_URL`
+//! for the ones that are up (values already in the environment win), prepares
+//! the Python interop venv (`MSG_PYTHON`) when the interop tests exist or
+//! `MSG_INTEROP=1`, then runs `cargo test --workspace --all-targets` and
+//! `cargo test --workspace --doc`. With `MSG_REQUIRE_BROKERS=1` a missing
+//! broker or venv is an error instead of a loud SKIPPED line.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod brokers;
+mod python;
+mod util;
+
+use std::env;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+
+use crate::brokers::{Broker, State};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  test [-- <cargo test args>]  start/check brokers, then cargo test --workspace
+                               (--all-targets, then --doc); extra args go to both
+                               runs (target-selection flags such as --test NAME or
+                               --lib replace them with a single run; -p/--package
+                               replaces --workspace)
+  brokers                      start/check brokers and print `export` lines for them
+  ci [-- <cargo test args>]    fmt check, clippy -D warnings, then `test`, with
+                               MSG_REQUIRE_BROKERS=1 unless already set (= .ci/run)
+  venv                         create/check the Python interop venv
+                               (target/interop-venv, oslo.messaging) and print
+                               an `export MSG_PYTHON=...` line
+
+environment:
+  MSG_REQUIRE_BROKERS=1  a missing broker (or interop venv) is an error, not a skip
+  MSG_RABBIT_URL, MSG_NATS_URL, MSG_PYTHON
+                         if already set, used as given (not probed, not overwritten)
+  MSG_INTEROP=1|0        force / suppress the Python interop venv (default: on when
+                         crates/msg-driver-amqp/tests/interop exists)";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    let mut args: Vec<OsString> = env::args_os().skip(1).collect();
+    if args.is_empty() {
+        eprintln!("{USAGE}");
+        return Ok(ExitCode::from(2));
+    }
+    let command = args.remove(0);
+    // `cargo xtask test -- --nocapture`: drop the separator we were given.
+    if args.first().is_some_and(|a| a == "--") {
+        args.remove(0);
+    }
+    let command = command
+        .to_str()
+        .ok_or_else(|| anyhow!("command is not valid UTF-8: {command:?}"))?;
+    let ctx = Ctx::new()?;
+    match command {
+        "test" => Ok(exit_code(ctx.test(&args)?)),
+        "brokers" => {
+            expect_no_args("brokers", &args)?;
+            ctx.brokers()
+        }
+        "ci" => ctx.ci(&args),
+        "venv" => {
+            expect_no_args("venv", &args)?;
+            let python = python::ensure_python_venv(&ctx.root)?;
+            println!(
+                "export MSG_PYTHON={}",
+                util::shell_quote(&python.to_string_lossy())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => {
+            eprintln!("xtask: unknown command `{other}`\n\n{USAGE}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn exit_code(failure: Option<u8>) -> ExitCode {
+    failure.map_or(ExitCode::SUCCESS, ExitCode::from)
+}
+
+fn expect_no_args(command: &str, args: &[OsString]) -> Result<()> {
+    if args.is_empty() {
+        Ok(())
+    } else {
+        bail!("`cargo xtask {command}` takes no arguments (got {args:?})")
+    }
+}
+
+#[derive(Debug)]
+struct Ctx {
+    /// The workspace root (parent of the xtask package).
+    root: PathBuf,
+    /// The cargo that launched us (so toolchain overrides carry over).
+    cargo: OsString,
+    /// `MSG_REQUIRE_BROKERS=1`: missing brokers / venv are errors.
+    require: bool,
+    /// Extra variables for every child cargo (e.g. the forced require flag in `ci`).
+    child_env: Vec<(&'static str, OsString)>,
+}
+
+impl Ctx {
+    fn new() -> Result<Self> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("xtask's manifest directory has no parent")?
+            .to_path_buf();
+        if !root.join("Cargo.toml").is_file() {
+            bail!("workspace root {} has no Cargo.toml", root.display());
+        }
+        Ok(Ctx {
+            root,
+            cargo: env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+            require: util::env_flag("MSG_REQUIRE_BROKERS").unwrap_or(false),
+            child_env: Vec::new(),
+        })
+    }
+
+    fn cargo<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new(&self.cargo);
+        cmd.args(args).current_dir(&self.root);
+        for (key, value) in &self.child_env {
+            cmd.env(key, value);
+        }
+        cmd
+    }
+
+    /// Runs a cargo command with inherited stdio; `Ok(None)` on success,
+    /// `Ok(Some(code))` with a failing exit code otherwise.
+    fn run_cargo(&self, mut cmd: Command) -> Result<Option<u8>> {
+        let shown = util::display_cmd(&cmd);
+        eprintln!("xtask: running `{shown}`");
+        let status = cmd
+            .status()
+            .with_context(|| format!("failed to run `{shown}`"))?;
+        if status.success() {
+            return Ok(None);
+        }
+        // Killed by a signal (no code) or an out-of-range code: plain failure.
+        let code = status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .filter(|&c| c != 0)
+            .unwrap_or(1);
+        eprintln!("xtask: `{shown}` failed ({status})");
+        Ok(Some(code))
+    }
+
+    /// Steps 1-3: probe/start brokers, print status, enforce MSG_REQUIRE_BROKERS.
+    fn ensure_brokers(&self) -> Result<Vec<Broker>> {
+        let brokers = brokers::ensure_all(&self.root.join("target").join("xtask"));
+        let missing: Vec<&str> = brokers
+            .iter()
+            .filter(|b| b.is_missing())
+            .map(|b| b.kind.name())
+            .collect();
+        if self.require && !missing.is_empty() {
+            bail!(
+                "MSG_REQUIRE_BROKERS=1 but {} not available (see the SKIPPED line above); \
+                 install/start it, or point {} at one",
+                missing.join(" and "),
+                brokers
+                    .iter()
+                    .filter(|b| b.is_missing())
+                    .map(|b| b.kind.env_var())
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            );
+        }
+        Ok(brokers)
+    }
+
+    fn brokers(&self) -> Result<ExitCode> {
+        for broker in self.ensure_brokers()? {
+            let var = broker.kind.env_var();
+            match broker.url() {
+                Some(url) => println!("export {var}={}", util::shell_quote(url)),
+                None => println!("unset {var}"),
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// Steps 1-6; `Ok(Some(code))` when cargo test failed.
+    fn test(&self, extra: &[OsString]) -> Result<Option<u8>> {
+        let started = Instant::now();
+        let brokers = self.ensure_brokers()?;
+        let interop = self.interop()?;
+
+        let mut notes: Vec<String> = brokers
+            .iter()
+            .map(|b| {
+                let what = match &b.state {
+                    State::Up => "up",
+                    State::Started => "started",
+                    State::Preset(_) => "from env",
+                    State::Missing(_) => "SKIPPED",
+                };
+                format!("{} {what}", b.kind.name())
+            })
+            .collect();
+        notes.push(format!("interop {}", interop.summary()));
+
+        let mut outcome = Vec::new();
+        let mut failure = None;
+        for (label, args) in test_invocations(extra) {
+            if failure.is_some() {
+                outcome.push(format!("{label} not run"));
+                continue;
+            }
+            let mut cmd = self.cargo(&args);
+            for broker in &brokers {
+                let var = broker.kind.env_var();
+                match &broker.state {
+                    State::Up | State::Started => {
+                        if let Some(url) = broker.url() {
+                            cmd.env(var, url);
+                        }
+                    }
+                    // Already in our environment; inherited unchanged.
+                    State::Preset(_) => {}
+                    // Possibly set but empty: make it unset so tests skip cleanly.
+                    State::Missing(_) => {
+                        cmd.env_remove(var);
+                    }
+                }
+            }
+            if let Interop::Ready(python) = &interop {
+                cmd.env("MSG_PYTHON", python);
+            }
+            match self.run_cargo(cmd)? {
+                None => outcome.push(format!("{label} ok")),
+                Some(code) => {
+                    outcome.push(format!("{label} FAILED"));
+                    failure = Some(code);
+                }
+            }
+        }
+
+        let verdict = if failure.is_some() {
+            "FAILED"
+        } else {
+            "PASSED"
+        };
+        eprintln!(
+            "xtask test: {verdict} ({}) in {}s [{}]",
+            outcome.join(", "),
+            started.elapsed().as_secs(),
+            notes.join(", ")
+        );
+        let skipped: Vec<&str> = brokers
+            .iter()
+            .filter(|b| b.is_missing())
+            .map(|b| b.kind.name())
+            .chain(matches!(interop, Interop::Skipped).then_some("python interop"))
+            .collect();
+        if !skipped.is_empty() {
+            eprintln!(
+                "xtask test: NOTE: {} suites were SKIPPED",
+                skipped.join(", ")
+            );
+        }
+        Ok(failure)
+    }
+
+    /// Step 5: the Python interop venv, when wanted.
+    fn interop(&self) -> Result<Interop> {
+        if !python::wanted(&self.root) {
+            return Ok(Interop::NotWanted);
+        }
+        if let Some(preset) = util::env_nonempty("MSG_PYTHON") {
+            eprintln!("interop: using MSG_PYTHON from environment ({preset})");
+            return Ok(Interop::Preset);
+        }
+        match python::ensure_python_venv(&self.root) {
+            Ok(python) => {
+                eprintln!("interop: python venv ready ({})", python.display());
+                Ok(Interop::Ready(python))
+            }
+            Err(err) if self.require => Err(err.context(
+                "MSG_REQUIRE_BROKERS=1 but the Python interop venv could not be prepared",
+            )),
+            Err(err) => {
+                let line = format!("SKIPPED: python interop suites ({err:#})");
+                eprintln!("{}", brokers::loud(&line));
+                Ok(Interop::Skipped)
+            }
+        }
+    }
+
+    fn ci(mut self, extra: &[OsString]) -> Result<ExitCode> {
+        if env::var_os("MSG_REQUIRE_BROKERS").is_none() {
+            self.require = true;
+            self.child_env.push(("MSG_REQUIRE_BROKERS", "1".into()));
+        }
+        let checks: [&[&str]; 2] = [
+            &["fmt", "--all", "--", "--check"],
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ];
+        for args in checks {
+            if let Some(code) = self.run_cargo(self.cargo(args))? {
+                eprintln!("xtask ci: FAILED at `cargo {}`", args.join(" "));
+                return Ok(ExitCode::from(code));
+            }
+        }
+        let failure = self.test(extra)?;
+        if failure.is_some() {
+            eprintln!("xtask ci: FAILED at tests");
+        } else {
+            eprintln!("xtask ci: PASSED");
+        }
+        Ok(exit_code(failure))
+    }
+}
+
+#[derive(Debug)]
+enum Interop {
+    NotWanted,
+    Preset,
+    Ready(PathBuf),
+    Skipped,
+}
+
+impl Interop {
+    fn summary(&self) -> &'static str {
+        match self {
+            Interop::NotWanted => "not needed",
+            Interop::Preset => "from env",
+            Interop::Ready(_) => "ready",
+            Interop::Skipped => "SKIPPED",
+        }
+    }
+}
+
+/// The `cargo test` invocations for `cargo xtask test <extra>`, with labels.
+///
+/// Normally two runs: `--all-targets` and `--doc` (cargo cannot combine
+/// them), each with `extra` appended. If `extra` selects targets itself
+/// (`--lib`, `--test NAME`, `--doc`, ...) it is one run with just those.
+/// `-p`/`--package` in `extra` replaces `--workspace`.
+fn test_invocations(extra: &[OsString]) -> Vec<(&'static str, Vec<OsString>)> {
+    // Only look at cargo's own arguments, not those after `--` for the harness.
+    let cargo_args = extra
+        .iter()
+        .take_while(|a| *a != "--")
+        .filter_map(|a| a.to_str());
+    let mut has_package = false;
+    let mut has_targets = false;
+    for arg in cargo_args {
+        let flag = arg.split('=').next().unwrap_or(arg);
+        has_package |=
+            matches!(flag, "-p" | "--package") || (arg.starts_with("-p") && !arg.starts_with("--"));
+        has_targets |= matches!(
+            flag,
+            "--lib"
+                | "--bin"
+                | "--bins"
+                | "--example"
+                | "--examples"
+                | "--test"
+                | "--tests"
+                | "--bench"
+                | "--benches"
+                | "--all-targets"
+                | "--doc"
+        );
+    }
+
+    let mut base: Vec<OsString> = vec!["test".into()];
+    if !has_package {
+        base.push("--workspace".into());
+    }
+    let with = |selector: Option<&str>| {
+        let mut args = base.clone();
+        args.extend(selector.map(OsString::from));
+        args.extend(extra.iter().cloned());
+        args
+    };
+    if has_targets {
+        vec![("tests", with(None))]
+    } else {
+        vec![
+            ("all targets", with(Some("--all-targets"))),
+            ("doctests", with(Some("--doc"))),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(extra: &[&str]) -> Vec<(&'static str, Vec<String>)> {
+        let extra: Vec<OsString> = extra.iter().map(OsString::from).collect();
+        test_invocations(&extra)
+            .into_iter()
+            .map(|(label, args)| {
+                let args = args
+                    .into_iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
+                (label, args)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn default_is_all_targets_then_doc() {
+        assert_eq!(
+            plan(&[]),
+            vec![
+                (
+                    "all targets",
+                    vec!["test".into(), "--workspace".into(), "--all-targets".into()]
+                ),
+                (
+                    "doctests",
+                    vec!["test".into(), "--workspace".into(), "--doc".into()]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn extra_args_go_to_both_runs() {
+        let runs = plan(&["--", "--nocapture", "--test-threads=1"]);
+        assert_eq!(runs.len(), 2);
+        for (_, args) in runs {
+            assert!(args.ends_with(&[
+                "--".into(),
+                "--nocapture".into(),
+                "--test-threads=1".into()
+            ]));
+        }
+    }
+
+    #[test]
+    fn target_selection_means_one_run() {
+        let runs = plan(&["--test", "rabbit", "--", "--lib"]);
+        assert_eq!(runs.len(), 1);
+        assert_eq!(
+            runs[0].1,
+            ["test", "--workspace", "--test", "rabbit", "--", "--lib"]
+        );
+    }
+
+    #[test]
+    fn harness_args_do_not_select_targets() {
+        assert_eq!(plan(&["--", "--doc"]).len(), 2);
+    }
+
+    #[test]
+    fn package_replaces_workspace() {
+        for extra in [
+            &["-p", "msg-core"][..],
+            &["-pmsg-core"],
+            &["--package=msg-core"],
+        ] {
+            for (_, args) in plan(extra) {
+                assert!(
+                    !args.iter().any(|a| a == "--workspace"),
+                    "{extra:?}: {args:?}"
+                );
+            }
+        }
+    }
+}

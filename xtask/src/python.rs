@@ -1,0 +1,92 @@
+//! The Python virtualenv with oslo.messaging used by the interop tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::util;
+
+/// The oslo.messaging release the interop tests are written against.
+pub const OSLO_MESSAGING: &str = "oslo.messaging==18.3.1";
+
+const VENV_LIMIT: Duration = Duration::from_secs(180);
+const PIP_LIMIT: Duration = Duration::from_secs(15 * 60);
+const IMPORT_LIMIT: Duration = Duration::from_secs(60);
+
+/// The directory whose presence switches the interop venv on.
+pub fn interop_dir(root: &Path) -> PathBuf {
+    root.join("crates/msg-driver-amqp/tests/interop")
+}
+
+/// Whether `cargo xtask test` should prepare the venv: `MSG_INTEROP=1` forces
+/// it, `MSG_INTEROP=0` turns it off, otherwise it follows the presence of the
+/// interop test directory.
+pub fn wanted(root: &Path) -> bool {
+    util::env_flag("MSG_INTEROP").unwrap_or_else(|| interop_dir(root).is_dir())
+}
+
+/// The virtualenv location: `<workspace>/target/interop-venv`.
+pub fn venv_dir(root: &Path) -> PathBuf {
+    root.join("target").join("interop-venv")
+}
+
+/// Makes sure `target/interop-venv` exists and can `import oslo_messaging`,
+/// creating it with `python3 -m venv` and installing oslo.messaging with pip
+/// if needed. Returns the absolute path of the venv's python (not resolved
+/// through its symlink, so that it keeps using the venv).
+pub fn ensure_python_venv(root: &Path) -> Result<PathBuf> {
+    let venv = venv_dir(root);
+    let python = venv.join("bin").join("python");
+    if imports_oslo(&python) {
+        return Ok(python);
+    }
+
+    let runs = util::succeeds_quietly(Command::new(&python).args(["-c", ""]), IMPORT_LIMIT);
+    if !runs {
+        let python3 = util::find_program("python3", &["/usr/bin/python3"])
+            .context("python3 not found on PATH (needed to create the interop venv)")?;
+        eprintln!("interop: creating {} ...", venv.display());
+        let mut cmd = Command::new(python3);
+        // --clear: a half-made or stale venv (e.g. after a python upgrade) is rebuilt.
+        cmd.args(["-m", "venv", "--clear"])
+            .arg(&venv)
+            .stdin(Stdio::null());
+        let shown = util::display_cmd(&cmd);
+        let status = util::run_with_deadline(&mut cmd, VENV_LIMIT)?;
+        if !status.success() {
+            bail!("`{shown}` failed ({status}); on Debian/Ubuntu install the python3-venv package");
+        }
+    }
+
+    eprintln!(
+        "interop: pip install {OSLO_MESSAGING} into {} ...",
+        venv.display()
+    );
+    let mut pip = Command::new(&python);
+    pip.args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+        .args(["--no-input", "--timeout", "60", OSLO_MESSAGING])
+        .env("PIP_NO_INPUT", "1")
+        .stdin(Stdio::null());
+    let shown = util::display_cmd(&pip);
+    let status = util::run_with_deadline(&mut pip, PIP_LIMIT)?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    if !imports_oslo(&python) {
+        bail!(
+            "`{} -c \"import oslo_messaging\"` still fails after pip install",
+            python.display()
+        );
+    }
+    Ok(python)
+}
+
+fn imports_oslo(python: &Path) -> bool {
+    python.is_file()
+        && util::succeeds_quietly(
+            Command::new(python).args(["-c", "import oslo_messaging"]),
+            IMPORT_LIMIT,
+        )
+}
