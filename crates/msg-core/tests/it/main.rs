@@ -1,4 +1,5 @@
 //! The codec against golden vectors: bodies Python oslo.messaging 18.3.1 put on RabbitMQ.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 use msg_core::codec::{EnvelopeVersion, WireNotification, WireReply, WireRequest};
 use serde_json::Value;
