@@ -108,6 +108,9 @@ pub enum Error {
         /// What was asked for.
         feature: String,
     },
+    /// An argument given to msg is unusable (RPC arguments that aren't a JSON object, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     /// A message (or a part of it) could not be decoded.
     #[error("malformed message: {reason}")]
     Malformed {

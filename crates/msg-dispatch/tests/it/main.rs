@@ -1,0 +1,4 @@
+//! msg-dispatch through its public API, fed with what the oslo codec decodes.
+
+mod notify;
+mod rpc;
