@@ -1,0 +1,274 @@
+//! The RPC server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use msg_core::{
+    Error, IncomingRequest, ListenOptions, Result, Role, Serializer, Target, Transport,
+};
+use msg_dispatch::{AccessPolicy, Endpoint, RpcDispatcher};
+
+use crate::dedup::Dedup;
+use crate::executor::Executor;
+use crate::server::{Handle, MessageHandlingServer, Opened, ServerState, Source};
+
+/// Serves RPC endpoints on a server target: its topic (load-balanced with the other servers
+/// of the topic), `topic.server`, and fanout.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use msg_core::{Context, DriverRegistry, Target};
+/// use msg_dispatch::{Endpoint, HandlerError};
+/// use msg_server::RpcServer;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Add { a: i64, b: i64 }
+///
+/// let transport = DriverRegistry::new().with(msg_driver_memory::factory()).open("memory://rpc-doc").await.unwrap();
+/// let calc = Endpoint::new()
+///     .version("1.2")
+///     .method("add", |_ctx: Context, Add { a, b }| async move { Ok::<_, HandlerError>(a + b) });
+/// let server = RpcServer::builder(transport.clone(), Target::server("calc", "host-1"))
+///     .endpoint(calc)
+///     .start()
+///     .await
+///     .unwrap();
+/// let client = msg_client::RpcClient::new(transport, Target::topic("calc"));
+/// let sum: i64 = client.call(&Context::new(), "add", serde_json::json!({"a": 2, "b": 3})).await.unwrap();
+/// assert_eq!(sum, 5);
+/// server.shutdown(Duration::from_secs(5)).await.unwrap();
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct RpcServer {
+    server: MessageHandlingServer<IncomingRequest>,
+    target: Target,
+}
+
+/// Builds an [`RpcServer`].
+#[derive(Debug)]
+pub struct RpcServerBuilder {
+    transport: Transport,
+    target: Target,
+    endpoints: Vec<Endpoint>,
+    executor: Executor,
+    prefetch: Option<u32>,
+    policy: AccessPolicy,
+    serializer: Option<Arc<dyn Serializer>>,
+    ping: bool,
+}
+
+impl RpcServer {
+    /// A builder for a server on `target` (topic and server name needed).
+    pub fn builder(transport: impl Into<Transport>, target: Target) -> RpcServerBuilder {
+        RpcServerBuilder {
+            transport: transport.into(),
+            target,
+            endpoints: Vec::new(),
+            executor: Executor::default(),
+            prefetch: None,
+            policy: AccessPolicy::Default,
+            serializer: None,
+            ping: false,
+        }
+    }
+
+    /// The target served.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Starts consuming (again, after a stop).
+    pub async fn start(&self) -> Result<()> {
+        self.server.start().await
+    }
+
+    /// Stops taking new requests; those received are still handled.
+    pub fn stop(&self) {
+        self.server.stop();
+    }
+
+    /// Returns when every handler is done and the listener is released (after `stop`).
+    pub async fn wait(&self) {
+        self.server.wait().await;
+    }
+
+    /// Forgets the `_unique_id`s remembered for dedup.
+    pub fn reset(&self) {
+        self.server.reset();
+    }
+
+    /// `stop` and `wait` within `grace`.
+    pub async fn shutdown(&self, grace: Duration) -> Result<()> {
+        self.server.shutdown(grace).await
+    }
+
+    /// Where the server is in its life.
+    pub fn state(&self) -> ServerState {
+        self.server.state()
+    }
+}
+
+impl RpcServerBuilder {
+    /// Adds an endpoint (dispatch walks them in the order added).
+    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoints.push(endpoint);
+        self
+    }
+
+    /// Adds endpoints.
+    pub fn endpoints(mut self, endpoints: impl IntoIterator<Item = Endpoint>) -> Self {
+        self.endpoints.extend(endpoints);
+        self
+    }
+
+    /// The executor (default `Pool(64)`).
+    pub fn executor(mut self, executor: Executor) -> Self {
+        self.executor = executor;
+        self
+    }
+
+    /// The listener's prefetch; by default the executor's capacity (`0`: unlimited).
+    pub fn prefetch(mut self, prefetch: u32) -> Self {
+        self.prefetch = Some(prefetch);
+        self
+    }
+
+    /// The access policy (default: `_`-prefixed methods are never callable).
+    pub fn access_policy(mut self, policy: AccessPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The serializer for contexts, arguments and results.
+    pub fn serializer(mut self, serializer: Arc<dyn Serializer>) -> Self {
+        self.serializer = Some(serializer);
+        self
+    }
+
+    /// Answers oslo's `oslo_rpc_server_ping` with `pong`.
+    pub fn ping(mut self, enabled: bool) -> Self {
+        self.ping = enabled;
+        self
+    }
+
+    /// Builds the server without starting it.
+    pub fn build(self) -> Result<RpcServer> {
+        self.target.validate(Role::RpcServer)?;
+        let mut dispatcher = RpcDispatcher::new(self.endpoints)?
+            .access_policy(self.policy)
+            .ping(self.ping);
+        if let Some(s) = self.serializer {
+            dispatcher = dispatcher.serializer(s);
+        }
+        let capacity = self.executor.capacity();
+        let prefetch = self
+            .prefetch
+            .unwrap_or_else(|| u32::try_from(capacity).unwrap_or(u32::MAX));
+        let source = Arc::new(RpcSource {
+            transport: self.transport,
+            target: self.target.clone(),
+            options: ListenOptions { prefetch },
+        });
+        let handler = Arc::new(RpcHandler {
+            dispatcher: Arc::new(dispatcher),
+            dedup: Dedup::new(capacity.max(prefetch as usize) * 2),
+        });
+        Ok(RpcServer {
+            server: MessageHandlingServer::new(source, handler, self.executor),
+            target: self.target,
+        })
+    }
+
+    /// Builds and starts the server.
+    pub async fn start(self) -> Result<RpcServer> {
+        let server = self.build()?;
+        server.start().await?;
+        Ok(server)
+    }
+}
+
+struct RpcSource {
+    transport: Transport,
+    target: Target,
+    options: ListenOptions,
+}
+
+impl Source<IncomingRequest> for RpcSource {
+    fn open(&self) -> BoxFuture<'static, Result<Opened<IncomingRequest>>> {
+        let driver = self.transport.driver().clone();
+        let target = self.target.clone();
+        let options = self.options;
+        async move {
+            let listener = driver.listen(&target, &options).await?;
+            let stop = listener.stop_handle();
+            Ok((futures::StreamExt::boxed(listener), stop))
+        }
+        .boxed()
+    }
+}
+
+struct RpcHandler {
+    dispatcher: Arc<RpcDispatcher>,
+    dedup: Dedup,
+}
+
+impl Handle<IncomingRequest> for RpcHandler {
+    fn handle(self: Arc<Self>, req: IncomingRequest) -> BoxFuture<'static, ()> {
+        async move { self.handle_request(req).await }.boxed()
+    }
+
+    fn reset(&self) {
+        self.dedup.clear();
+    }
+}
+
+impl RpcHandler {
+    async fn handle_request(&self, req: IncomingRequest) {
+        // at-most-once, as oslo: acknowledged on receipt, before dispatch
+        if let Err(e) = req.ack().await {
+            tracing::warn!(method = req.request.method, error = %e, "acknowledging a request failed");
+        }
+        if !self.dedup.insert(&req.unique_id) {
+            tracing::info!(
+                unique_id = req.unique_id,
+                method = req.request.method,
+                "duplicate request dropped"
+            );
+            return;
+        }
+        let reply = req.reply_handle();
+        let heartbeat = match (req.is_call(), req.call_monitor_timeout) {
+            (true, Some(cmt)) if !cmt.is_zero() => {
+                let reply = reply.clone();
+                Some(tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(cmt / 2);
+                    tick.tick().await;
+                    loop {
+                        tick.tick().await;
+                        if let Err(e) = reply.heartbeat().await {
+                            tracing::warn!(error = %e, "sending a call-monitor heartbeat failed");
+                        }
+                    }
+                }))
+            }
+            _ => None,
+        };
+        let is_call = req.is_call();
+        let method = req.request.method.clone();
+        let result = self.dispatcher.dispatch(req.context, req.request).await;
+        if let Some(h) = heartbeat {
+            h.abort();
+        }
+        if is_call && let Err(e) = reply.reply(result).await {
+            log_reply_error(&method, &e);
+        }
+    }
+}
+
+fn log_reply_error(method: &str, e: &Error) {
+    tracing::warn!(method, error = %e, "sending a reply failed");
+}
