@@ -21,10 +21,30 @@ use std::sync::Arc;
 
 pub use msg_core::{
     Batched, Capabilities, Capability, Context, Driver, DriverFactory, DriverRegistry,
-    EnvelopeVersion, Error, Failure, IncomingNotification, IncomingRequest, ListenOptions,
-    Notification, Priority, RemoteError, Result, Retry, Role, RpcRequest, SendOptions, Serializer,
-    Target, TransportUrl, Version, codec,
+    EnvelopeVersion, Error, Failure, IncomingNotification, IncomingRequest, JsonSerializer,
+    ListenOptions, NoOpSerializer, Notification, Priority, RemoteError, Result, Retry, Role,
+    RpcRequest, SendOptions, Serializer, Target, TransportUrl, Version, codec,
 };
+
+pub use msg_client::RpcClient;
+pub use msg_dispatch::{AccessPolicy, Endpoint, HandlerError, PING_METHOD, RpcDispatcher};
+pub use msg_server::{Executor, RpcServer, RpcServerBuilder, ServerState};
+
+/// Notifications: the notifier, its drivers, listeners, endpoints, filters and results.
+pub mod notify {
+    pub use msg_client::{
+        Captured, LogDriver, MessagingDriver, NoopDriver, Notifier, NotifyDriver, RoutingConfig,
+        RoutingDriver, TestNotifications,
+    };
+    pub use msg_dispatch::{
+        Handled, IntoNotificationResult, NotificationDispatcher, NotificationEndpoint,
+        NotificationFilter, NotificationMessage, NotificationResult, Requeue,
+    };
+    pub use msg_server::{
+        BatchNotificationListener, BatchNotificationListenerBuilder, NotificationListener,
+        NotificationListenerBuilder,
+    };
+}
 
 /// The in-process broker driver (`memory://`).
 #[cfg(feature = "memory")]
