@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::env::{Env, next_within, nothing_within};
 
-type CaseResult = std::result::Result<(), String>;
+pub(crate) type CaseResult = std::result::Result<(), String>;
 
 /// A case: its name, what it needs, and how it runs.
 pub(crate) struct Case {
@@ -25,26 +25,8 @@ pub(crate) struct Case {
     pub(crate) run: fn(Env) -> BoxFuture<'static, CaseResult>,
 }
 
-macro_rules! ensure {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(format!($($fmt)+));
-        }
-    };
-}
-
-macro_rules! case {
-    ($name:ident, [$($cap:ident),*]) => {
-        Case {
-            name: stringify!($name),
-            needs: &[$(Capability::$cap),*],
-            run: |env| Box::pin($name(env)),
-        }
-    };
-}
-
 pub(crate) fn all() -> Vec<Case> {
-    vec![
+    let mut cases = vec![
         case!(rpc_call_gets_its_reply, [Replies]),
         case!(rpc_concurrent_calls_are_correlated, [Replies]),
         case!(rpc_topic_is_load_balanced, [LoadBalancing]),
@@ -70,7 +52,10 @@ pub(crate) fn all() -> Vec<Case> {
         case!(notify_prefetch_bounds_unacked, [Notifications]),
         case!(notify_envelope_versions, [Notifications]),
         case!(exchanges_are_isolated, [Notifications]),
-    ]
+    ];
+    cases.extend(crate::rpc_e2e::cases());
+    cases.extend(crate::notify_e2e::cases());
+    cases
 }
 
 fn request(method: &str, args: Value) -> RpcRequest {

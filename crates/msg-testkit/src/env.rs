@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use msg_core::{Capabilities, Driver, DriverFactory, Listener, Result, TransportUrl};
+use msg_core::{Capabilities, Driver, DriverFactory, Listener, Result, Transport, TransportUrl};
 
 /// The environment of a case: the driver factory and URL under test. Each call to
 /// [`Env::driver`] opens a new connection, so a client and a server in one case talk
@@ -43,6 +43,24 @@ impl Env {
             .unwrap_or_else(|p| p.into_inner())
             .push(d.clone());
         Ok(d)
+    }
+
+    /// A transport over a new connection ([`Env::driver`]): what clients, notifiers,
+    /// servers and listeners of the end-to-end cases are built on.
+    pub async fn transport(&self) -> Result<Transport> {
+        Ok(Transport::new(self.driver().await?, self.url.clone()))
+    }
+
+    /// The URL under test.
+    pub fn url(&self) -> &TransportUrl {
+        &self.url
+    }
+
+    /// A connection the suite does not clean up at the end of the run: for a "process" the
+    /// case kills (its own runtime is dropped, so a later `cleanup` could not run on it).
+    pub(crate) async fn detached_transport(&self) -> Result<Transport> {
+        let d = self.factory.connect(&self.url).await?;
+        Ok(Transport::new(d, self.url.clone()))
     }
 
     /// A name no other case (or run) uses: topics, pools and exchanges stay apart.

@@ -1,8 +1,9 @@
 //! The conformance suite every msg driver runs against itself: ours (`memory://`,
 //! `rabbit://`, `nats://`) and any third-party crate's.
 //!
-//! The suite is written once, at the driver-contract level, generic over a
-//! [`DriverFactory`] and a URL. Each case names the [`Capability`]s it needs; a case is
+//! The suite is written once, generic over a [`DriverFactory`] and a URL: cases at the
+//! driver-contract level, then end-to-end cases (`e2e_rpc_*`, `e2e_notify_*`) that run the
+//! real client and server stack (msg-client, msg-server, msg-dispatch) over the driver. Each case names the [`Capability`]s it needs; a case is
 //! skipped only when the driver doesn't declare one of them, and the [`Report`] lists those
 //! skips. A driver's own test states the capabilities it must have, so a required one that is
 //! missing (or a case it would have run that was skipped) fails.
@@ -22,8 +23,31 @@
 //! It is a test library: it panics (in [`Report::assert_ok`]) to fail the test that runs it.
 #![warn(missing_docs)]
 
+/// Fails the case (returns `Err`) with a message when the condition doesn't hold.
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!($($fmt)+));
+        }
+    };
+}
+
+/// A [`cases::Case`] from an async fn and the capabilities it needs.
+macro_rules! case {
+    ($name:ident, [$($cap:ident),*]) => {
+        $crate::cases::Case {
+            name: stringify!($name),
+            needs: &[$(::msg_core::Capability::$cap),*],
+            run: |env| Box::pin($name(env)),
+        }
+    };
+}
+
 mod cases;
+mod e2e;
 mod env;
+mod notify_e2e;
+mod rpc_e2e;
 
 use std::fmt;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //!
 //! This is the facade an application depends on: it re-exports the vocabulary of
 //! [`msg_core`] and opens a [`Transport`] for a URL with the drivers compiled in. Each driver
-//! sits behind a feature: `memory` (on by default).
+//! sits behind a feature: `memory` (on by default), `amqp` (RabbitMQ), `full` (all).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -46,6 +46,10 @@ pub mod notify {
     };
 }
 
+/// The RabbitMQ driver (`rabbit://`, `amqp://`, `amqps://`).
+#[cfg(feature = "amqp")]
+pub use msg_driver_amqp as amqp;
+
 /// The in-process broker driver (`memory://`).
 #[cfg(feature = "memory")]
 pub use msg_driver_memory as memory;
@@ -82,6 +86,9 @@ pub fn builtin_registry() -> DriverRegistry {
     {
         registry = registry.with_hint("memory", "enable the `memory` feature of the `msg` crate");
     }
+    #[cfg(feature = "amqp")]
+    registry.register(msg_driver_amqp::factory());
+    #[cfg(not(feature = "amqp"))]
     for scheme in ["rabbit", "amqp", "amqps"] {
         registry = registry.with_hint(
             scheme,

@@ -1,0 +1,620 @@
+//! Consumers that survive reconnects, and the listener streams over them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use futures::{FutureExt, Stream};
+use lapin::Channel;
+use lapin::message::{Delivery, DeliveryResult};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use msg_core::codec::{Failure, WireNotification, WireReply, WireRequest};
+use msg_core::{
+    Acknowledger, Error, IncomingNotification, IncomingRequest, ReplyWaiters, Responder, Result,
+    Retry, StopListening,
+};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::body;
+use crate::supervisor::{Conn, Decl, Outgoing, Resumable, Supervisor, open_channel, queue_args};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A consumer channel; closed when the last delivery taken from it is settled and the
+/// listener let go of it.
+pub(crate) struct ChannelGuard {
+    pub(crate) channel: Channel,
+    pub(crate) generation: u64,
+}
+
+impl Drop for ChannelGuard {
+    fn drop(&mut self) {
+        let channel = self.channel.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = channel.close(200, "OK".into()).await;
+            });
+        }
+    }
+}
+
+/// One delivery, with the channel (and connection generation) it came on.
+pub(crate) struct Received {
+    pub(crate) delivery: Delivery,
+    pub(crate) channel: Arc<ChannelGuard>,
+    pub(crate) queue: Arc<str>,
+}
+
+// boxing the delivery would cost an allocation per message
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Item {
+    Delivery(Received),
+    Stop,
+}
+
+/// Where a consumer's deliveries go.
+#[derive(Clone)]
+pub(crate) enum Sink {
+    /// A listener's stream.
+    Stream(mpsc::UnboundedSender<Item>),
+    /// A reply queue: decoded at once and handed to the waiting calls.
+    Replies(Arc<ReplyWaiters>),
+}
+
+/// Consumes some queues on a channel of its own, and again on every new connection.
+pub(crate) struct ConsumerCore {
+    queues: Vec<String>,
+    prefetch: u16,
+    no_ack: bool,
+    sink: Sink,
+    state: Mutex<CoreState>,
+    stopped: AtomicBool,
+}
+
+#[derive(Default)]
+struct CoreState {
+    channel: Option<Arc<ChannelGuard>>,
+    tags: Vec<String>,
+}
+
+impl fmt::Debug for ConsumerCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerCore")
+            .field("queues", &self.queues)
+            .field("prefetch", &self.prefetch)
+            .finish()
+    }
+}
+
+impl ConsumerCore {
+    pub(crate) fn new(queues: Vec<String>, prefetch: u16, no_ack: bool, sink: Sink) -> Arc<Self> {
+        Arc::new(ConsumerCore {
+            queues,
+            prefetch,
+            no_ack,
+            sink,
+            state: Mutex::default(),
+            stopped: AtomicBool::new(false),
+        })
+    }
+
+    /// Stops consuming: consumers cancelled (messages already delivered stay ours to
+    /// settle), the stream told to end.
+    pub(crate) fn stop(&self) {
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (channel, tags) = {
+            let mut st = lock(&self.state);
+            (st.channel.take(), std::mem::take(&mut st.tags))
+        };
+        if let Some(guard) = channel
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(async move {
+                for tag in tags {
+                    let _ = guard
+                        .channel
+                        .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                        .await;
+                }
+                drop(guard);
+            });
+        }
+        if let Sink::Stream(tx) = &self.sink {
+            let _ = tx.send(Item::Stop);
+        }
+    }
+
+    fn deliver(&self, delivery: Delivery, channel: &Arc<ChannelGuard>, queue: &Arc<str>) {
+        match &self.sink {
+            Sink::Stream(tx) => {
+                let _ = tx.send(Item::Delivery(Received {
+                    delivery,
+                    channel: channel.clone(),
+                    queue: queue.clone(),
+                }));
+            }
+            Sink::Replies(waiters) => {
+                match body::decompress(&delivery.data, &delivery.properties)
+                    .and_then(|b| WireReply::decode(&b))
+                {
+                    Ok(reply) => {
+                        if !waiters.deliver(reply) {
+                            tracing::debug!("a reply for a call nobody waits for was dropped");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a reply that can't be decoded was dropped")
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Resumable for ConsumerCore {
+    fn resume(self: Arc<Self>, conn: Arc<Conn>) -> BoxFuture<'static, Result<()>> {
+        async move {
+            if self.stopped.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            let channel = open_channel(&conn).await?;
+            if self.prefetch > 0 {
+                channel
+                    .basic_qos(self.prefetch, BasicQosOptions::default())
+                    .await
+                    .map_err(|e| Error::driver("amqp", "setting the prefetch", e))?;
+            }
+            let guard = Arc::new(ChannelGuard {
+                channel: channel.clone(),
+                generation: conn.generation,
+            });
+            let mut tags = Vec::with_capacity(self.queues.len());
+            for queue in &self.queues {
+                let consumer = channel
+                    .basic_consume(
+                        queue.as_str().into(),
+                        "".into(),
+                        BasicConsumeOptions {
+                            no_ack: self.no_ack,
+                            ..BasicConsumeOptions::default()
+                        },
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(|e| Error::driver("amqp", format!("consuming queue `{queue}`"), e))?;
+                tags.push(consumer.tag().to_string());
+                let core = Arc::downgrade(&self);
+                let guard = guard.clone();
+                let queue: Arc<str> = Arc::from(queue.as_str());
+                consumer.set_delegate(move |delivery: DeliveryResult| {
+                    if let Some(core) = core.upgrade() {
+                        match delivery {
+                            Ok(Some(d)) => core.deliver(d, &guard, &queue),
+                            Ok(None) => {
+                                if !core.stopped.load(Ordering::Acquire) {
+                                    tracing::warn!(
+                                        queue = &*queue,
+                                        "the broker cancelled our consumer (queue deleted?)"
+                                    );
+                                    if let Sink::Replies(w) = &core.sink {
+                                        w.fail_all(|| Error::Delivery {
+                                            reason: "the reply queue vanished".into(),
+                                            source: None,
+                                        });
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                tracing::debug!(queue = &*queue, error = %e, "consumer error")
+                            }
+                        }
+                    }
+                    std::future::ready(())
+                });
+            }
+            let mut st = lock(&self.state);
+            if self.stopped.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            st.channel = Some(guard);
+            st.tags = tags;
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// Stops an AMQP listener.
+#[derive(Debug)]
+pub(crate) struct AmqpStop {
+    pub(crate) core: Arc<ConsumerCore>,
+    pub(crate) sup: Arc<Supervisor>,
+    /// Our own fanout queue, deleted on a clean close (as oslo).
+    pub(crate) owned_queue: Option<String>,
+}
+
+impl StopListening for AmqpStop {
+    fn stop(&self) {
+        self.core.stop();
+        if let Some(q) = self.owned_queue.clone() {
+            let sup = self.sup.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { sup.delete_queue(&q).await });
+            }
+        }
+    }
+}
+
+/// Turns a delivery into what the listener yields; `None` when it was rejected.
+pub(crate) type Decode<M> = fn(&Arc<Shared>, Received) -> Option<M>;
+
+/// What decoded messages need: the supervisor, and the redelivery counts.
+pub(crate) struct Shared {
+    pub(crate) sup: Arc<Supervisor>,
+    /// How often this process saw a notification requeued, by message id.
+    requeues: Mutex<HashMap<String, u32>>,
+}
+
+impl Shared {
+    pub(crate) fn new(sup: Arc<Supervisor>) -> Arc<Self> {
+        Arc::new(Shared {
+            sup,
+            requeues: Mutex::default(),
+        })
+    }
+}
+
+/// A listener's stream over a consumer core.
+pub(crate) struct AmqpStream<M> {
+    rx: mpsc::UnboundedReceiver<Item>,
+    core: Arc<ConsumerCore>,
+    shared: Arc<Shared>,
+    decode: Decode<M>,
+    ended: bool,
+}
+
+impl<M> AmqpStream<M> {
+    pub(crate) fn new(
+        rx: mpsc::UnboundedReceiver<Item>,
+        core: Arc<ConsumerCore>,
+        shared: Arc<Shared>,
+        decode: Decode<M>,
+    ) -> Self {
+        AmqpStream {
+            rx,
+            core,
+            shared,
+            decode,
+            ended: false,
+        }
+    }
+
+    /// What the channel still holds goes back to the broker.
+    fn give_back(&mut self) {
+        while let Ok(item) = self.rx.try_recv() {
+            if let Item::Delivery(r) = item {
+                reject_later(&self.shared.sup, r, true);
+            }
+        }
+    }
+}
+
+impl<M> Stream for AmqpStream<M> {
+    type Item = M;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<M>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        loop {
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Item::Delivery(r))) => {
+                    if let Some(m) = (self.decode)(&self.shared, r) {
+                        return Poll::Ready(Some(m));
+                    }
+                }
+                Poll::Ready(Some(Item::Stop)) | Poll::Ready(None) => {
+                    self.ended = true;
+                    self.give_back();
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<M> Drop for AmqpStream<M> {
+    fn drop(&mut self) {
+        self.core.stop();
+        self.give_back();
+    }
+}
+
+fn is_stale(sup: &Supervisor, r: &Received) -> bool {
+    sup.current()
+        .is_none_or(|c| c.generation != r.channel.generation)
+}
+
+/// Rejects a delivery (in the background); a delivery from a connection that is gone needs
+/// nothing: the broker already took it back.
+fn reject_later(sup: &Arc<Supervisor>, r: Received, requeue: bool) {
+    if is_stale(sup, &r) {
+        return;
+    }
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            let _ = r
+                .delivery
+                .acker
+                .reject(BasicRejectOptions { requeue })
+                .await;
+        });
+    }
+}
+
+async fn ack(sup: &Supervisor, r: &Received) -> Result<()> {
+    if is_stale(sup, r) {
+        tracing::debug!("ack of a delivery from a lost connection skipped: it will be redelivered");
+        return Ok(());
+    }
+    r.delivery
+        .acker
+        .ack(BasicAckOptions::default())
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::driver("amqp", "acknowledging", e))
+}
+
+fn reject_malformed(shared: &Arc<Shared>, r: Received, what: &str, e: &Error) {
+    tracing::warn!(queue = &*r.queue, error = %e, "rejected a {what} that can't be decoded (not requeued)");
+    reject_later(&shared.sup, r, false);
+}
+
+/// Decodes an RPC request.
+pub(crate) fn decode_request(shared: &Arc<Shared>, r: Received) -> Option<IncomingRequest> {
+    let decoded = body::decompress(&r.delivery.data, &r.delivery.properties)
+        .and_then(|b| WireRequest::decode(&b));
+    match decoded {
+        Ok(req) => {
+            let (msg_id, reply_q, cmt) = match req.call {
+                Some(c) => (Some(c.msg_id), Some(c.reply_q), c.call_monitor_timeout),
+                None => (None, None, None),
+            };
+            let responder = Arc::new(AmqpResponder {
+                shared: shared.clone(),
+                reply_q,
+                received: Mutex::new(Some(r)),
+            });
+            Some(IncomingRequest::new(
+                req.context,
+                req.request,
+                req.unique_id,
+                msg_id,
+                cmt.filter(|s| s.is_finite() && *s > 0.0)
+                    .map(Duration::from_secs_f64),
+                responder,
+            ))
+        }
+        Err(e) => {
+            reject_malformed(shared, r, "request", &e);
+            None
+        }
+    }
+}
+
+struct AmqpResponder {
+    shared: Arc<Shared>,
+    reply_q: Option<String>,
+    /// Until acknowledged.
+    received: Mutex<Option<Received>>,
+}
+
+impl fmt::Debug for AmqpResponder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AmqpResponder")
+            .field("reply_q", &self.reply_q)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for AmqpResponder {
+    fn drop(&mut self) {
+        if let Some(r) = lock(&self.received).take() {
+            reject_later(&self.shared.sup, r, true);
+        }
+    }
+}
+
+impl AmqpResponder {
+    async fn send(&self, reply: WireReply) -> Result<()> {
+        let Some(reply_q) = &self.reply_q else {
+            return Ok(());
+        };
+        let sup = &self.shared.sup;
+        let compression = sup.options.kombu_compression.as_deref();
+        let body = body::compress(reply.encode()?, compression)?;
+        let props = body::properties(None, compression);
+        sup.publish(Outgoing {
+            exchange: "",
+            key: reply_q,
+            body: &body,
+            properties: &props,
+            mandatory: sup.options.direct_mandatory_flag,
+            confirm: false,
+            retry: Retry::Attempts(1),
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Responder for AmqpResponder {
+    async fn ack(&self) -> Result<()> {
+        let r = lock(&self.received).take();
+        match r {
+            Some(r) => ack(&self.shared.sup, &r).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn reply(&self, msg_id: &str, reply: std::result::Result<Value, Failure>) -> Result<()> {
+        self.send(match reply {
+            Ok(v) => WireReply::result(msg_id, v),
+            Err(f) => WireReply::failure(msg_id, f),
+        })
+        .await
+    }
+
+    async fn heartbeat(&self, msg_id: &str) -> Result<()> {
+        self.send(WireReply::heartbeat(msg_id)).await
+    }
+}
+
+/// Decodes a notification.
+pub(crate) fn decode_notification(
+    shared: &Arc<Shared>,
+    r: Received,
+) -> Option<IncomingNotification> {
+    let decoded = body::decompress(&r.delivery.data, &r.delivery.properties)
+        .and_then(|b| WireNotification::decode(&b));
+    match decoded {
+        Ok(n) => {
+            let key = if n.unique_id.is_empty() {
+                n.notification.message_id.clone()
+            } else {
+                n.unique_id.clone()
+            };
+            Some(IncomingNotification::new(
+                n.context,
+                n.notification,
+                n.unique_id,
+                Box::new(AmqpAcker {
+                    shared: shared.clone(),
+                    received: Some(r),
+                    key,
+                }),
+            ))
+        }
+        Err(e) => {
+            reject_malformed(shared, r, "notification", &e);
+            None
+        }
+    }
+}
+
+struct AmqpAcker {
+    shared: Arc<Shared>,
+    received: Option<Received>,
+    /// What redeliveries are counted by.
+    key: String,
+}
+
+impl fmt::Debug for AmqpAcker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AmqpAcker").field("key", &self.key).finish()
+    }
+}
+
+impl Drop for AmqpAcker {
+    fn drop(&mut self) {
+        if let Some(r) = self.received.take() {
+            reject_later(&self.shared.sup, r, true);
+        }
+    }
+}
+
+/// How often the broker says this message was delivered before (quorum queues count).
+fn broker_delivery_count(d: &Delivery) -> Option<u32> {
+    let headers = d.properties.headers().as_ref()?;
+    match headers.inner().get("x-delivery-count")? {
+        AMQPValue::LongLongInt(n) => u32::try_from(*n).ok(),
+        AMQPValue::LongInt(n) => u32::try_from(*n).ok(),
+        AMQPValue::ShortInt(n) => u32::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl Acknowledger for AmqpAcker {
+    async fn ack(mut self: Box<Self>) -> Result<()> {
+        let r = self.received.take();
+        if let Some(r) = r {
+            lock(&self.shared.requeues).remove(&self.key);
+            ack(&self.shared.sup, &r).await?;
+        }
+        Ok(())
+    }
+
+    async fn requeue(mut self: Box<Self>, delay: Option<Duration>) -> Result<()> {
+        let Some(r) = self.received.take() else {
+            return Ok(());
+        };
+        if let Some(d) = delay.filter(|d| !d.is_zero()) {
+            tokio::time::sleep(d).await;
+        }
+        let sup = &self.shared.sup;
+        let max = sup.options.max_redeliveries;
+        let count = {
+            let mut counts = lock(&self.shared.requeues);
+            if counts.len() > 10_000 {
+                counts.clear();
+            }
+            let c = counts.entry(self.key.clone()).or_insert(0);
+            *c += 1;
+            (*c).max(broker_delivery_count(&r.delivery).unwrap_or(0))
+        };
+        if max > 0 && count > max {
+            // past the cap: to the dead-letter queue instead of spinning forever
+            let dlq = format!("{}.dead-letter", r.queue);
+            tracing::warn!(
+                queue = &*r.queue,
+                dead_letter = dlq,
+                requeues = count,
+                "notification requeued too often: dead-lettered"
+            );
+            sup.declare(vec![Decl::Queue {
+                name: dlq.clone(),
+                durable: true,
+                auto_delete: false,
+                args: queue_args(&sup.options, false),
+            }])
+            .await?;
+            sup.publish(Outgoing {
+                exchange: "",
+                key: &dlq,
+                body: &r.delivery.data,
+                properties: &r.delivery.properties,
+                mandatory: false,
+                confirm: true,
+                retry: Retry::Attempts(2),
+            })
+            .await?;
+            lock(&self.shared.requeues).remove(&self.key);
+            return ack(sup, &r).await;
+        }
+        if is_stale(sup, &r) {
+            return Ok(());
+        }
+        r.delivery
+            .acker
+            .reject(BasicRejectOptions { requeue: true })
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::driver("amqp", "requeueing", e))
+    }
+}

@@ -1,0 +1,445 @@
+//! msg's RabbitMQ driver, on `lapin`, serving `rabbit://`, `amqp://` and `amqps://`.
+//!
+//! Its default wire format is oslo.messaging's rabbit driver, byte for byte where it
+//! matters: exchanges, queues, bindings, queue arguments, message properties and bodies (see
+//! `docs/wire-format.md`). A Python service using oslo.messaging and a Rust service using msg
+//! share one RabbitMQ and talk to each other: RPC both ways, notifications both ways, pools
+//! shared between Python and Rust listeners.
+//!
+//! It supervises its own connection (lapin's recovery knows one URI and gives up): the URL's
+//! hosts in rotation, reconnection with back-off, every exchange, queue and binding
+//! re-declared from its own record, every consumer resumed. Options are oslo's
+//! `[oslo_messaging_rabbit]` names, read from the URL's query ([`RabbitOptions`]).
+//!
+//! ```no_run
+//! # async fn example() -> msg_core::Result<()> {
+//! let registry = msg_core::DriverRegistry::new().with(msg_driver_amqp::factory());
+//! let transport = registry.open("rabbit://guest:guest@127.0.0.1:5672/?rabbit_qos_prefetch_count=10").await?;
+//! assert_eq!(transport.driver().name(), "amqp");
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod body;
+mod consumer;
+mod options;
+mod supervisor;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use msg_core::codec::{self, CallInfo, EnvelopeVersion, RpcRequest};
+use msg_core::{
+    Capabilities, Capability, Context, Driver, DriverFactory, Error, ListenOptions, Listener,
+    Notification, NotificationListener, Priority, ReplyWaiters, Result, Retry, RpcListener,
+    SendOptions, Target, TransportUrl,
+};
+use serde_json::Value;
+use tokio::sync::{OnceCell, mpsc};
+
+use consumer::{
+    AmqpStop, AmqpStream, ConsumerCore, Shared, Sink, decode_notification, decode_request,
+};
+pub use options::RabbitOptions;
+use supervisor::{Decl, Outgoing, Supervisor, queue_args};
+
+/// The factory for `rabbit://`, `amqp://` and `amqps://`.
+pub fn factory() -> Arc<dyn DriverFactory> {
+    Arc::new(AmqpDriverFactory)
+}
+
+/// Makes [`AmqpDriver`]s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AmqpDriverFactory;
+
+#[async_trait]
+impl DriverFactory for AmqpDriverFactory {
+    fn name(&self) -> &'static str {
+        "amqp"
+    }
+
+    fn schemes(&self) -> &[&'static str] {
+        &["rabbit", "amqp", "amqps"]
+    }
+
+    async fn connect(&self, url: &TransportUrl) -> Result<Arc<dyn Driver>> {
+        Ok(Arc::new(AmqpDriver::connect(url).await?))
+    }
+}
+
+struct ReplyQueue {
+    name: String,
+    waiters: Arc<ReplyWaiters>,
+    core: Arc<ConsumerCore>,
+}
+
+/// A connection to RabbitMQ.
+pub struct AmqpDriver {
+    sup: Arc<Supervisor>,
+    shared: Arc<Shared>,
+    reply: OnceCell<ReplyQueue>,
+    queue_counter: AtomicU64,
+}
+
+impl std::fmt::Debug for AmqpDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpDriver")
+            .field("supervisor", &self.sup)
+            .finish()
+    }
+}
+
+impl AmqpDriver {
+    /// Connects to the first of the URL's hosts that answers.
+    pub async fn connect(url: &TransportUrl) -> Result<Self> {
+        let sup = Supervisor::connect(url).await?;
+        Ok(AmqpDriver {
+            shared: Shared::new(sup.clone()),
+            sup,
+            reply: OnceCell::new(),
+            queue_counter: AtomicU64::new(0),
+        })
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &RabbitOptions {
+        &self.sup.options
+    }
+
+    fn exchange<'a>(&'a self, target: &'a Target) -> &'a str {
+        target
+            .exchange
+            .as_deref()
+            .unwrap_or(&self.sup.options.control_exchange)
+    }
+
+    /// A name for one of our transient queues: `prefix_<uuid hex>`, or with
+    /// `use_queue_manager` `prefix_host:process:counter`.
+    fn transient_name(&self, prefix: &str) -> String {
+        if self.sup.options.use_queue_manager {
+            let host = hostname::get()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "localhost".into());
+            let process = std::env::args()
+                .next()
+                .and_then(|a| a.rsplit('/').next().map(str::to_string))
+                .unwrap_or_else(|| "msg".into());
+            let n = self.queue_counter.fetch_add(1, Ordering::Relaxed);
+            format!("{prefix}_{host}:{process}:{n}")
+        } else {
+            format!("{prefix}_{}", codec::new_unique_id())
+        }
+    }
+
+    fn topic_exchange(&self, name: &str) -> Decl {
+        let o = &self.sup.options;
+        Decl::Exchange {
+            name: name.to_string(),
+            fanout: false,
+            durable: o.durable_queues(),
+            auto_delete: o.amqp_auto_delete,
+        }
+    }
+
+    fn fanout_exchange(&self, topic: &str) -> Decl {
+        Decl::Exchange {
+            name: format!("{topic}_fanout"),
+            fanout: true,
+            durable: self.sup.options.rabbit_transient_quorum_queue,
+            auto_delete: true,
+        }
+    }
+
+    fn queue(&self, name: &str) -> Decl {
+        let o = &self.sup.options;
+        Decl::Queue {
+            name: name.to_string(),
+            durable: o.durable_queues(),
+            auto_delete: o.amqp_auto_delete,
+            args: queue_args(o, false),
+        }
+    }
+
+    fn transient_queue(&self, name: &str) -> Decl {
+        Decl::Queue {
+            name: name.to_string(),
+            durable: self.sup.options.rabbit_transient_quorum_queue,
+            auto_delete: false,
+            args: queue_args(&self.sup.options, true),
+        }
+    }
+
+    fn bind(queue: &str, exchange: &str, key: &str) -> Decl {
+        Decl::Bind {
+            queue: queue.to_string(),
+            exchange: exchange.to_string(),
+            key: key.to_string(),
+        }
+    }
+
+    /// The reply queue of this connection, made on the first call.
+    async fn reply_queue(&self) -> Result<&ReplyQueue> {
+        self.reply
+            .get_or_try_init(|| async {
+                let name = self.transient_name("reply");
+                self.sup.declare(vec![self.transient_queue(&name)]).await?;
+                let waiters = Arc::new(ReplyWaiters::default());
+                let core =
+                    ConsumerCore::new(vec![name.clone()], 0, true, Sink::Replies(waiters.clone()));
+                self.sup.add_consumer(core.clone()).await?;
+                Ok(ReplyQueue {
+                    name,
+                    waiters,
+                    core,
+                })
+            })
+            .await
+    }
+
+    /// Where an RPC message goes, declaring the exchange first (publishing to a missing
+    /// exchange would close the channel).
+    async fn rpc_route(&self, target: &Target) -> Result<(String, String)> {
+        let topic = target.require_topic()?;
+        if target.fanout {
+            self.sup.declare(vec![self.fanout_exchange(topic)]).await?;
+            return Ok((format!("{topic}_fanout"), String::new()));
+        }
+        let exchange = self.exchange(target).to_string();
+        self.sup
+            .declare(vec![self.topic_exchange(&exchange)])
+            .await?;
+        let key = match &target.server {
+            Some(server) => format!("{topic}.{server}"),
+            None => topic.to_string(),
+        };
+        Ok((exchange, key))
+    }
+
+    fn compression(&self) -> Option<&str> {
+        self.sup.options.kombu_compression.as_deref()
+    }
+}
+
+#[async_trait]
+impl Driver for AmqpDriver {
+    fn name(&self) -> &'static str {
+        "amqp"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all().without(Capability::NoResponders)
+    }
+
+    async fn call(
+        &self,
+        target: &Target,
+        context: &Context,
+        request: &RpcRequest,
+        options: &SendOptions,
+    ) -> Result<Value> {
+        let (exchange, key) = self.rpc_route(target).await?;
+        let reply = self.reply_queue().await?;
+        let call = CallInfo {
+            msg_id: codec::new_unique_id(),
+            reply_q: reply.name.clone(),
+            call_monitor_timeout: options.call_monitor_timeout.map(|d| d.as_secs_f64()),
+        };
+        let pending = reply.waiters.register(call.msg_id.clone());
+        let body = body::compress(
+            codec::encode_request(context, request, &codec::new_unique_id(), Some(&call))?,
+            self.compression(),
+        )?;
+        let props = body::properties(
+            options.timeout.map(|t| t.as_millis().max(1)),
+            self.compression(),
+        );
+        let routed = self
+            .sup
+            .publish(Outgoing {
+                exchange: &exchange,
+                key: &key,
+                body: &body,
+                properties: &props,
+                mandatory: options.at_least_once,
+                confirm: options.at_least_once,
+                retry: options.retry,
+            })
+            .await?;
+        if !routed {
+            return Err(Error::Undeliverable {
+                destination: format!("{exchange}/{key}"),
+            });
+        }
+        pending
+            .wait(request, options.timeout, options.call_monitor_timeout)
+            .await
+    }
+
+    async fn cast(
+        &self,
+        target: &Target,
+        context: &Context,
+        request: &RpcRequest,
+        options: &SendOptions,
+    ) -> Result<()> {
+        let (exchange, key) = self.rpc_route(target).await?;
+        let body = body::compress(
+            codec::encode_request(context, request, &codec::new_unique_id(), None)?,
+            self.compression(),
+        )?;
+        let props = body::properties(None, self.compression());
+        let routed = self
+            .sup
+            .publish(Outgoing {
+                exchange: &exchange,
+                key: &key,
+                body: &body,
+                properties: &props,
+                mandatory: options.at_least_once,
+                confirm: true,
+                retry: options.retry,
+            })
+            .await?;
+        if !routed {
+            return Err(Error::Undeliverable {
+                destination: format!("{exchange}/{key}"),
+            });
+        }
+        Ok(())
+    }
+
+    async fn send_notification(
+        &self,
+        target: &Target,
+        context: &Context,
+        notification: &Notification,
+        version: EnvelopeVersion,
+        retry: Retry,
+    ) -> Result<()> {
+        let topic = target.require_topic()?;
+        let exchange = self.exchange(target);
+        let key = format!("{topic}.{}", notification.priority.routing_name());
+        // the notifier declares the default queue itself: store and forward
+        self.sup
+            .declare(vec![
+                self.topic_exchange(exchange),
+                self.queue(&key),
+                Self::bind(&key, exchange, &key),
+            ])
+            .await?;
+        let body = body::compress(
+            codec::encode_notification(context, notification, &codec::new_unique_id(), version)?,
+            self.compression(),
+        )?;
+        let props = body::properties(None, self.compression());
+        self.sup
+            .publish(Outgoing {
+                exchange,
+                key: &key,
+                body: &body,
+                properties: &props,
+                mandatory: false,
+                confirm: true,
+                retry,
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn listen(&self, target: &Target, options: &ListenOptions) -> Result<RpcListener> {
+        let topic = target.require_topic()?;
+        let server = target.server.as_deref().ok_or(Error::InvalidTarget {
+            field: "server",
+            reason: "an RPC server needs a server name".into(),
+        })?;
+        let exchange = self.exchange(target);
+        let direct = format!("{topic}.{server}");
+        let fanout_queue = self.transient_name(&format!("{topic}_fanout"));
+        self.sup
+            .declare(vec![
+                self.topic_exchange(exchange),
+                self.queue(topic),
+                Self::bind(topic, exchange, topic),
+                self.queue(&direct),
+                Self::bind(&direct, exchange, &direct),
+                self.fanout_exchange(topic),
+                self.transient_queue(&fanout_queue),
+                Self::bind(&fanout_queue, &format!("{topic}_fanout"), topic),
+            ])
+            .await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let core = ConsumerCore::new(
+            vec![topic.to_string(), direct, fanout_queue.clone()],
+            self.prefetch(options),
+            false,
+            Sink::Stream(tx),
+        );
+        self.sup.add_consumer(core.clone()).await?;
+        let stop = Arc::new(AmqpStop {
+            core: core.clone(),
+            sup: self.sup.clone(),
+            owned_queue: Some(fanout_queue),
+        });
+        let stream = AmqpStream::new(rx, core, self.shared.clone(), decode_request);
+        Ok(Listener::new(Box::pin(stream), stop))
+    }
+
+    async fn listen_for_notifications(
+        &self,
+        subscriptions: &[(Target, Priority)],
+        pool: Option<&str>,
+        options: &ListenOptions,
+    ) -> Result<NotificationListener> {
+        let mut decls = Vec::new();
+        let mut queues: Vec<String> = Vec::new();
+        for (target, priority) in subscriptions {
+            let topic = target.require_topic()?;
+            let exchange = self.exchange(target);
+            let key = format!("{topic}.{}", priority.routing_name());
+            let queue = pool.unwrap_or(&key).to_string();
+            decls.push(self.topic_exchange(exchange));
+            decls.push(self.queue(&queue));
+            decls.push(Self::bind(&queue, exchange, &key));
+            if !queues.contains(&queue) {
+                queues.push(queue);
+            }
+        }
+        self.sup.declare(decls).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let core = ConsumerCore::new(queues, self.prefetch(options), false, Sink::Stream(tx));
+        self.sup.add_consumer(core.clone()).await?;
+        let stop = Arc::new(AmqpStop {
+            core: core.clone(),
+            sup: self.sup.clone(),
+            owned_queue: None,
+        });
+        let stream = AmqpStream::new(rx, core, self.shared.clone(), decode_notification);
+        Ok(Listener::new(Box::pin(stream), stop))
+    }
+
+    async fn cleanup(&self) -> Result<()> {
+        if self.sup.is_closed() {
+            return Ok(());
+        }
+        if let Some(reply) = self.reply.get() {
+            reply.core.stop();
+            reply
+                .waiters
+                .fail_all(|| Error::Closed("the transport was closed".into()));
+            self.sup.delete_queue(&reply.name).await;
+        }
+        self.sup.close().await;
+        Ok(())
+    }
+}
+
+impl AmqpDriver {
+    /// `rabbit_qos_prefetch_count` when the URL sets it, else what the listener asks for.
+    fn prefetch(&self, options: &ListenOptions) -> u16 {
+        self.sup
+            .options
+            .rabbit_qos_prefetch_count
+            .unwrap_or_else(|| u16::try_from(options.prefetch).unwrap_or(u16::MAX))
+    }
+}

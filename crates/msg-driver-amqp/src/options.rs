@@ -1,0 +1,249 @@
+//! oslo's `[oslo_messaging_rabbit]` options, read from the URL's query by the same names.
+
+use std::time::Duration;
+
+use msg_core::{Error, Result, TransportUrl};
+
+/// The RabbitMQ driver's options, named and defaulted as oslo.messaging's
+/// `[oslo_messaging_rabbit]` group, so an operator can paste a Python service's
+/// `transport_url` (`?rabbit_qos_prefetch_count=10&amqp_durable_queues=true&ssl=true`).
+///
+/// ```
+/// use msg_driver_amqp::RabbitOptions;
+/// let url = msg_core::TransportUrl::parse("rabbit://h/?rabbit_qos_prefetch_count=10&amqp_durable_queues=true").unwrap();
+/// let o = RabbitOptions::from_url(&url).unwrap();
+/// assert_eq!(o.rabbit_qos_prefetch_count, Some(10));
+/// assert!(o.durable_queues());
+/// let bad = msg_core::TransportUrl::parse("rabbit://h/?rabbit_qos_prefetch=10").unwrap();
+/// assert!(RabbitOptions::from_url(&bad).unwrap_err().to_string().contains("rabbit_qos_prefetch"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RabbitOptions {
+    /// The exchange of targets that name none (oslo's `control_exchange`).
+    pub control_exchange: String,
+    /// `amqp_durable_queues`: durable exchanges and queues.
+    pub amqp_durable_queues: bool,
+    /// `amqp_auto_delete`: auto-delete exchanges and queues.
+    pub amqp_auto_delete: bool,
+    /// `rabbit_quorum_queue`: quorum queues for topics and notifications.
+    pub rabbit_quorum_queue: bool,
+    /// `rabbit_transient_quorum_queue`: quorum queues for reply and fanout queues.
+    pub rabbit_transient_quorum_queue: bool,
+    /// `rabbit_quorum_delivery_limit` (0: none).
+    pub rabbit_quorum_delivery_limit: u32,
+    /// `rabbit_quorum_max_memory_length` (0: none).
+    pub rabbit_quorum_max_memory_length: u32,
+    /// `rabbit_quorum_max_memory_bytes` (0: none).
+    pub rabbit_quorum_max_memory_bytes: u64,
+    /// `rabbit_ha_queues`: `x-ha-policy: all` on classic queues.
+    pub rabbit_ha_queues: bool,
+    /// `rabbit_transient_queues_ttl` in seconds: `x-expires` of reply and fanout queues.
+    pub rabbit_transient_queues_ttl: u32,
+    /// `rabbit_qos_prefetch_count`; when set it overrides the listener's prefetch.
+    pub rabbit_qos_prefetch_count: Option<u16>,
+    /// `heartbeat_timeout_threshold` in seconds (0: no heartbeat).
+    pub heartbeat_timeout_threshold: u16,
+    /// `heartbeat_rate`.
+    pub heartbeat_rate: u32,
+    /// `rabbit_retry_interval` in seconds.
+    pub rabbit_retry_interval: f64,
+    /// `rabbit_retry_backoff` in seconds.
+    pub rabbit_retry_backoff: f64,
+    /// `rabbit_interval_max` in seconds.
+    pub rabbit_interval_max: f64,
+    /// `kombu_reconnect_delay` in seconds.
+    pub kombu_reconnect_delay: f64,
+    /// `kombu_compression`: compress what we send (`gzip` or `bz2`); received bodies are
+    /// decompressed whatever this says.
+    pub kombu_compression: Option<String>,
+    /// `kombu_failover_strategy`: `round-robin` (default) or `shuffle`.
+    pub kombu_failover_strategy: String,
+    /// `rabbit_stream_fanout`: fanout through one stream queue per topic.
+    pub rabbit_stream_fanout: bool,
+    /// `use_queue_manager`: name reply and fanout queues `host:process:counter`.
+    pub use_queue_manager: bool,
+    /// `direct_mandatory_flag`: replies are published mandatory.
+    pub direct_mandatory_flag: bool,
+    /// `ssl`: TLS on (`amqps://` implies it).
+    pub ssl: bool,
+    /// `ssl_ca_file`: PEM CA certificates to trust.
+    pub ssl_ca_file: Option<String>,
+    /// `ssl_cert_file`: PEM client certificate.
+    pub ssl_cert_file: Option<String>,
+    /// `ssl_key_file`: PEM client key.
+    pub ssl_key_file: Option<String>,
+    /// `connection_name` (ours): the name RabbitMQ shows for the connection.
+    pub connection_name: Option<String>,
+    /// `max_redeliveries` (ours): how often a notification may be requeued before it goes
+    /// to the dead-letter queue `<queue>.dead-letter` instead of spinning forever.
+    pub max_redeliveries: u32,
+    /// `connection_timeout` (ours) in seconds: bound on one TCP + AMQP handshake.
+    pub connection_timeout: f64,
+}
+
+impl Default for RabbitOptions {
+    fn default() -> Self {
+        RabbitOptions {
+            control_exchange: "openstack".into(),
+            amqp_durable_queues: false,
+            amqp_auto_delete: false,
+            rabbit_quorum_queue: false,
+            rabbit_transient_quorum_queue: false,
+            rabbit_quorum_delivery_limit: 0,
+            rabbit_quorum_max_memory_length: 0,
+            rabbit_quorum_max_memory_bytes: 0,
+            rabbit_ha_queues: false,
+            rabbit_transient_queues_ttl: 1800,
+            rabbit_qos_prefetch_count: None,
+            heartbeat_timeout_threshold: 60,
+            heartbeat_rate: 3,
+            rabbit_retry_interval: 1.0,
+            rabbit_retry_backoff: 2.0,
+            rabbit_interval_max: 30.0,
+            kombu_reconnect_delay: 1.0,
+            kombu_compression: None,
+            kombu_failover_strategy: "round-robin".into(),
+            rabbit_stream_fanout: false,
+            use_queue_manager: false,
+            direct_mandatory_flag: true,
+            ssl: false,
+            ssl_ca_file: None,
+            ssl_cert_file: None,
+            ssl_key_file: None,
+            connection_name: None,
+            max_redeliveries: 10,
+            connection_timeout: 10.0,
+        }
+    }
+}
+
+/// Options oslo has that change nothing here (thread models, pools, login method names).
+const ACCEPTED_AND_IGNORED: &[&str] = &[
+    "heartbeat_in_pthread",
+    "rpc_conn_pool_size",
+    "conn_pool_min_size",
+    "conn_pool_ttl",
+    "kombu_reconnect_splay",
+    "kombu_missing_consumer_retry_timeout",
+    "rabbit_login_method",
+    "ssl_version",
+    "ssl_enforce_fips_mode",
+    "enable_cancel_on_failover",
+    "hostname",
+    "processname",
+];
+
+impl RabbitOptions {
+    /// Reads the options from a URL's query; an unknown key is an error naming it.
+    pub fn from_url(url: &TransportUrl) -> Result<Self> {
+        let mut o = RabbitOptions {
+            ssl: url.scheme() == "amqps",
+            ..RabbitOptions::default()
+        };
+        for (key, value) in url.query() {
+            o.set(key, value).map_err(|reason| Error::InvalidUrl {
+                url: url.to_string(),
+                reason,
+            })?;
+        }
+        if o.rabbit_stream_fanout {
+            return Err(Error::NotSupported {
+                driver: "amqp",
+                feature: "rabbit_stream_fanout (fanout through stream queues)".into(),
+            });
+        }
+        if let Some(c) = &o.kombu_compression
+            && !matches!(c.as_str(), "gzip" | "bz2")
+        {
+            return Err(Error::InvalidUrl {
+                url: url.to_string(),
+                reason: format!("kombu_compression `{c}` is not one of gzip, bz2"),
+            });
+        }
+        Ok(o)
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> std::result::Result<(), String> {
+        fn flag(key: &str, v: &str) -> std::result::Result<bool, String> {
+            match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(format!("option `{key}` wants true or false, not `{v}`")),
+            }
+        }
+        fn num<T: std::str::FromStr>(key: &str, v: &str) -> std::result::Result<T, String> {
+            v.parse()
+                .map_err(|_| format!("option `{key}` wants a number, not `{v}`"))
+        }
+        fn text(v: &str) -> Option<String> {
+            (!v.is_empty()).then(|| v.to_string())
+        }
+        match key {
+            "control_exchange" => self.control_exchange = value.to_string(),
+            "amqp_durable_queues" => self.amqp_durable_queues = flag(key, value)?,
+            "amqp_auto_delete" => self.amqp_auto_delete = flag(key, value)?,
+            "rabbit_quorum_queue" => self.rabbit_quorum_queue = flag(key, value)?,
+            "rabbit_transient_quorum_queue" => {
+                self.rabbit_transient_quorum_queue = flag(key, value)?
+            }
+            "rabbit_quorum_delivery_limit" => self.rabbit_quorum_delivery_limit = num(key, value)?,
+            "rabbit_quorum_max_memory_length" => {
+                self.rabbit_quorum_max_memory_length = num(key, value)?
+            }
+            "rabbit_quorum_max_memory_bytes" => {
+                self.rabbit_quorum_max_memory_bytes = num(key, value)?
+            }
+            "rabbit_ha_queues" => self.rabbit_ha_queues = flag(key, value)?,
+            "rabbit_transient_queues_ttl" => self.rabbit_transient_queues_ttl = num(key, value)?,
+            "rabbit_qos_prefetch_count" => self.rabbit_qos_prefetch_count = Some(num(key, value)?),
+            "heartbeat_timeout_threshold" => self.heartbeat_timeout_threshold = num(key, value)?,
+            "heartbeat_rate" => self.heartbeat_rate = num(key, value)?,
+            "rabbit_retry_interval" => self.rabbit_retry_interval = num(key, value)?,
+            "rabbit_retry_backoff" => self.rabbit_retry_backoff = num(key, value)?,
+            "rabbit_interval_max" => self.rabbit_interval_max = num(key, value)?,
+            "kombu_reconnect_delay" => self.kombu_reconnect_delay = num(key, value)?,
+            "kombu_compression" => self.kombu_compression = text(value),
+            "kombu_failover_strategy" => match value {
+                "round-robin" | "shuffle" => self.kombu_failover_strategy = value.to_string(),
+                _ => {
+                    return Err(format!(
+                        "kombu_failover_strategy `{value}` is not round-robin or shuffle"
+                    ));
+                }
+            },
+            "rabbit_stream_fanout" => self.rabbit_stream_fanout = flag(key, value)?,
+            "use_queue_manager" => self.use_queue_manager = flag(key, value)?,
+            "direct_mandatory_flag" => self.direct_mandatory_flag = flag(key, value)?,
+            "ssl" => self.ssl = flag(key, value)?,
+            "ssl_ca_file" => self.ssl_ca_file = text(value),
+            "ssl_cert_file" => self.ssl_cert_file = text(value),
+            "ssl_key_file" => self.ssl_key_file = text(value),
+            "connection_name" => self.connection_name = text(value),
+            "max_redeliveries" => self.max_redeliveries = num(key, value)?,
+            "connection_timeout" => self.connection_timeout = num(key, value)?,
+            k if ACCEPTED_AND_IGNORED.contains(&k) => {}
+            other => return Err(format!("unknown option `{other}` for the rabbit driver")),
+        }
+        Ok(())
+    }
+
+    /// Durable queues and exchanges (D in WIRE.md): `amqp_durable_queues` or quorum queues.
+    pub fn durable_queues(&self) -> bool {
+        self.amqp_durable_queues || self.rabbit_quorum_queue
+    }
+
+    /// The transient-queue TTL as `x-expires` milliseconds.
+    pub fn transient_ttl_ms(&self) -> i64 {
+        i64::from(self.rabbit_transient_queues_ttl) * 1000
+    }
+
+    /// The reconnect delay after `attempt` failures (oslo: interval + attempt x backoff,
+    /// capped).
+    pub fn reconnect_delay(&self, attempt: u32) -> Duration {
+        let secs = (self.rabbit_retry_interval + f64::from(attempt) * self.rabbit_retry_backoff)
+            .min(self.rabbit_interval_max)
+            .max(0.05);
+        Duration::from_secs_f64(secs)
+    }
+}

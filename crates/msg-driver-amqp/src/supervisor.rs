@@ -1,0 +1,840 @@
+//! The connection supervisor: one connection at a time across the URL's hosts (shuffled
+//! once, then round robin, as oslo), reconnection with back-off, re-declaration of every
+//! exchange, queue and binding from our own record, and resumption of every consumer.
+//! lapin's own recovery is not used: it knows one URI and gives up.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use msg_core::{Error, Result, Retry, TransportUrl};
+use tokio::sync::watch;
+
+use crate::options::RabbitOptions;
+
+/// One live connection and its publishing channel (publisher confirms on).
+pub(crate) struct Conn {
+    pub(crate) connection: Connection,
+    pub(crate) publisher: Channel,
+    pub(crate) generation: u64,
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Something that consumes and must be resumed on every new connection.
+pub(crate) trait Resumable: Send + Sync {
+    fn resume(self: Arc<Self>, conn: Arc<Conn>) -> BoxFuture<'static, Result<()>>;
+}
+
+/// An exchange, queue or binding, as declared (and re-declared after a reconnect).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Decl {
+    Exchange {
+        name: String,
+        fanout: bool,
+        durable: bool,
+        auto_delete: bool,
+    },
+    Queue {
+        name: String,
+        durable: bool,
+        auto_delete: bool,
+        args: FieldTable,
+    },
+    Bind {
+        queue: String,
+        exchange: String,
+        key: String,
+    },
+}
+
+impl Decl {
+    fn key(&self) -> String {
+        match self {
+            Decl::Exchange { name, .. } => format!("e\0{name}"),
+            Decl::Queue { name, .. } => format!("q\0{name}"),
+            Decl::Bind {
+                queue,
+                exchange,
+                key,
+            } => format!("b\0{queue}\0{exchange}\0{key}"),
+        }
+    }
+
+    fn queue_name(&self) -> Option<&str> {
+        match self {
+            Decl::Queue { name, .. } | Decl::Bind { queue: name, .. } => Some(name),
+            Decl::Exchange { .. } => None,
+        }
+    }
+}
+
+struct Host {
+    uri: AMQPUri,
+    /// `host:port`, for logs (no credentials).
+    label: String,
+}
+
+/// One message to publish.
+pub(crate) struct Outgoing<'a> {
+    pub(crate) exchange: &'a str,
+    pub(crate) key: &'a str,
+    pub(crate) body: &'a [u8],
+    pub(crate) properties: &'a BasicProperties,
+    /// Have the broker return it when nothing is bound.
+    pub(crate) mandatory: bool,
+    /// Wait for the broker's confirm.
+    pub(crate) confirm: bool,
+    pub(crate) retry: Retry,
+}
+
+/// The connection supervisor shared by a driver's clients and listeners.
+pub(crate) struct Supervisor {
+    hosts: Vec<Host>,
+    next_host: AtomicUsize,
+    pub(crate) options: Arc<RabbitOptions>,
+    tls: Option<OwnedTLSConfig>,
+    url_label: String,
+    current: RwLock<Option<Arc<Conn>>>,
+    generation_tx: watch::Sender<u64>,
+    generations: AtomicU64,
+    reconnecting: AtomicBool,
+    closed: AtomicBool,
+    declared: Mutex<(Vec<Decl>, HashSet<String>)>,
+    consumers: Mutex<Vec<Weak<dyn Resumable>>>,
+}
+
+impl fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("url", &self.url_label)
+            .field("generation", &*self.generation_tx.borrow())
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn amqp_err(what: &str, e: lapin::Error) -> Error {
+    Error::driver("amqp", what.to_string(), e)
+}
+
+/// Whether an error means the connection (not just a channel) is gone.
+pub(crate) fn is_connection_error(e: &lapin::Error) -> bool {
+    use lapin::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::IOError(_)
+            | ErrorKind::InvalidConnectionState(_)
+            | ErrorKind::InvalidChannelState(..)
+            | ErrorKind::InvalidChannel(_)
+            | ErrorKind::RuntimeShutdownError(_)
+    ) || e.is_amqp_hard_error()
+        || !e.is_amqp_soft_error()
+}
+
+impl Supervisor {
+    /// Parses hosts and TLS settings; connects to the first host that answers.
+    pub(crate) async fn connect(url: &TransportUrl) -> Result<Arc<Self>> {
+        let options = RabbitOptions::from_url(url)?;
+        let tls = if options.ssl {
+            Some(tls_config(&options)?)
+        } else {
+            None
+        };
+        let scheme = || {
+            if options.ssl {
+                AMQPScheme::AMQPS
+            } else {
+                AMQPScheme::AMQP
+            }
+        };
+        let default_port = if options.ssl { 5671 } else { 5672 };
+        let vhost = url.virtual_host().unwrap_or("/").to_string();
+        let mut hosts: Vec<Host> = if url.hosts().is_empty() {
+            vec![(
+                "localhost".to_string(),
+                default_port,
+                "guest".to_string(),
+                "guest".to_string(),
+            )]
+        } else {
+            url.hosts()
+                .iter()
+                .map(|h| {
+                    (
+                        if h.hostname.is_empty() {
+                            "localhost".into()
+                        } else {
+                            h.hostname.clone()
+                        },
+                        h.port_or(default_port),
+                        h.username.clone().unwrap_or_else(|| "guest".into()),
+                        h.password.clone().unwrap_or_else(|| "guest".into()),
+                    )
+                })
+                .collect()
+        }
+        .into_iter()
+        .map(|(host, port, username, password)| Host {
+            label: format!("{host}:{port}"),
+            uri: AMQPUri {
+                scheme: scheme(),
+                authority: AMQPAuthority {
+                    userinfo: AMQPUserInfo { username, password },
+                    host,
+                    port,
+                },
+                vhost: vhost.clone(),
+                query: AMQPQueryString {
+                    heartbeat: Some(options.heartbeat_timeout_threshold),
+                    connection_timeout: Some((options.connection_timeout * 1000.0) as u64),
+                    ..AMQPQueryString::default()
+                },
+            },
+        })
+        .collect();
+        if options.kombu_failover_strategy == "shuffle" || hosts.len() > 1 {
+            // shuffled once, then round robin (oslo)
+            use rand::seq::SliceRandom;
+            if options.kombu_failover_strategy == "shuffle" {
+                hosts.shuffle(&mut rand::rng());
+            }
+        }
+        let (generation_tx, _) = watch::channel(0);
+        let sup = Arc::new(Supervisor {
+            hosts,
+            next_host: AtomicUsize::new(0),
+            options: Arc::new(options),
+            tls,
+            url_label: url.to_string(),
+            current: RwLock::new(None),
+            generation_tx,
+            generations: AtomicU64::new(0),
+            reconnecting: AtomicBool::new(true),
+            closed: AtomicBool::new(false),
+            declared: Mutex::default(),
+            consumers: Mutex::default(),
+        });
+        // first connection: every host once; a broker that is down is a clear error
+        let mut last = None;
+        for _ in 0..sup.hosts.len() {
+            match sup.open_next().await {
+                Ok(conn) => {
+                    sup.install(conn);
+                    return Ok(sup);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Config("no host in the URL".into())))
+    }
+
+    /// Opens a connection to the next host in the rotation.
+    async fn open_next(self: &Arc<Self>) -> Result<Arc<Conn>> {
+        let idx = self.next_host.fetch_add(1, Ordering::Relaxed) % self.hosts.len();
+        let host = &self.hosts[idx];
+        let mut props = ConnectionProperties::default();
+        let name = self.options.connection_name.clone().unwrap_or_else(|| {
+            format!(
+                "msg:{}:{}",
+                hostname::get()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                std::process::id()
+            )
+        });
+        props = props.with_connection_name(name.into());
+        let limit = Duration::from_secs_f64(self.options.connection_timeout.max(0.1));
+        let connect = async {
+            match &self.tls {
+                Some(tls) => {
+                    let runtime =
+                        lapin::runtime::default_runtime().map_err(|e| amqp_err("no runtime", e))?;
+                    Connection::connect_uri_with_config(
+                        host.uri.clone(),
+                        props,
+                        tls.clone(),
+                        runtime,
+                    )
+                    .await
+                    .map_err(|e| connect_error(&host.label, e))
+                }
+                None => Connection::connect_uri(host.uri.clone(), props)
+                    .await
+                    .map_err(|e| connect_error(&host.label, e)),
+            }
+        };
+        let connection =
+            tokio::time::timeout(limit, connect)
+                .await
+                .map_err(|_| Error::Delivery {
+                    reason: format!("connecting to {} timed out after {limit:?}", host.label),
+                    source: None,
+                })??;
+        let publisher = connection
+            .create_channel()
+            .await
+            .map_err(|e| amqp_err("opening the publishing channel", e))?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| amqp_err("enabling publisher confirms", e))?;
+        let generation = self.generations.fetch_add(1, Ordering::AcqRel) + 1;
+        tracing::info!(host = host.label, generation, "connected to RabbitMQ");
+        Ok(Arc::new(Conn {
+            connection,
+            publisher,
+            generation,
+        }))
+    }
+
+    /// Makes a connection current and watches it for failure.
+    fn install(self: &Arc<Self>, conn: Arc<Conn>) {
+        let generation = conn.generation;
+        let mut events = conn.connection.events_listener().boxed();
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(conn);
+        self.reconnecting.store(false, Ordering::Release);
+        self.generation_tx.send_replace(generation);
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                if let lapin::Event::Error(e) = event {
+                    let Some(sup) = weak.upgrade() else { return };
+                    if sup.closed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    tracing::warn!(error = %e, generation, "the RabbitMQ connection failed");
+                    sup.connection_lost(generation);
+                    return;
+                }
+            }
+            if let Some(sup) = weak.upgrade()
+                && !sup.closed.load(Ordering::Acquire)
+            {
+                sup.connection_lost(generation);
+            }
+        });
+    }
+
+    /// The current connection, if any.
+    pub(crate) fn current(&self) -> Option<Arc<Conn>> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The current connection, waiting for a reconnect for at most `retry` reconnects.
+    pub(crate) async fn connection(&self, retry: Retry, attempt: &mut u32) -> Result<Arc<Conn>> {
+        let mut rx = self.generation_tx.subscribe();
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed("the transport was closed".into()));
+            }
+            if let Some(c) = self.current() {
+                return Ok(c);
+            }
+            if retry.max_attempts().is_some_and(|max| *attempt + 1 >= max) {
+                return Err(Error::Delivery {
+                    reason: format!("not connected to {} (retry exhausted)", self.url_label),
+                    source: None,
+                });
+            }
+            *attempt += 1;
+            if rx.changed().await.is_err() {
+                return Err(Error::Closed("the transport was closed".into()));
+            }
+        }
+    }
+
+    /// Reports that a connection failed; starts reconnecting if it was the current one.
+    pub(crate) fn connection_lost(self: &Arc<Self>, generation: u64) {
+        {
+            let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
+            match &*cur {
+                Some(c) if c.generation == generation => *cur = None,
+                _ => return,
+            }
+        }
+        if self.reconnecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let sup = self.clone();
+        tokio::spawn(async move { sup.reconnect_loop().await });
+    }
+
+    async fn reconnect_loop(self: Arc<Self>) {
+        let mut attempt = 0u32;
+        tokio::time::sleep(Duration::from_secs_f64(
+            self.options.kombu_reconnect_delay.max(0.0),
+        ))
+        .await;
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            match self.open_next().await {
+                Ok(conn) => match self.restore(&conn).await {
+                    Ok(()) => {
+                        self.install(conn);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "restoring topology after a reconnect failed");
+                        let _ = conn.connection.close(320, "restore failed".into()).await;
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, attempt, "reconnecting to RabbitMQ failed"),
+            }
+            let delay = self.options.reconnect_delay(attempt);
+            attempt = attempt.saturating_add(1);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Re-declares everything and resumes every consumer on a new connection.
+    async fn restore(&self, conn: &Arc<Conn>) -> Result<()> {
+        let decls = lock(&self.declared).0.clone();
+        self.declare_on(conn, &decls).await?;
+        let consumers: Vec<Arc<dyn Resumable>> = {
+            let mut list = lock(&self.consumers);
+            list.retain(|w| w.strong_count() > 0);
+            list.iter().filter_map(Weak::upgrade).collect()
+        };
+        for c in consumers {
+            c.resume(conn.clone()).await?;
+        }
+        Ok(())
+    }
+
+    /// Registers a consumer to resume on every new connection, and starts it now if
+    /// connected.
+    pub(crate) async fn add_consumer(&self, consumer: Arc<dyn Resumable>) -> Result<()> {
+        lock(&self.consumers).push(Arc::downgrade(&consumer));
+        if let Some(conn) = self.current() {
+            consumer.resume(conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Declares what isn't declared yet (and records it for reconnects).
+    pub(crate) async fn declare(&self, decls: Vec<Decl>) -> Result<()> {
+        let new: Vec<Decl> = {
+            let guard = lock(&self.declared);
+            // an auto-delete exchange may be gone since (its last queue went): always declared
+            decls
+                .into_iter()
+                .filter(|d| {
+                    !guard.1.contains(&d.key())
+                        || matches!(
+                            d,
+                            Decl::Exchange {
+                                auto_delete: true,
+                                ..
+                            }
+                        )
+                })
+                .collect()
+        };
+        if new.is_empty() {
+            return Ok(());
+        }
+        let mut attempt = 0;
+        let conn = self.connection(Retry::Attempts(3), &mut attempt).await?;
+        let done = self.declare_on(&conn, &new).await?;
+        let mut guard = lock(&self.declared);
+        for d in done {
+            if guard.1.insert(d.key()) {
+                guard.0.push(d);
+            }
+        }
+        Ok(())
+    }
+
+    /// Declares on a channel of its own (a refused declaration closes its channel); returns
+    /// the declarations as they ended up (an exchange may have flipped `durable`).
+    async fn declare_on(&self, conn: &Conn, decls: &[Decl]) -> Result<Vec<Decl>> {
+        let mut channel = open_channel(conn).await?;
+        let mut done = Vec::with_capacity(decls.len());
+        for d in decls {
+            match declare_one(&channel, d).await {
+                Ok(()) => done.push(d.clone()),
+                Err(e) if is_precondition_failed(&e) => {
+                    let text = e.to_string();
+                    channel = open_channel(conn).await?;
+                    match d {
+                        // oslo: an exchange that exists with the other `durable` flag is
+                        // re-declared with that flag
+                        Decl::Exchange {
+                            name,
+                            fanout,
+                            durable,
+                            auto_delete,
+                        } if text.contains("durable") => {
+                            let flipped = Decl::Exchange {
+                                name: name.clone(),
+                                fanout: *fanout,
+                                durable: !durable,
+                                auto_delete: *auto_delete,
+                            };
+                            tracing::warn!(
+                                exchange = name,
+                                durable = !durable,
+                                "exchange exists with the other durable flag; using it"
+                            );
+                            declare_one(&channel, &flipped)
+                                .await
+                                .map_err(|e| precondition_error(&flipped, &e))?;
+                            done.push(flipped);
+                        }
+                        _ => return Err(precondition_error(d, &e)),
+                    }
+                }
+                Err(e) if e.to_string().contains("NOT_FOUND") => {
+                    // an auto-delete exchange went away under us (its last queue was deleted
+                    // meanwhile): declare it again, then retry once
+                    channel = open_channel(conn).await?;
+                    let exchange = match d {
+                        Decl::Bind { exchange, .. } => decls
+                            .iter()
+                            .find(|x| matches!(x, Decl::Exchange { name, .. } if name == exchange)),
+                        _ => None,
+                    };
+                    if let Some(x) = exchange {
+                        declare_one(&channel, x)
+                            .await
+                            .map_err(|e| amqp_err(&format!("declaring {}", describe(x)), e))?;
+                    }
+                    declare_one(&channel, d)
+                        .await
+                        .map_err(|e| amqp_err(&format!("declaring {}", describe(d)), e))?;
+                    done.push(d.clone());
+                }
+                Err(e) => return Err(amqp_err(&format!("declaring {}", describe(d)), e)),
+            }
+        }
+        let _ = channel.close(200, "OK".into()).await;
+        Ok(done)
+    }
+
+    /// Forgets and deletes a queue (our own fanout or reply queue on a clean close).
+    pub(crate) async fn delete_queue(&self, name: &str) {
+        {
+            let mut guard = lock(&self.declared);
+            guard.0.retain(|d| d.queue_name() != Some(name));
+            guard
+                .1
+                .retain(|k| k.split('\0').nth(1).is_none_or(|q| q != name));
+        }
+        if let Some(conn) = self.current()
+            && let Ok(ch) = open_channel(&conn).await
+        {
+            if let Err(e) = ch
+                .queue_delete(name.into(), QueueDeleteOptions::default())
+                .await
+            {
+                tracing::debug!(queue = name, error = %e, "deleting a queue failed");
+            }
+            let _ = ch.close(200, "OK".into()).await;
+        }
+    }
+
+    /// Publishes, waiting for the broker's confirm when `confirm`; retried across
+    /// reconnects as `retry` allows, with the same bytes (so the same `_unique_id`).
+    /// Returns `Ok(false)` when a mandatory message came back unroutable.
+    pub(crate) async fn publish(self: &Arc<Self>, out: Outgoing<'_>) -> Result<bool> {
+        let Outgoing {
+            exchange,
+            key,
+            body,
+            properties,
+            mandatory,
+            confirm,
+            retry,
+        } = out;
+        let mut attempt = 0u32;
+        loop {
+            let conn = self.connection(retry, &mut attempt).await?;
+            let sent = conn
+                .publisher
+                .basic_publish(
+                    ShortString::from(exchange),
+                    ShortString::from(key),
+                    BasicPublishOptions {
+                        mandatory,
+                        immediate: false,
+                    },
+                    body,
+                    properties.clone(),
+                )
+                .await;
+            let outcome = match sent {
+                Ok(pending) if confirm => pending.await,
+                Ok(_) => return Ok(true),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => return Ok(true),
+                Ok(Confirmation::Ack(Some(_))) => return Ok(false),
+                Ok(Confirmation::Nack(_)) => {
+                    return Err(Error::Delivery {
+                        reason: format!("the broker refused a message for {exchange}/{key} (nack)"),
+                        source: None,
+                    });
+                }
+                Err(e) if is_connection_error(&e) => {
+                    tracing::warn!(error = %e, exchange, key, "publish failed; will retry after reconnecting");
+                    self.connection_lost(conn.generation);
+                    if retry.max_attempts().is_some_and(|max| attempt + 1 >= max) {
+                        return Err(Error::Delivery {
+                            reason: format!("publishing to {exchange}/{key} failed"),
+                            source: Some(Box::new(e)),
+                        });
+                    }
+                    attempt += 1;
+                }
+                Err(e) => return Err(amqp_err(&format!("publishing to {exchange}/{key}"), e)),
+            }
+        }
+    }
+
+    /// Closes the connection for good.
+    pub(crate) async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let conn = self
+            .current
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        self.generation_tx.send_modify(|_| {});
+        if let Some(conn) = conn {
+            let _ = conn.connection.close(200, "OK".into()).await;
+        }
+    }
+
+    /// Whether `close` was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+fn connect_error(host: &str, e: lapin::Error) -> Error {
+    Error::Delivery {
+        reason: format!("can't connect to RabbitMQ at {host}: {e}"),
+        source: Some(Box::new(e)),
+    }
+}
+
+pub(crate) async fn open_channel(conn: &Conn) -> Result<Channel> {
+    conn.connection
+        .create_channel()
+        .await
+        .map_err(|e| amqp_err("opening a channel", e))
+}
+
+fn is_precondition_failed(e: &lapin::Error) -> bool {
+    e.to_string().contains("PRECONDITION_FAILED") || e.to_string().contains("406")
+}
+
+fn describe(d: &Decl) -> String {
+    match d {
+        Decl::Exchange {
+            name,
+            fanout,
+            durable,
+            auto_delete,
+        } => format!(
+            "exchange `{name}` ({}, durable={durable}, auto_delete={auto_delete})",
+            if *fanout { "fanout" } else { "topic" }
+        ),
+        Decl::Queue {
+            name,
+            durable,
+            auto_delete,
+            args,
+        } => format!(
+            "queue `{name}` (durable={durable}, auto_delete={auto_delete}, arguments={args:?})"
+        ),
+        Decl::Bind {
+            queue,
+            exchange,
+            key,
+        } => format!("binding of `{queue}` to `{exchange}` with key `{key}`"),
+    }
+}
+
+fn precondition_error(d: &Decl, e: &lapin::Error) -> Error {
+    Error::Driver {
+        driver: "amqp",
+        message: format!(
+            "RabbitMQ refused to declare {} with our flags (406 PRECONDITION_FAILED): {e}; \
+             the object exists with other flags or arguments (check amqp_durable_queues, \
+             rabbit_quorum_queue and the peers' options)",
+            describe(d)
+        ),
+        source: None,
+    }
+}
+
+async fn declare_one(channel: &Channel, d: &Decl) -> std::result::Result<(), lapin::Error> {
+    match d {
+        Decl::Exchange {
+            name,
+            fanout,
+            durable,
+            auto_delete,
+        } => {
+            channel
+                .exchange_declare(
+                    name.as_str().into(),
+                    if *fanout {
+                        ExchangeKind::Fanout
+                    } else {
+                        ExchangeKind::Topic
+                    },
+                    ExchangeDeclareOptions {
+                        durable: *durable,
+                        auto_delete: *auto_delete,
+                        ..ExchangeDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+        }
+        Decl::Queue {
+            name,
+            durable,
+            auto_delete,
+            args,
+        } => channel
+            .queue_declare(
+                name.as_str().into(),
+                QueueDeclareOptions {
+                    durable: *durable,
+                    auto_delete: *auto_delete,
+                    ..QueueDeclareOptions::default()
+                },
+                args.clone(),
+            )
+            .await
+            .map(|_| ()),
+        Decl::Bind {
+            queue,
+            exchange,
+            key,
+        } => {
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    exchange.as_str().into(),
+                    key.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+        }
+    }
+}
+
+fn tls_config(o: &RabbitOptions) -> Result<OwnedTLSConfig> {
+    let read = |what: &str, path: &str| {
+        std::fs::read(path).map_err(|e| Error::Config(format!("can't read {what} `{path}`: {e}")))
+    };
+    let cert_chain = match &o.ssl_ca_file {
+        Some(p) => Some(
+            String::from_utf8(read("ssl_ca_file", p)?)
+                .map_err(|_| Error::Config(format!("ssl_ca_file `{p}` is not PEM text")))?,
+        ),
+        None => None,
+    };
+    let identity = match (&o.ssl_cert_file, &o.ssl_key_file) {
+        (Some(cert), Some(key)) => Some(OwnedIdentity::PKCS8 {
+            pem: read("ssl_cert_file", cert)?,
+            key: read("ssl_key_file", key)?,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(Error::Config(
+                "ssl_cert_file and ssl_key_file go together".into(),
+            ));
+        }
+    };
+    Ok(OwnedTLSConfig {
+        identity,
+        cert_chain,
+    })
+}
+
+/// Queue arguments for a queue of this kind (WIRE.md: quorum, HA, TTL).
+pub(crate) fn queue_args(o: &RabbitOptions, transient: bool) -> FieldTable {
+    let mut args = FieldTable::default();
+    let quorum = if transient {
+        o.rabbit_transient_quorum_queue
+    } else {
+        o.rabbit_quorum_queue
+    };
+    if quorum {
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        if !transient {
+            if o.rabbit_quorum_delivery_limit > 0 {
+                args.insert(
+                    "x-delivery-limit".into(),
+                    int_value(i64::from(o.rabbit_quorum_delivery_limit)),
+                );
+            }
+            if o.rabbit_quorum_max_memory_length > 0 {
+                args.insert(
+                    "x-max-in-memory-length".into(),
+                    int_value(i64::from(o.rabbit_quorum_max_memory_length)),
+                );
+            }
+            if o.rabbit_quorum_max_memory_bytes > 0 {
+                args.insert(
+                    "x-max-in-memory-bytes".into(),
+                    int_value(i64::try_from(o.rabbit_quorum_max_memory_bytes).unwrap_or(i64::MAX)),
+                );
+            }
+        }
+    } else if o.rabbit_ha_queues {
+        args.insert("x-ha-policy".into(), AMQPValue::LongString("all".into()));
+    }
+    if transient {
+        args.insert("x-expires".into(), int_value(o.transient_ttl_ms()));
+    }
+    args
+}
+
+/// An integer argument typed as Python's amqp library types it (32-bit when it fits), so a
+/// re-declaration by either side is equivalent.
+fn int_value(v: i64) -> AMQPValue {
+    match i32::try_from(v) {
+        Ok(small) => AMQPValue::LongInt(small),
+        Err(_) => AMQPValue::LongLongInt(v),
+    }
+}

@@ -1,0 +1,65 @@
+//! `msgctl`: the operator's tool and the project's demo. Its command line is a contract
+//! (`CLI.md`): options may be added, never renamed.
+//!
+//! Drivers come from the `msg` facade: whatever it is built with (`memory`, and the broker
+//! drivers behind their features) is usable through `--url`, with no change here.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod cli;
+mod cmd;
+mod endpoint;
+mod errors;
+mod input;
+mod output;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+use crate::errors::EXIT_FAILED;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("msgctl: can't start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let result = runtime.block_on(cmd::run(cli));
+    // handlers still sleeping (a timed-out call's server side) don't hold the exit
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("msgctl: {}", e.line);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+/// Logs to stderr, at the level of `RUST_LOG` (default `warn`).
+fn init_logging(cli: &Cli) {
+    // lapin logs, as errors, what the RabbitMQ driver returns to us anyway (a refused login,
+    // a closed connection): the one-line error says it already
+    let default = match cli.command {
+        // the demo provokes an UnsupportedVersion on purpose: no warning for it
+        Command::Demo(_) => "warn,lapin=off,msg_dispatch::rpc=error",
+        _ => "warn,lapin=off",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}

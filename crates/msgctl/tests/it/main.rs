@@ -1,0 +1,514 @@
+//! msgctl as scripts use it: the built binary, its stdout, stderr and exit codes.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_msgctl");
+
+/// Runs msgctl with these arguments, without `MSG_TRANSPORT_URL` from the environment.
+fn msgctl(args: &[&str]) -> Output {
+    msgctl_env(args, &[])
+}
+
+fn msgctl_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("MSG_TRANSPORT_URL")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+/// Asserts the exit code and that stderr is one line starting with `msgctl: `; returns it.
+fn fails_with(o: &Output, code: i32) -> String {
+    let err = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {err}",
+        stdout(o)
+    );
+    assert_eq!(err.lines().count(), 1, "one line expected on stderr: {err}");
+    assert!(err.starts_with("msgctl: "), "{err}");
+    err.trim_end().to_string()
+}
+
+#[test]
+fn demo_runs_every_step_and_explains_it() {
+    let o = msgctl(&["demo"]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("  1. call add(a=2, b=3) on topic msgctl-demo-"),
+        "{out}"
+    );
+    assert!(out.contains("-> 5   ("), "{out}");
+    for what in [
+        "cast record",
+        "with fanout",
+        "on server server-b",
+        "remote error ValueError (builtins): boom",
+        "UnsupportedVersion",
+        "pool a got 3, pool b got 3",
+        "filtered out",
+        "batches",
+        "Requeue",
+    ] {
+        assert!(out.contains(what), "`{what}` missing from:\n{out}");
+    }
+    assert!(out.contains("All 12 steps behaved as expected"), "{out}");
+    assert!(stderr(&o).is_empty(), "stderr: {}", stderr(&o));
+}
+
+#[test]
+fn demo_with_json_prints_a_line_per_step() {
+    let o = msgctl(&["demo", "--json"]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let lines: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 13);
+    for (i, step) in lines[..12].iter().enumerate() {
+        assert_eq!(step["step"], i + 1);
+        assert_eq!(step["ok"], true, "{step}");
+    }
+    assert_eq!(lines[12]["ok"], true);
+    assert_eq!(lines[12]["steps"], 12);
+}
+
+#[test]
+fn a_call_nobody_answers_exits_1_with_one_line() {
+    let o = msgctl(&[
+        "call",
+        "--topic",
+        "nobody-here",
+        "add",
+        r#"{"a": 1, "b": 2}"#,
+    ]);
+    let err = fails_with(&o, 1);
+    assert!(err.starts_with("msgctl: nobody answered"), "{err}");
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn a_bad_url_exits_2() {
+    let o = msgctl(&["--url", "bogus url", "call", "--topic", "t", "add"]);
+    let err = fails_with(&o, 2);
+    assert!(err.contains("invalid transport URL"), "{err}");
+    // from the environment as well
+    let o = msgctl_env(
+        &["call", "--topic", "t", "add"],
+        &[("MSG_TRANSPORT_URL", "bogus url")],
+    );
+    fails_with(&o, 2);
+}
+
+#[test]
+fn an_unknown_scheme_exits_2_and_names_the_supported_ones() {
+    let o = msgctl(&["--url", "kafka://x", "call", "--topic", "t", "add"]);
+    let err = fails_with(&o, 2);
+    assert!(err.contains("kafka"), "{err}");
+    assert!(err.contains("memory://"), "{err}");
+    let o = msgctl_env(
+        &[
+            "notify",
+            "--priority",
+            "info",
+            "--publisher-id",
+            "p",
+            "--event-type",
+            "e",
+            "{}",
+        ],
+        &[("MSG_TRANSPORT_URL", "kafka://x")],
+    );
+    fails_with(&o, 2);
+}
+
+#[test]
+fn notify_counts_and_summarizes() {
+    let o = msgctl(&[
+        "notify",
+        "--count",
+        "3",
+        "--json",
+        "--priority",
+        "info",
+        "--publisher-id",
+        "compute.host1",
+        "--event-type",
+        "compute.instance.create.end",
+        r#"{"id": 12}"#,
+    ]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let summary: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(summary["sent"], 3);
+    assert_eq!(summary["failed"], 0);
+    assert!(summary["seconds"].is_f64(), "{summary}");
+
+    let o = msgctl(&[
+        "notify",
+        "--priority",
+        "WARNING",
+        "--publisher-id",
+        "p",
+        "--event-type",
+        "e",
+        "--driver",
+        "messaging",
+        "--context",
+        r#"{"request_id": "req-1"}"#,
+        "3",
+    ]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+    assert!(
+        stderr(&o).starts_with("sent 1, failed 0 in "),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn listen_times_out_quietly() {
+    let started = Instant::now();
+    let o = msgctl(&["listen", "--timeout", "0.5", "--json"]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    let o = msgctl(&[
+        "listen",
+        "--topic",
+        "a",
+        "--topic",
+        "b",
+        "--pool",
+        "p",
+        "--priority",
+        "info",
+        "--priority",
+        "error",
+        "--batch-size",
+        "10",
+        "--batch-timeout",
+        "0.1",
+        "--filter-publisher-id",
+        "^compute",
+        "--requeue-event-type",
+        "later",
+        "--timeout",
+        "0.2",
+    ]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let o = msgctl(&["listen", "--count", "0"]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+}
+
+#[test]
+fn cast_prints_nothing_or_sent() {
+    let o = msgctl(&["cast", "--topic", "t", "record", r#"{"key": "k"}"#]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+    let o = msgctl(&["cast", "--json", "--fanout", "--topic", "t", "record"]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), r#"{"sent":true}"#);
+}
+
+#[test]
+fn bad_input_exits_2() {
+    let bad: &[&[&str]] = &[
+        &["call", "--topic", "t", "add", "{a: 1}"],
+        &["call", "--topic", "t", "add", "[1, 2]"],
+        &["call", "--topic", "t", "--context", "{", "add"],
+        &["call", "--topic", "t", "--context", "3", "add"],
+        &["cast", "--topic", "t", "add", "nope"],
+        &["call", "--topic", "", "add"],
+        &[
+            "notify",
+            "--priority",
+            "info",
+            "--publisher-id",
+            "p",
+            "--event-type",
+            "e",
+            "{",
+        ],
+        &["listen", "--filter-event-type", "(", "--timeout", "1"],
+        &["listen", "--requeue-event-type", "[", "--timeout", "1"],
+        &["serve", "--topic", "t", "--version", "one"],
+    ];
+    for args in bad {
+        let o = msgctl(args);
+        fails_with(&o, 2);
+    }
+    // clap's own usage errors exit 2 as well (several lines, clap's format)
+    let clap_errors: &[&[&str]] = &[
+        &[
+            "notify",
+            "--priority",
+            "loud",
+            "--publisher-id",
+            "p",
+            "--event-type",
+            "e",
+            "{}",
+        ],
+        &["call", "--topic", "t", "--timeout", "soon", "add"],
+        &["call", "--topic", "t", "--timeout", "-1", "add"],
+        &["call", "add"],
+        &["serve", "--topic", "t", "--executor", "threads"],
+        &["listen", "--batch-size", "0"],
+        &["cast", "--fanout", "--server", "s", "--topic", "t", "m"],
+        &["frobnicate"],
+    ];
+    for args in clap_errors {
+        let o = msgctl(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    let o = msgctl(&["--help"]);
+    assert!(o.status.success());
+    for sub in ["demo", "serve", "call", "cast", "notify", "listen"] {
+        assert!(stdout(&o).contains(sub), "`{sub}` missing from --help");
+        let o = msgctl(&[sub, "--help"]);
+        assert!(o.status.success(), "{sub} --help: {}", stderr(&o));
+        let help = stdout(&o);
+        assert!(help.contains(&format!("Usage: msgctl {sub}")), "{help}");
+        assert!(help.contains("--url"), "{help}");
+    }
+    let o = msgctl(&["serve", "--help"]);
+    assert!(stdout(&o).contains("ValueError"));
+}
+
+// ---- against a real broker -------------------------------------------------------------
+
+/// The broker URL in `var`, or `None` (with a loud SKIPPED line) when it isn't set or this
+/// build has no driver for its scheme. With `MSG_REQUIRE_BROKERS=1` an unset variable fails.
+fn broker_url(var: &str) -> Option<String> {
+    let require = std::env::var("MSG_REQUIRE_BROKERS").is_ok_and(|v| v == "1");
+    let url = match std::env::var(var) {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => {
+            assert!(!require, "MSG_REQUIRE_BROKERS=1 but {var} is not set");
+            eprintln!("SKIPPED: {var} not set");
+            return None;
+        }
+    };
+    let scheme = url.split("://").next().unwrap_or_default();
+    if msg::builtin_registry().lookup(scheme).is_none() {
+        // the driver hasn't landed in msgctl's build yet: nothing to test against
+        eprintln!("SKIPPED: msgctl is built without a driver for {scheme}:// ({var})");
+        return None;
+    }
+    Some(url)
+}
+
+/// A background `msgctl serve`, killed if the test fails before it is stopped.
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(url: &str, topic: &str) -> Server {
+        let mut child = Command::new(BIN)
+            .args([
+                "--url",
+                url,
+                "serve",
+                "--topic",
+                topic,
+                "--server",
+                "it-server",
+            ])
+            .env_remove("MSG_TRANSPORT_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server { child, lines };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match server.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with("msgctl: serving topic ") => {
+                    assert!(line.contains(topic) && line.contains("it-server"), "{line}");
+                    return server;
+                }
+                Ok(line) => eprintln!("serve: {line}"),
+                Err(e) => {
+                    let status = server.child.try_wait().unwrap();
+                    panic!("serve never said it was ready ({e}; exit status {status:?})");
+                }
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit status within 40 s.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve didn't exit on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `serve` in the background, then `call add`, `call fail`, `cast record` + `call recorded`,
+/// then SIGTERM: the same script an operator would run, across processes.
+fn serve_and_call(url: &str) {
+    let topic = format!("msgctl-it-{}", std::process::id());
+    let server = Server::start(url, &topic);
+    let with_url = |args: &[&str]| {
+        let mut all = vec!["--url", url];
+        all.extend_from_slice(args);
+        msgctl(&all)
+    };
+
+    let o = with_url(&[
+        "call",
+        "--topic",
+        &topic,
+        "--timeout",
+        "10",
+        "add",
+        r#"{"a": 2, "b": 3}"#,
+    ]);
+    assert!(o.status.success(), "call add: {}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "5");
+
+    let o = with_url(&["call", "--topic", &topic, "fail", r#"{"message": "boom"}"#]);
+    assert_eq!(o.status.code(), Some(1), "call fail: {}", stderr(&o));
+    // the driver's own log lines (warnings) may come first: the error is the last line
+    let err = stderr(&o);
+    assert_eq!(
+        err.lines().last(),
+        Some("msgctl: remote error: ValueError (builtins): boom"),
+        "{err}"
+    );
+    assert_eq!(err.lines().filter(|l| l.starts_with("msgctl: ")).count(), 1);
+
+    let o = with_url(&["cast", "--topic", &topic, "record", r#"{"key": "k"}"#]);
+    assert!(o.status.success(), "cast record: {}", stderr(&o));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = with_url(&[
+            "call",
+            "--topic",
+            &topic,
+            "--server",
+            "it-server",
+            "recorded",
+            r#"{"key": "k"}"#,
+        ]);
+        assert!(o.status.success(), "call recorded: {}", stderr(&o));
+        if stdout(&o).trim() == "1" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cast was never recorded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let status = server.terminate();
+    assert!(status.success(), "serve exited with {status:?}");
+}
+
+#[test]
+fn serve_and_call_across_processes_on_rabbitmq() {
+    if let Some(url) = broker_url("MSG_RABBIT_URL") {
+        serve_and_call(&url);
+    }
+}
+
+#[test]
+fn serve_says_ready_then_stops_cleanly_on_sigterm() {
+    // memory:// can't be reached from another process, but the life cycle is the same
+    let server = Server::start("memory://", "msgctl-it-lifecycle");
+    let status = server.terminate();
+    assert!(status.success(), "serve exited with {status:?}");
+
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--json",
+            "--topic",
+            "t",
+            "--namespace",
+            "admin",
+            "--version",
+            "1.2",
+            "--executor",
+            "sequential",
+        ])
+        .env_remove("MSG_TRANSPORT_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut ready = String::new();
+    out.read_line(&mut ready).unwrap();
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["event"], "ready");
+    assert_eq!(ready["topic"], "t");
+    assert_eq!(ready["namespace"], "admin");
+    assert_eq!(ready["version"], "1.2");
+    assert!(ready["server"].as_str().is_some_and(|s| !s.is_empty()));
+    let int = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(int.success());
+    let mut stopped = String::new();
+    out.read_line(&mut stopped).unwrap();
+    let stopped: Value = serde_json::from_str(&stopped).unwrap();
+    assert_eq!(stopped["event"], "stopped");
+    assert_eq!(stopped["signal"], "SIGINT");
+    assert!(child.wait().unwrap().success());
+}
