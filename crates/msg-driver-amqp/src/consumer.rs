@@ -319,6 +319,12 @@ impl<M> Stream for AmqpStream<M> {
         if self.ended {
             return Poll::Ready(None);
         }
+        if self.core.stopped.load(Ordering::Acquire) {
+            // stopped: what is held but not yielded goes back to the broker
+            self.ended = true;
+            self.give_back();
+            return Poll::Ready(None);
+        }
         loop {
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(Item::Delivery(r))) => {

@@ -268,6 +268,7 @@ pub(crate) struct Consumer {
     prefetch: usize,
     in_flight: AtomicUsize,
     queues: Mutex<Vec<Arc<Queue>>>,
+    stopped: std::sync::atomic::AtomicBool,
     /// Queues deleted when the consumer stops (its own fanout queue).
     owned: Mutex<Vec<String>>,
     broker: Arc<Broker>,
@@ -296,10 +297,16 @@ impl Consumer {
             prefetch: prefetch as usize,
             in_flight: AtomicUsize::new(0),
             queues: Mutex::default(),
+            stopped: std::sync::atomic::AtomicBool::new(false),
             owned: Mutex::default(),
             broker,
         });
         (consumer, rx)
+    }
+
+    /// Whether `stop` was called: what the listener still holds goes back, unyielded.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
     }
 
     fn has_credit(&self) -> bool {
@@ -330,6 +337,7 @@ impl Consumer {
     /// Stops consuming: detaches from every queue, deletes the ones it owns, and tells the
     /// listener's stream to end.
     pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
         let queues = std::mem::take(&mut *lock(&self.queues));
         for q in &queues {
             q.remove_consumer(self.id);

@@ -63,6 +63,11 @@ impl<M> Stream for ConsumerStream<M> {
         if self.ended {
             return Poll::Ready(None);
         }
+        if self.consumer.is_stopped() {
+            self.ended = true;
+            self.give_back();
+            return Poll::Ready(None);
+        }
         loop {
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(Item::Delivery(d))) => {

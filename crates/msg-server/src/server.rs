@@ -150,6 +150,19 @@ impl<M: Send + 'static> MessageHandlingServer<M> {
     }
 }
 
+impl<M> Drop for MessageHandlingServer<M> {
+    /// A server dropped without `stop` stops consuming (handlers already running finish on
+    /// their own).
+    fn drop(&mut self) {
+        if let Some(run) = &mut *self.run.lock().unwrap_or_else(|p| p.into_inner())
+            && !run.stopped
+        {
+            run.stopped = true;
+            run.stop.stop();
+        }
+    }
+}
+
 async fn consume<M: Send + 'static>(
     mut stream: BoxStream<'static, M>,
     handler: Arc<dyn Handle<M>>,
