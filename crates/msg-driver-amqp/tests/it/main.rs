@@ -3,6 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod conformance;
+mod faults;
+mod proxy;
+mod tls;
 
 /// The broker's URL, or `None` (after a loud SKIPPED line) when no broker is configured;
 /// with `MSG_REQUIRE_BROKERS=1` a missing broker fails the test instead.
