@@ -238,6 +238,12 @@ impl Ctx {
 
         let mut outcome = Vec::new();
         let mut failure = None;
+        // The examples' tests run the example binaries as users do: build them as binaries
+        // (`cargo test --all-targets` builds them as test harnesses).
+        if let Some(code) = self.run_cargo(self.cargo(["build", "--workspace", "--examples"]))? {
+            eprintln!("xtask test: building the examples failed");
+            return Ok(Some(code));
+        }
         for (label, args) in test_invocations(extra) {
             if failure.is_some() {
                 outcome.push(format!("{label} not run"));
