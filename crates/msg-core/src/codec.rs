@@ -5,12 +5,13 @@
 //! body made here is the body Python makes. Decoding hostile bytes returns
 //! [`Error::Malformed`](crate::Error::Malformed), never panics.
 
-use std::borrow::Cow;
-
+use serde::de::{self, MapAccess};
 use serde::ser::{SerializeMap, Serializer as _};
 use serde_json::{Map, Value};
 
 use crate::{Context, Error, Notification, Priority, RemoteError, Result};
+
+mod fields;
 
 /// The envelope's version key.
 pub const VERSION_KEY: &str = "oslo.version";
@@ -107,44 +108,72 @@ impl WireRequest {
 
     /// Decodes a request, enveloped or bare.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let mut obj = decode_object(bytes)?;
-        let method = match obj.remove("method") {
-            Some(Value::String(m)) => m,
-            Some(_) => return Err(Error::malformed("`method` is not a string")),
-            None => return Err(Error::malformed("a request without `method`")),
-        };
-        let args = match obj.remove("args") {
-            Some(Value::Object(a)) => a,
-            None | Some(Value::Null) => Map::new(),
-            Some(_) => return Err(Error::malformed("`args` is not an object")),
-        };
-        let namespace = opt_string(&mut obj, "namespace")?;
-        let version = opt_version(&mut obj)?;
-        let unique_id = opt_string(&mut obj, "_unique_id")?.unwrap_or_default();
-        let msg_id = opt_string(&mut obj, "_msg_id")?;
-        let reply_q = opt_string(&mut obj, "_reply_q")?;
-        let timeout = match obj.remove("_timeout") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => n.as_f64(),
-            Some(_) => return Err(Error::malformed("`_timeout` is not a number")),
-        };
-        let context = unpack_context(&mut obj);
-        let call = msg_id.map(|msg_id| CallInfo {
+        let f: RequestFields = fields::decode(bytes)?;
+        let method = f
+            .method
+            .ok_or_else(|| Error::malformed("a request without `method`"))?;
+        let call = f.msg_id.map(|msg_id| CallInfo {
             msg_id,
-            reply_q: reply_q.unwrap_or_default(),
-            call_monitor_timeout: timeout,
+            reply_q: f.reply_q.unwrap_or_default(),
+            call_monitor_timeout: f.timeout,
         });
         Ok(WireRequest {
-            context,
+            context: Context::from_map(f.context),
             request: RpcRequest {
                 method,
-                args,
-                namespace,
-                version,
+                args: f.args.unwrap_or_default(),
+                namespace: f.namespace,
+                version: f.version,
             },
-            unique_id,
+            unique_id: f.unique_id.unwrap_or_default(),
             call,
         })
+    }
+}
+
+#[derive(Default)]
+struct RequestFields {
+    method: Option<String>,
+    args: Option<Map<String, Value>>,
+    namespace: Option<String>,
+    version: Option<String>,
+    unique_id: Option<String>,
+    msg_id: Option<String>,
+    reply_q: Option<String>,
+    timeout: Option<f64>,
+    context: Map<String, Value>,
+}
+
+impl fields::Fields for RequestFields {
+    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "method" => self.method = fields::opt_string(key, map)?,
+            "args" => {
+                self.args = map
+                    .next_value::<Option<Map<String, Value>>>()
+                    .map_err(|e| de::Error::custom(format!("`args` is not an object: {e}")))?
+            }
+            "namespace" => self.namespace = fields::opt_string(key, map)?,
+            "version" => {
+                self.version = match map.next_value::<Value>()? {
+                    Value::Null => None,
+                    Value::String(s) => Some(s),
+                    // Python allows a float-ish version; keep its text
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => return Err(de::Error::custom("`version` is not a string")),
+                }
+            }
+            "_unique_id" => self.unique_id = fields::opt_string(key, map)?,
+            "_msg_id" => self.msg_id = fields::opt_string(key, map)?,
+            "_reply_q" => self.reply_q = fields::opt_string(key, map)?,
+            "_timeout" => {
+                self.timeout = map
+                    .next_value::<Option<f64>>()
+                    .map_err(|e| de::Error::custom(format!("`_timeout` is not a number: {e}")))?
+            }
+            k => return fields::context_entry(k, map, &mut self.context),
+        }
+        Ok(true)
     }
 }
 
@@ -224,29 +253,51 @@ impl WireReply {
 
     /// Decodes a reply, enveloped or bare.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let mut obj = decode_object(bytes)?;
-        let msg_id = opt_string(&mut obj, "_msg_id")?
-            .ok_or_else(|| Error::malformed("a reply without `_msg_id`"))?;
-        let unique_id = opt_string(&mut obj, "_unique_id")?.unwrap_or_default();
-        let result = obj.remove("result").unwrap_or(Value::Null);
-        let failure = match obj.remove("failure") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(Failure::from_json_str(&s)),
-            Some(Value::Object(m)) => Some(Failure::from_map(m)),
-            Some(_) => return Err(Error::malformed("`failure` is not a string")),
-        };
-        let ending = match obj.remove("ending") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => b,
-            Some(_) => return Err(Error::malformed("`ending` is not a boolean")),
-        };
+        let f: ReplyFields = fields::decode(bytes)?;
         Ok(WireReply {
-            msg_id,
-            unique_id,
-            result,
-            failure,
-            ending,
+            msg_id: f
+                .msg_id
+                .ok_or_else(|| Error::malformed("a reply without `_msg_id`"))?,
+            unique_id: f.unique_id.unwrap_or_default(),
+            result: f.result,
+            failure: f.failure,
+            ending: f.ending,
         })
+    }
+}
+
+#[derive(Default)]
+struct ReplyFields {
+    msg_id: Option<String>,
+    unique_id: Option<String>,
+    result: Value,
+    failure: Option<Failure>,
+    ending: bool,
+}
+
+impl fields::Fields for ReplyFields {
+    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "_msg_id" => self.msg_id = fields::opt_string(key, map)?,
+            "_unique_id" => self.unique_id = fields::opt_string(key, map)?,
+            "result" => self.result = map.next_value()?,
+            "failure" => {
+                self.failure = match map.next_value::<Value>()? {
+                    Value::Null => None,
+                    Value::String(s) => Some(Failure::from_json_str(&s)),
+                    Value::Object(m) => Some(Failure::from_map(m)),
+                    _ => return Err(de::Error::custom("`failure` is not a string")),
+                }
+            }
+            "ending" => {
+                self.ending = map
+                    .next_value::<Option<bool>>()
+                    .map_err(|e| de::Error::custom(format!("`ending` is not a boolean: {e}")))?
+                    .unwrap_or(false)
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 }
 
@@ -413,33 +464,54 @@ impl WireNotification {
 
     /// Decodes a notification, enveloped or bare.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let mut obj = decode_object(bytes)?;
-        let priority = match obj.remove("priority") {
-            Some(Value::String(p)) => p
-                .parse::<Priority>()
-                .map_err(|e| Error::malformed(e.to_string()))?,
-            _ => return Err(Error::malformed("a notification without `priority`")),
-        };
-        let event_type = opt_string(&mut obj, "event_type")?
-            .ok_or_else(|| Error::malformed("a notification without `event_type`"))?;
-        let publisher_id = opt_string(&mut obj, "publisher_id")?.unwrap_or_default();
-        let message_id = opt_string(&mut obj, "message_id")?.unwrap_or_default();
-        let timestamp = opt_string(&mut obj, "timestamp")?.unwrap_or_default();
-        let payload = obj.remove("payload").unwrap_or(Value::Null);
-        let unique_id = opt_string(&mut obj, "_unique_id")?.unwrap_or_default();
-        let context = unpack_context(&mut obj);
+        let f: NotificationFields = fields::decode(bytes)?;
+        let priority = f
+            .priority
+            .ok_or_else(|| Error::malformed("a notification without `priority`"))?
+            .parse::<Priority>()
+            .map_err(|e| Error::malformed(e.to_string()))?;
         Ok(WireNotification {
-            context,
+            context: Context::from_map(f.context),
             notification: Notification {
-                message_id,
-                publisher_id,
-                event_type,
+                message_id: f.message_id.unwrap_or_default(),
+                publisher_id: f.publisher_id.unwrap_or_default(),
+                event_type: f
+                    .event_type
+                    .ok_or_else(|| Error::malformed("a notification without `event_type`"))?,
                 priority,
-                payload,
-                timestamp,
+                payload: f.payload,
+                timestamp: f.timestamp.unwrap_or_default(),
             },
-            unique_id,
+            unique_id: f.unique_id.unwrap_or_default(),
         })
+    }
+}
+
+#[derive(Default)]
+struct NotificationFields {
+    message_id: Option<String>,
+    publisher_id: Option<String>,
+    event_type: Option<String>,
+    priority: Option<String>,
+    payload: Value,
+    timestamp: Option<String>,
+    unique_id: Option<String>,
+    context: Map<String, Value>,
+}
+
+impl fields::Fields for NotificationFields {
+    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "message_id" => self.message_id = fields::opt_string(key, map)?,
+            "publisher_id" => self.publisher_id = fields::opt_string(key, map)?,
+            "event_type" => self.event_type = fields::opt_string(key, map)?,
+            "priority" => self.priority = fields::opt_string(key, map)?,
+            "payload" => self.payload = map.next_value()?,
+            "timestamp" => self.timestamp = fields::opt_string(key, map)?,
+            "_unique_id" => self.unique_id = fields::opt_string(key, map)?,
+            k => return fields::context_entry(k, map, &mut self.context),
+        }
+        Ok(true)
     }
 }
 
@@ -539,14 +611,6 @@ pub fn unpack_context(obj: &mut Map<String, Value>) -> Context {
     Context::from_map(ctx)
 }
 
-#[derive(serde::Deserialize)]
-struct EnvelopeProbe<'a> {
-    #[serde(rename = "oslo.version", borrow, default)]
-    version: Option<Cow<'a, str>>,
-    #[serde(rename = "oslo.message", borrow, default)]
-    message: Option<Cow<'a, str>>,
-}
-
 /// Wraps an inner JSON object (already serialized) in the 2.0 envelope.
 pub fn envelope(inner: &[u8]) -> Result<Vec<u8>> {
     let inner =
@@ -563,48 +627,18 @@ pub fn envelope(inner: &[u8]) -> Result<Vec<u8>> {
 /// Decodes a body into its inner JSON object: unwraps the envelope when both keys are there
 /// (refusing versions other than 2.x), else takes the object as it is.
 pub fn decode_object(bytes: &[u8]) -> Result<Map<String, Value>> {
-    let probe: EnvelopeProbe<'_> = serde_json::from_slice(bytes)
-        .map_err(|e| Error::malformed(format!("body is not a JSON object: {e}")))?;
-    match (probe.version, probe.message) {
-        (Some(version), Some(message)) => {
-            check_envelope_version(&version)?;
-            serde_json::from_str(&message)
-                .map_err(|e| Error::malformed(format!("`oslo.message` is not a JSON object: {e}")))
-        }
-        _ => serde_json::from_slice(bytes)
-            .map_err(|e| Error::malformed(format!("body is not a JSON object: {e}"))),
-    }
+    let f: AnyFields = fields::decode(bytes)?;
+    Ok(f.0)
 }
 
-fn check_envelope_version(v: &str) -> Result<()> {
-    let ok = v
-        .split_once('.')
-        .map(|(major, _)| major == "2")
-        .unwrap_or(v == "2");
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::malformed(format!(
-            "unsupported envelope version `{v}` (expected 2.x)"
-        )))
-    }
-}
+/// Every key, kept: the generic inner object.
+#[derive(Default)]
+struct AnyFields(Map<String, Value>);
 
-fn opt_string(obj: &mut Map<String, Value>, key: &str) -> Result<Option<String>> {
-    match obj.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(Error::malformed(format!("`{key}` is not a string"))),
-    }
-}
-
-fn opt_version(obj: &mut Map<String, Value>) -> Result<Option<String>> {
-    match obj.remove("version") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        // Python allows a float-ish version; keep its text.
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(_) => Err(Error::malformed("`version` is not a string")),
+impl fields::Fields for AnyFields {
+    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        self.0.insert(key.to_string(), map.next_value()?);
+        Ok(true)
     }
 }
 
