@@ -46,12 +46,30 @@ use supervisor::{Decl, Outgoing, Supervisor, queue_args};
 
 /// The factory for `rabbit://`, `amqp://` and `amqps://`.
 pub fn factory() -> Arc<dyn DriverFactory> {
-    Arc::new(AmqpDriverFactory)
+    Arc::new(AmqpDriverFactory::default())
 }
 
-/// Makes [`AmqpDriver`]s.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AmqpDriverFactory;
+/// Makes [`AmqpDriver`]s, with options from a typed [`RabbitOptions`] (the URL's query
+/// overrides them by the same names).
+///
+/// ```
+/// let mut options = msg_driver_amqp::RabbitOptions::default();
+/// options.amqp_durable_queues = true;
+/// let registry = msg_core::DriverRegistry::new()
+///     .with(std::sync::Arc::new(msg_driver_amqp::AmqpDriverFactory::with_options(options)));
+/// assert_eq!(registry.schemes(), vec!["amqp", "amqps", "rabbit"]);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct AmqpDriverFactory {
+    options: RabbitOptions,
+}
+
+impl AmqpDriverFactory {
+    /// A factory whose drivers start from these options.
+    pub fn with_options(options: RabbitOptions) -> Self {
+        AmqpDriverFactory { options }
+    }
+}
 
 #[async_trait]
 impl DriverFactory for AmqpDriverFactory {
@@ -64,7 +82,9 @@ impl DriverFactory for AmqpDriverFactory {
     }
 
     async fn connect(&self, url: &TransportUrl) -> Result<Arc<dyn Driver>> {
-        Ok(Arc::new(AmqpDriver::connect(url).await?))
+        Ok(Arc::new(
+            AmqpDriver::connect_with(url, self.options.clone()).await?,
+        ))
     }
 }
 
@@ -93,7 +113,12 @@ impl std::fmt::Debug for AmqpDriver {
 impl AmqpDriver {
     /// Connects to the first of the URL's hosts that answers.
     pub async fn connect(url: &TransportUrl) -> Result<Self> {
-        let sup = Supervisor::connect(url).await?;
+        Self::connect_with(url, RabbitOptions::default()).await
+    }
+
+    /// Connects with options (the URL's query overrides them).
+    pub async fn connect_with(url: &TransportUrl, options: RabbitOptions) -> Result<Self> {
+        let sup = Supervisor::connect(url, options).await?;
         Ok(AmqpDriver {
             shared: Shared::new(sup.clone()),
             sup,

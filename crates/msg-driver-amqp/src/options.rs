@@ -137,10 +137,27 @@ const ACCEPTED_AND_IGNORED: &[&str] = &[
 impl RabbitOptions {
     /// Reads the options from a URL's query; an unknown key is an error naming it.
     pub fn from_url(url: &TransportUrl) -> Result<Self> {
-        let mut o = RabbitOptions {
-            ssl: url.scheme() == "amqps",
-            ..RabbitOptions::default()
-        };
+        RabbitOptions::default().with_url(url)
+    }
+
+    /// These options with the URL's query on top (the URL wins, as oslo lets the
+    /// `transport_url` override the config file); `amqps://` switches TLS on.
+    ///
+    /// ```
+    /// use msg_driver_amqp::RabbitOptions;
+    /// let mut base = RabbitOptions::default();
+    /// base.amqp_durable_queues = true;
+    /// base.rabbit_qos_prefetch_count = Some(5);
+    /// let url = msg_core::TransportUrl::parse("amqps://h/?rabbit_qos_prefetch_count=10").unwrap();
+    /// let o = base.with_url(&url).unwrap();
+    /// assert!(o.amqp_durable_queues && o.ssl);
+    /// assert_eq!(o.rabbit_qos_prefetch_count, Some(10));
+    /// ```
+    pub fn with_url(self, url: &TransportUrl) -> Result<Self> {
+        let mut o = self;
+        if url.scheme() == "amqps" {
+            o.ssl = true;
+        }
         for (key, value) in url.query() {
             o.set(key, value).map_err(|reason| Error::InvalidUrl {
                 url: url.to_string(),

@@ -121,6 +121,9 @@ pub(crate) struct Supervisor {
     reconnecting: AtomicBool,
     closed: AtomicBool,
     declared: Mutex<(Vec<Decl>, HashSet<String>)>,
+    /// Exchanges we asked for durable but found non-durable (oslo then declares the queues
+    /// bound to them non-durable too).
+    non_durable_fallback: Mutex<HashSet<String>>,
     consumers: Mutex<Vec<Weak<dyn Resumable>>>,
 }
 
@@ -157,8 +160,8 @@ pub(crate) fn is_connection_error(e: &lapin::Error) -> bool {
 
 impl Supervisor {
     /// Parses hosts and TLS settings; connects to the first host that answers.
-    pub(crate) async fn connect(url: &TransportUrl) -> Result<Arc<Self>> {
-        let options = RabbitOptions::from_url(url)?;
+    pub(crate) async fn connect(url: &TransportUrl, base: RabbitOptions) -> Result<Arc<Self>> {
+        let options = base.with_url(url)?;
         let tls = if options.ssl {
             Some(tls_config(&options)?)
         } else {
@@ -236,6 +239,7 @@ impl Supervisor {
             reconnecting: AtomicBool::new(true),
             closed: AtomicBool::new(false),
             declared: Mutex::default(),
+            non_durable_fallback: Mutex::default(),
             consumers: Mutex::default(),
         });
         // first connection: every host once; a broker that is down is a clear error
@@ -480,6 +484,26 @@ impl Supervisor {
         let mut channel = open_channel(conn).await?;
         let mut done = Vec::with_capacity(decls.len());
         for d in decls {
+            // oslo (Consumer._declare_fallback_nondurable): a queue bound to an exchange that
+            // fell back to non-durable is declared non-durable as well
+            let fallback;
+            let d = match d {
+                Decl::Queue {
+                    name,
+                    durable: true,
+                    auto_delete,
+                    args,
+                } if self.bound_to_non_durable_fallback(decls, name) => {
+                    fallback = Decl::Queue {
+                        name: name.clone(),
+                        durable: false,
+                        auto_delete: *auto_delete,
+                        args: args.clone(),
+                    };
+                    &fallback
+                }
+                _ => d,
+            };
             match declare_one(&channel, d).await {
                 Ok(()) => done.push(d.clone()),
                 Err(e) if is_precondition_failed(&e) => {
@@ -508,6 +532,9 @@ impl Supervisor {
                             declare_one(&channel, &flipped)
                                 .await
                                 .map_err(|e| precondition_error(&flipped, &e))?;
+                            if *durable {
+                                lock(&self.non_durable_fallback).insert(name.clone());
+                            }
                             done.push(flipped);
                         }
                         _ => return Err(precondition_error(d, &e)),
@@ -538,6 +565,16 @@ impl Supervisor {
         }
         let _ = channel.close(200, "OK".into()).await;
         Ok(done)
+    }
+
+    /// Whether this batch binds `queue` to an exchange that fell back to non-durable.
+    fn bound_to_non_durable_fallback(&self, decls: &[Decl], queue: &str) -> bool {
+        let fallback = lock(&self.non_durable_fallback);
+        !fallback.is_empty()
+            && decls.iter().any(|d| {
+                matches!(d, Decl::Bind { queue: q, exchange, .. }
+                    if q == queue && fallback.contains(exchange))
+            })
     }
 
     /// Forgets and deletes a queue (our own fanout or reply queue on a clean close).
@@ -801,25 +838,24 @@ pub(crate) fn queue_args(o: &RabbitOptions, transient: bool) -> FieldTable {
             "x-queue-type".into(),
             AMQPValue::LongString("quorum".into()),
         );
-        if !transient {
-            if o.rabbit_quorum_delivery_limit > 0 {
-                args.insert(
-                    "x-delivery-limit".into(),
-                    int_value(i64::from(o.rabbit_quorum_delivery_limit)),
-                );
-            }
-            if o.rabbit_quorum_max_memory_length > 0 {
-                args.insert(
-                    "x-max-in-memory-length".into(),
-                    int_value(i64::from(o.rabbit_quorum_max_memory_length)),
-                );
-            }
-            if o.rabbit_quorum_max_memory_bytes > 0 {
-                args.insert(
-                    "x-max-in-memory-bytes".into(),
-                    int_value(i64::try_from(o.rabbit_quorum_max_memory_bytes).unwrap_or(i64::MAX)),
-                );
-            }
+        // oslo passes its quorum config to transient quorum queues (reply, fanout) too
+        if o.rabbit_quorum_delivery_limit > 0 {
+            args.insert(
+                "x-delivery-limit".into(),
+                int_value(i64::from(o.rabbit_quorum_delivery_limit)),
+            );
+        }
+        if o.rabbit_quorum_max_memory_length > 0 {
+            args.insert(
+                "x-max-in-memory-length".into(),
+                int_value(i64::from(o.rabbit_quorum_max_memory_length)),
+            );
+        }
+        if o.rabbit_quorum_max_memory_bytes > 0 {
+            args.insert(
+                "x-max-in-memory-bytes".into(),
+                int_value(i64::try_from(o.rabbit_quorum_max_memory_bytes).unwrap_or(i64::MAX)),
+            );
         }
     } else if o.rabbit_ha_queues {
         args.insert("x-ha-policy".into(), AMQPValue::LongString("all".into()));

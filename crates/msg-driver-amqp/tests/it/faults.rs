@@ -374,3 +374,21 @@ async fn a_broker_that_is_down_is_a_clear_error() {
     assert!(text.contains("127.0.0.1:1"), "{text}");
     assert!(!text.contains("s3cret"), "the password leaked: {text}");
 }
+
+#[tokio::test]
+async fn a_refused_login_is_a_clear_error_without_the_password() {
+    let Some(_) = rabbit_url("amqp: refused login") else {
+        return;
+    };
+    let err = DriverRegistry::new()
+        .with(msg_driver_amqp::factory())
+        .open("rabbit://guest:not-the-Password-42@127.0.0.1:5672/?connection_timeout=5")
+        .await
+        .unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(
+        !text.contains("not-the-Password-42"),
+        "the password leaked: {text}"
+    );
+    assert!(text.contains("127.0.0.1:5672"), "{text}");
+}
