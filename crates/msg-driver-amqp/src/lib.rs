@@ -100,6 +100,9 @@ pub struct AmqpDriver {
     shared: Arc<Shared>,
     reply: OnceCell<ReplyQueue>,
     queue_counter: AtomicU64,
+    /// Send paths whose exchange (and default queue) were declared: a send checks here
+    /// instead of building declarations every time.
+    declared_paths: std::sync::RwLock<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for AmqpDriver {
@@ -124,6 +127,7 @@ impl AmqpDriver {
             sup,
             reply: OnceCell::new(),
             queue_counter: AtomicU64::new(0),
+            declared_paths: Default::default(),
         })
     }
 
@@ -241,6 +245,25 @@ impl AmqpDriver {
         Ok((exchange, key))
     }
 
+    /// Declares what a send path needs, once per path (the supervisor re-declares it after
+    /// a reconnect).
+    async fn declare_once(&self, path: &str, decls: impl FnOnce() -> Vec<Decl>) -> Result<()> {
+        let known = self
+            .declared_paths
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(path);
+        if known {
+            return Ok(());
+        }
+        self.sup.declare(decls()).await?;
+        self.declared_paths
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(path.to_string());
+        Ok(())
+    }
+
     fn compression(&self) -> Option<&str> {
         self.sup.options.kombu_compression.as_deref()
     }
@@ -346,13 +369,14 @@ impl Driver for AmqpDriver {
         let exchange = self.exchange(target);
         let key = format!("{topic}.{}", notification.priority.routing_name());
         // the notifier declares the default queue itself: store and forward
-        self.sup
-            .declare(vec![
+        self.declare_once(&format!("{exchange}\0{key}"), || {
+            vec![
                 self.topic_exchange(exchange),
                 self.queue(&key),
                 Self::bind(&key, exchange, &key),
-            ])
-            .await?;
+            ]
+        })
+        .await?;
         let body = body::compress(
             codec::encode_notification(context, notification, &codec::new_unique_id(), version)?,
             self.compression(),

@@ -175,7 +175,9 @@ impl RabbitOptions {
         {
             return Err(Error::InvalidUrl {
                 url: url.to_string(),
-                reason: format!("kombu_compression `{c}` is not one of gzip, bz2"),
+                reason: format!(
+                    "kombu_compression `{c}` is not one of gzip (zlib), bz2 (bzip2)"
+                ),
             });
         }
         Ok(o)
@@ -220,7 +222,15 @@ impl RabbitOptions {
             "rabbit_retry_backoff" => self.rabbit_retry_backoff = num(key, value)?,
             "rabbit_interval_max" => self.rabbit_interval_max = num(key, value)?,
             "kombu_reconnect_delay" => self.kombu_reconnect_delay = num(key, value)?,
-            "kombu_compression" => self.kombu_compression = text(value),
+            // kombu's names for the two (Python's `bz2` from oslo's help text fails in
+            // kombu, which knows `bzip2`): kept as our `gzip` / `bz2`
+            "kombu_compression" => {
+                self.kombu_compression = text(value).map(|c| match c.as_str() {
+                    "zlib" | "application/x-gzip" => "gzip".to_string(),
+                    "bzip2" | "bzip" | "application/x-bz2" => "bz2".to_string(),
+                    _ => c,
+                })
+            }
             "kombu_failover_strategy" => match value {
                 "round-robin" | "shuffle" => self.kombu_failover_strategy = value.to_string(),
                 _ => {
