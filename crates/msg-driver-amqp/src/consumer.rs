@@ -14,7 +14,7 @@ use futures::{FutureExt, Stream};
 use lapin::Channel;
 use lapin::message::{Delivery, DeliveryResult};
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use msg_core::codec::{Failure, WireNotification, WireReply, WireRequest};
@@ -25,6 +25,7 @@ use msg_core::{
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::acks::Acks;
 use crate::body;
 use crate::supervisor::{Conn, Decl, Outgoing, Resumable, Supervisor, open_channel, queue_args};
 
@@ -37,13 +38,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) struct ChannelGuard {
     pub(crate) channel: Channel,
     pub(crate) generation: u64,
+    pub(crate) acks: Arc<Acks>,
 }
 
 impl Drop for ChannelGuard {
     fn drop(&mut self) {
         let channel = self.channel.clone();
+        let acks = self.acks.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
+                acks.flush_all().await;
                 let _ = channel.close(200, "OK".into()).await;
             });
         }
@@ -141,6 +145,7 @@ impl ConsumerCore {
     fn deliver(&self, delivery: Delivery, channel: &Arc<ChannelGuard>, queue: &Arc<str>) {
         match &self.sink {
             Sink::Stream(tx) => {
+                channel.acks.delivered(delivery.delivery_tag);
                 let _ = tx.send(Item::Delivery(Received {
                     delivery,
                     channel: channel.clone(),
@@ -181,6 +186,7 @@ impl Resumable for ConsumerCore {
             let guard = Arc::new(ChannelGuard {
                 channel: channel.clone(),
                 generation: conn.generation,
+                acks: Arc::new(Acks::new(channel.clone(), self.prefetch)),
             });
             let mut tags = Vec::with_capacity(self.queues.len());
             for queue in &self.queues {
@@ -361,6 +367,7 @@ fn reject_later(sup: &Arc<Supervisor>, r: Received, requeue: bool) {
     if is_stale(sup, &r) {
         return;
     }
+    r.channel.acks.forget(r.delivery.delivery_tag);
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         rt.spawn(async move {
             let _ = r
@@ -377,12 +384,7 @@ async fn ack(sup: &Supervisor, r: &Received) -> Result<()> {
         tracing::debug!("ack of a delivery from a lost connection skipped: it will be redelivered");
         return Ok(());
     }
-    r.delivery
-        .acker
-        .ack(BasicAckOptions::default())
-        .await
-        .map(|_| ())
-        .map_err(|e| Error::driver("amqp", "acknowledging", e))
+    r.channel.acks.ack(r.delivery.delivery_tag).await
 }
 
 fn reject_malformed(shared: &Arc<Shared>, r: Received, what: &str, e: &Error) {
@@ -616,6 +618,7 @@ impl Acknowledger for AmqpAcker {
         if is_stale(sup, &r) {
             return Ok(());
         }
+        r.channel.acks.forget(r.delivery.delivery_tag);
         r.delivery
             .acker
             .reject(BasicRejectOptions { requeue: true })

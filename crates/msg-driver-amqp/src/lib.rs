@@ -20,6 +20,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod acks;
 mod body;
 mod consumer;
 mod options;

@@ -175,9 +175,7 @@ impl RabbitOptions {
         {
             return Err(Error::InvalidUrl {
                 url: url.to_string(),
-                reason: format!(
-                    "kombu_compression `{c}` is not one of gzip (zlib), bz2 (bzip2)"
-                ),
+                reason: format!("kombu_compression `{c}` is not one of gzip (zlib), bz2 (bzip2)"),
             });
         }
         Ok(o)
