@@ -4,6 +4,7 @@
 
 mod conformance;
 mod faults;
+mod interop;
 mod proxy;
 mod tls;
 
