@@ -37,7 +37,8 @@ pub(crate) struct Broker {
 #[derive(Default)]
 struct BrokerState {
     queues: HashMap<String, Arc<Queue>>,
-    bindings: HashMap<(String, String), Vec<Arc<Queue>>>,
+    /// exchange -> routing key -> queues (nested so lookups borrow instead of allocating)
+    bindings: HashMap<String, HashMap<String, Vec<Arc<Queue>>>>,
 }
 
 impl fmt::Debug for Broker {
@@ -51,32 +52,45 @@ impl fmt::Debug for Broker {
 impl Broker {
     /// Declares a queue (idempotent) and returns it.
     pub(crate) fn declare_queue(&self, name: &str) -> Arc<Queue> {
-        lock(&self.state)
-            .queues
-            .entry(name.to_string())
-            .or_insert_with(|| Arc::new(Queue::new(name)))
-            .clone()
+        let mut state = lock(&self.state);
+        if let Some(q) = state.queues.get(name) {
+            return q.clone();
+        }
+        let q = Arc::new(Queue::new(name));
+        state.queues.insert(name.to_string(), q.clone());
+        q
     }
 
     /// Binds a queue to an exchange with a routing key (idempotent).
     pub(crate) fn bind(&self, exchange: &str, key: &str, queue: &Arc<Queue>) {
         let mut state = lock(&self.state);
-        let bound = state
+        let known = state
             .bindings
-            .entry((exchange.to_string(), key.to_string()))
-            .or_default();
-        if !bound.iter().any(|q| Arc::ptr_eq(q, queue)) {
-            bound.push(queue.clone());
+            .get(exchange)
+            .and_then(|keys| keys.get(key))
+            .is_some_and(|bound| bound.iter().any(|q| Arc::ptr_eq(q, queue)));
+        if known {
+            return;
         }
+        state
+            .bindings
+            .entry(exchange.to_string())
+            .or_default()
+            .entry(key.to_string())
+            .or_default()
+            .push(queue.clone());
     }
 
     /// Deletes a queue and its bindings; what it held is dropped.
     pub(crate) fn delete_queue(&self, name: &str) {
         let mut state = lock(&self.state);
         if let Some(q) = state.queues.remove(name) {
-            state.bindings.retain(|_, bound| {
-                bound.retain(|b| !Arc::ptr_eq(b, &q));
-                !bound.is_empty()
+            state.bindings.retain(|_, keys| {
+                keys.retain(|_, bound| {
+                    bound.retain(|b| !Arc::ptr_eq(b, &q));
+                    !bound.is_empty()
+                });
+                !keys.is_empty()
             });
             lock(&q.inner).ready.clear();
         }
@@ -84,10 +98,10 @@ impl Broker {
 
     /// The queues bound to (exchange, key).
     pub(crate) fn route(&self, exchange: &str, key: &str) -> Vec<Arc<Queue>> {
-        // A borrowed lookup would need a custom key type; routes are short-lived clones.
         lock(&self.state)
             .bindings
-            .get(&(exchange.to_string(), key.to_string()))
+            .get(exchange)
+            .and_then(|keys| keys.get(key))
             .cloned()
             .unwrap_or_default()
     }
