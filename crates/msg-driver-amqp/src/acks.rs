@@ -1,5 +1,11 @@
-//! Acknowledgements batched with `multiple`: one `basic.ack` covers every delivery up to a
-//! tag once all of them are settled, instead of one frame per message.
+//! Acknowledgements batched with `multiple`, safely.
+//!
+//! Delivery tags on a channel are consecutive from 1. Every delivery of a consumer channel
+//! is settled here (acked, or rejected), and every frame goes out under one lock, in order.
+//! A `multiple` ack names an acked tag at or below the *floor* (the highest tag with every
+//! tag up to it settled), so it never covers a delivery still being handled, and never one
+//! whose reject hasn't gone out yet. Acks above the floor go out one by one at the next flush
+//! (waiting for the old delivery would hold their prefetch credit).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lapin::Channel;
-use lapin::options::BasicAckOptions;
+use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use msg_core::{Error, Result};
 
 /// How long an acknowledgement may wait for company before it is sent.
@@ -19,15 +25,35 @@ pub(crate) struct Acks {
     /// Send once this many acks are pending.
     threshold: usize,
     state: Mutex<State>,
+    /// Frames go out one at a time, in the order decided.
+    sending: tokio::sync::Mutex<()>,
     flush_scheduled: AtomicBool,
 }
 
 #[derive(Default)]
 struct State {
-    /// Delivered, not settled yet.
-    outstanding: BTreeSet<u64>,
+    /// Every tag up to here is settled.
+    floor: u64,
+    /// Settled tags above the floor.
+    settled: BTreeSet<u64>,
     /// Acked by us, not yet told to the broker.
-    acked: BTreeSet<u64>,
+    pending: BTreeSet<u64>,
+}
+
+impl State {
+    fn settle(&mut self, tag: u64) {
+        if tag <= self.floor {
+            return;
+        }
+        self.settled.insert(tag);
+        while self.settled.remove(&(self.floor + 1)) {
+            self.floor += 1;
+        }
+    }
+}
+
+fn ack_error(e: lapin::Error) -> Error {
+    Error::driver("amqp", "acknowledging", e)
 }
 
 impl Acks {
@@ -40,6 +66,7 @@ impl Acks {
             channel,
             threshold,
             state: Mutex::default(),
+            sending: tokio::sync::Mutex::new(()),
             flush_scheduled: AtomicBool::new(false),
         }
     }
@@ -48,30 +75,13 @@ impl Acks {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A delivery arrived.
-    pub(crate) fn delivered(&self, tag: u64) {
-        self.lock().outstanding.insert(tag);
-    }
-
-    /// A delivery was settled otherwise (rejected): it no longer blocks a multiple ack.
-    pub(crate) fn forget(self: &Arc<Self>, tag: u64) {
-        let pending = {
-            let mut st = self.lock();
-            st.outstanding.remove(&tag);
-            !st.acked.is_empty()
-        };
-        if pending {
-            self.schedule();
-        }
-    }
-
     /// Acks a delivery; the frame goes out with the next batch (within about a millisecond).
     pub(crate) async fn ack(self: &Arc<Self>, tag: u64) -> Result<()> {
         let full = {
             let mut st = self.lock();
-            st.outstanding.remove(&tag);
-            st.acked.insert(tag);
-            st.acked.len() >= self.threshold
+            st.settle(tag);
+            st.pending.insert(tag);
+            st.pending.len() >= self.threshold
         };
         if full {
             self.flush().await
@@ -79,6 +89,25 @@ impl Acks {
             self.schedule();
             Ok(())
         }
+    }
+
+    /// Rejects a delivery now (before any `multiple` ack could cover it).
+    pub(crate) async fn reject(self: &Arc<Self>, tag: u64, requeue: bool) -> Result<()> {
+        let sent = {
+            let _order = self.sending.lock().await;
+            self.channel
+                .basic_reject(tag, BasicRejectOptions { requeue })
+                .await
+        };
+        let pending = {
+            let mut st = self.lock();
+            st.settle(tag);
+            !st.pending.is_empty()
+        };
+        if pending {
+            self.schedule();
+        }
+        sent.map_err(|e| Error::driver("amqp", "rejecting", e))
     }
 
     fn schedule(self: &Arc<Self>) {
@@ -97,35 +126,51 @@ impl Acks {
         }
     }
 
-    /// Sends what is pending: one `multiple` ack for every acked delivery below the oldest
-    /// unsettled one, and the others one by one (waiting for the old one would hold their
-    /// prefetch credit).
+    /// Sends what is pending: one `multiple` ack for the acked tags at or below the floor,
+    /// the others one by one.
     pub(crate) async fn flush(&self) -> Result<()> {
+        let _order = self.sending.lock().await;
         let (upto, singles) = {
             let mut st = self.lock();
-            let limit = st.outstanding.first().copied().unwrap_or(u64::MAX);
-            let acked = std::mem::take(&mut st.acked);
-            let upto = acked.range(..limit).next_back().copied();
-            let singles: Vec<u64> = acked.range(limit..).copied().collect();
+            let pending = std::mem::take(&mut st.pending);
+            let upto = pending.range(..=st.floor).next_back().copied();
+            let singles: Vec<u64> = pending.range(st.floor + 1..).copied().collect();
             (upto, singles)
         };
         if let Some(tag) = upto {
             self.channel
                 .basic_ack(tag, BasicAckOptions { multiple: true })
                 .await
-                .map_err(|e| Error::driver("amqp", "acknowledging", e))?;
+                .map_err(ack_error)?;
         }
         for tag in singles {
             self.channel
                 .basic_ack(tag, BasicAckOptions::default())
                 .await
-                .map_err(|e| Error::driver("amqp", "acknowledging", e))?;
+                .map_err(ack_error)?;
         }
         Ok(())
     }
+}
 
-    /// Before the channel closes: every acked delivery is told.
-    pub(crate) async fn flush_all(&self) {
-        let _ = self.flush().await;
+#[cfg(test)]
+mod tests {
+    use super::State;
+
+    #[test]
+    fn the_floor_rises_only_over_settled_tags() {
+        let mut st = State::default();
+        st.settle(2);
+        st.settle(3);
+        assert_eq!(st.floor, 0);
+        st.settle(1);
+        assert_eq!(st.floor, 3);
+        st.settle(5);
+        assert_eq!(st.floor, 3);
+        st.settle(4);
+        assert_eq!(st.floor, 5);
+        assert!(st.settled.is_empty());
+        st.settle(5); // settled twice: nothing changes
+        assert_eq!(st.floor, 5);
     }
 }

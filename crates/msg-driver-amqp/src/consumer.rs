@@ -13,9 +13,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, Stream};
 use lapin::Channel;
 use lapin::message::{Delivery, DeliveryResult};
-use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
-};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use msg_core::codec::{Failure, WireNotification, WireReply, WireRequest};
 use msg_core::{
@@ -47,7 +45,7 @@ impl Drop for ChannelGuard {
         let acks = self.acks.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                acks.flush_all().await;
+                let _ = acks.flush().await;
                 let _ = channel.close(200, "OK".into()).await;
             });
         }
@@ -145,7 +143,6 @@ impl ConsumerCore {
     fn deliver(&self, delivery: Delivery, channel: &Arc<ChannelGuard>, queue: &Arc<str>) {
         match &self.sink {
             Sink::Stream(tx) => {
-                channel.acks.delivered(delivery.delivery_tag);
                 let _ = tx.send(Item::Delivery(Received {
                     delivery,
                     channel: channel.clone(),
@@ -356,9 +353,11 @@ impl<M> Drop for AmqpStream<M> {
     }
 }
 
+/// A delivery from a connection that is gone (a newer one was opened since): nothing to
+/// settle, the broker takes it back. Consumers resume on a new connection before it becomes
+/// the current one, so this compares with the newest connection, not the current one.
 fn is_stale(sup: &Supervisor, r: &Received) -> bool {
-    sup.current()
-        .is_none_or(|c| c.generation != r.channel.generation)
+    r.channel.generation != sup.newest_generation()
 }
 
 /// Rejects a delivery (in the background); a delivery from a connection that is gone needs
@@ -367,13 +366,12 @@ fn reject_later(sup: &Arc<Supervisor>, r: Received, requeue: bool) {
     if is_stale(sup, &r) {
         return;
     }
-    r.channel.acks.forget(r.delivery.delivery_tag);
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         rt.spawn(async move {
             let _ = r
-                .delivery
-                .acker
-                .reject(BasicRejectOptions { requeue })
+                .channel
+                .acks
+                .reject(r.delivery.delivery_tag, requeue)
                 .await;
         });
     }
@@ -618,12 +616,6 @@ impl Acknowledger for AmqpAcker {
         if is_stale(sup, &r) {
             return Ok(());
         }
-        r.channel.acks.forget(r.delivery.delivery_tag);
-        r.delivery
-            .acker
-            .reject(BasicRejectOptions { requeue: true })
-            .await
-            .map(|_| ())
-            .map_err(|e| Error::driver("amqp", "requeueing", e))
+        r.channel.acks.reject(r.delivery.delivery_tag, true).await
     }
 }

@@ -343,6 +343,11 @@ impl Supervisor {
         });
     }
 
+    /// The generation of the newest connection opened (current, or being restored).
+    pub(crate) fn newest_generation(&self) -> u64 {
+        self.generations.load(Ordering::Acquire)
+    }
+
     /// The current connection, if any.
     pub(crate) fn current(&self) -> Option<Arc<Conn>> {
         self.current
