@@ -5,6 +5,7 @@
 //! cargo xtask brokers                             probe/start brokers, print their URLs
 //! cargo xtask ci [-- <extra cargo test args>]     what .ci/run does: fmt, clippy, test
 //! cargo xtask venv                                prepare the Python interop venv
+//! cargo xtask bench [--quick]                     msg vs raw vs Python: target/bench/table.md
 //! ```
 //!
 //! `test` makes sure RabbitMQ (127.0.0.1:5672) and NATS (127.0.0.1:4222) are
@@ -17,6 +18,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod brokers;
 mod python;
 mod util;
@@ -46,6 +48,11 @@ commands:
   venv                         create/check the Python interop venv
                                (target/interop-venv, oslo.messaging) and print
                                an `export MSG_PYTHON=...` line
+  bench [--quick]              build msgctl (release), run `msgctl bench --vs-raw` over
+                               the matrix (rpc sequential and 32 in flight, cast,
+                               notify publish and consume; RabbitMQ, NATS, memory://)
+                               and bench/python/oslo_bench.py on RabbitMQ; writes and
+                               prints target/bench/table.md (--quick: fewer, smaller)
 
 environment:
   MSG_REQUIRE_BROKERS=1  a missing broker (or interop venv) is an error, not a skip
@@ -86,6 +93,7 @@ fn run() -> Result<ExitCode> {
             ctx.brokers()
         }
         "ci" => ctx.ci(&args),
+        "bench" => ctx.bench(&args),
         "venv" => {
             expect_no_args("venv", &args)?;
             let python = python::ensure_python_venv(&ctx.root)?;

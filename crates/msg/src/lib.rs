@@ -4,7 +4,8 @@
 //!
 //! This is the facade an application depends on: it re-exports the vocabulary of
 //! [`msg_core`] and opens a [`Transport`] for a URL with the drivers compiled in. Each driver
-//! sits behind a feature: `memory` (on by default), `amqp` (RabbitMQ), `full` (all).
+//! sits behind a feature: `memory` (on by default), `amqp` (RabbitMQ), `nats` (NATS),
+//! `full` (all).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -49,6 +50,10 @@ pub mod notify {
 /// The RabbitMQ driver (`rabbit://`, `amqp://`, `amqps://`).
 #[cfg(feature = "amqp")]
 pub use msg_driver_amqp as amqp;
+
+/// The NATS driver (`nats://`, `tls://`).
+#[cfg(feature = "nats")]
+pub use msg_driver_nats as nats;
 
 /// The in-process broker driver (`memory://`).
 #[cfg(feature = "memory")]
@@ -95,6 +100,9 @@ pub fn builtin_registry() -> DriverRegistry {
             "enable the `amqp` feature of the `msg` crate (the RabbitMQ driver)",
         );
     }
+    #[cfg(feature = "nats")]
+    registry.register(msg_driver_nats::factory());
+    #[cfg(not(feature = "nats"))]
     for scheme in ["nats", "tls"] {
         registry = registry.with_hint(
             scheme,

@@ -141,7 +141,34 @@ pub enum Command {
         --batch-size a batch is printed whole, so --count may be passed by the rest of the \
         last batch.")]
     Listen(ListenArgs),
-    // `bench` (CLI.md) lands here: `Bench(BenchArgs)`, implemented in `cmd/bench.rs`.
+
+    /// Benchmark RPC calls, casts or notifications end to end, against the raw client too.
+    #[command(
+        long_about = "Benchmark a pattern end to end on --url, in one process: `rpc` \
+        (--count calls with --concurrency in flight, answered by an RPC server with an echo \
+        endpoint), `cast` (casts with --concurrency in flight, each confirmed by the broker, \
+        then waits until the server handled them all), `notify --phase publish` \
+        (notifications with a confirm window of --concurrency) or `notify --phase consume` \
+        (a backlog of --count notifications is preloaded untimed, then a listener drains \
+        it). Each message carries a JSON string of --payload-bytes.\n\n\
+        Prints the rate and latency percentiles (p50, p90, p99, max) from an HDR histogram \
+        (for `consume`: of the interval between successive notifications handled). A \
+        progress bar is drawn on stderr when it is a terminal.\n\n\
+        --raw runs the same pattern on the raw client instead (lapin for rabbit://, \
+        async-nats for nats://), written the fastest way it allows with the same bodies \
+        (oslo envelopes), payload, concurrency, confirm window and prefetch; --vs-raw \
+        alternates ours and raw for --rounds rounds and prints both medians, their spread \
+        and the ratio ours/raw. memory:// has no raw client: --raw there is a usage \
+        error.\n\n\
+        Queues, exchanges and streams get unique names per run and are deleted at its end. \
+        A run that makes no progress for --stall-timeout seconds fails (exit 1).\n\n\
+        With --json: one object {\"pattern\",\"phase\",\"url_scheme\",\"raw\",\"count\",\
+        \"concurrency\",\"payload_bytes\",\"seconds\",\"rate\",\"p50_ms\",\"p90_ms\",\"p99_ms\",\
+        \"max_ms\",...}; with --vs-raw {\"ours\":{...},\"raw\":{...},\"ratio\",\"rounds\"}, \
+        each side holding the medians of its rounds, their \"spread\" ((max-min)/median of \
+        the rates) and the \"rates\" of every round."
+    )]
+    Bench(BenchArgs),
 }
 
 /// `msgctl demo` takes only the global options.
@@ -328,6 +355,81 @@ pub struct ListenArgs {
     /// Exit after this many seconds (fractions allowed).
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub timeout: Option<Duration>,
+}
+
+/// What `msgctl bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchPattern {
+    /// RPC calls answered by a server.
+    Rpc,
+    /// RPC casts, consumed by a server.
+    Cast,
+    /// Notifications: sent (--phase publish) or drained by a listener (--phase consume).
+    Notify,
+}
+
+/// The side of notifications `msgctl bench notify` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchPhase {
+    /// Sending, with a confirm window of --concurrency.
+    Publish,
+    /// Draining a preloaded backlog with a listener.
+    Consume,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// rpc, cast or notify.
+    #[arg(value_enum, value_name = "PATTERN")]
+    pub pattern: BenchPattern,
+
+    /// For notify: publish (default) or consume.
+    #[arg(long, value_enum)]
+    pub phase: Option<BenchPhase>,
+
+    /// How many calls, casts or notifications (at most 10,000,000).
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub count: u64,
+
+    /// How many in flight: calls (1 = sequential), casts or notifications awaiting their
+    /// confirm (the confirm window); for notify --phase consume the listener's executor
+    /// pool. The server's executor is a pool of this size too. Default: 1 for rpc, 100 for
+    /// cast and notify publish, 64 for notify consume.
+    #[arg(long, value_name = "C", value_parser = clap::value_parser!(u64).range(1..=65_535))]
+    pub concurrency: Option<u64>,
+
+    /// The size of each message's payload: a JSON string of B bytes.
+    #[arg(long, value_name = "B", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub payload_bytes: u64,
+
+    /// The prefetch of the server or listener, and of the raw consumer; default: the
+    /// executor's capacity (--concurrency), as msg's servers and listeners default to.
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u64).range(1..=65_535))]
+    pub prefetch: Option<u64>,
+
+    /// notify --phase consume: drain with a batch listener, batches of N (the raw consumer
+    /// already acks in batches).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub batch_size: Option<u64>,
+
+    /// Run the pattern on the raw client (lapin or async-nats) instead of msg.
+    #[arg(long, conflicts_with = "vs_raw")]
+    pub raw: bool,
+
+    /// Alternate msg and the raw client for --rounds rounds; print medians and the ratio.
+    #[arg(long)]
+    pub vs_raw: bool,
+
+    /// Rounds of each side with --vs-raw.
+    #[arg(long, value_name = "R", default_value_t = 5, requires = "vs_raw",
+          value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub rounds: u64,
+
+    /// Seconds without progress after which a run fails (fractions allowed).
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    pub stall_timeout: Duration,
 }
 
 /// Seconds as a non-negative number, fractions allowed (`0.5`).

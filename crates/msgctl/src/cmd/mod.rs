@@ -1,5 +1,6 @@
 //! One module per subcommand; `run` picks one.
 
+mod bench;
 mod demo;
 mod listen;
 mod notify;
@@ -19,6 +20,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Cast(args) => rpc::cast(&global, args).await,
         Command::Notify(args) => notify::run(&global, args).await,
         Command::Listen(args) => listen::run(&global, args).await,
+        Command::Bench(args) => bench::run(&global, args).await,
     }
 }
 

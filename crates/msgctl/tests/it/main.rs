@@ -512,3 +512,104 @@ fn serve_says_ready_then_stops_cleanly_on_sigterm() {
     assert_eq!(stopped["signal"], "SIGINT");
     assert!(child.wait().unwrap().success());
 }
+
+// ---- bench ------------------------------------------------------------------------------
+
+/// The fields of CLI.md's `bench --json` object, checked on one run's object.
+fn check_bench_object(v: &Value, pattern: &str, phase: &str, scheme: &str, raw: bool, count: u64) {
+    assert_eq!(v["pattern"], pattern, "{v}");
+    assert_eq!(v["phase"], phase, "{v}");
+    assert_eq!(v["url_scheme"], scheme, "{v}");
+    assert_eq!(v["raw"], raw, "{v}");
+    assert_eq!(v["count"], count, "{v}");
+    for key in ["concurrency", "payload_bytes"] {
+        assert!(v[key].as_u64().is_some(), "{key}: {v}");
+    }
+    for key in ["seconds", "rate", "p50_ms", "p90_ms", "p99_ms", "max_ms"] {
+        let x = v[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing: {v}"));
+        assert!(x.is_finite() && x >= 0.0, "{key}: {v}");
+    }
+    assert!(v["rate"].as_f64().unwrap() > 0.0, "{v}");
+    let p = |k: &str| v[k].as_f64().unwrap();
+    assert!(
+        p("p50_ms") <= p("p90_ms") && p("p90_ms") <= p("p99_ms") && p("p99_ms") <= p("max_ms"),
+        "{v}"
+    );
+}
+
+#[test]
+fn bench_rpc_on_memory_prints_one_json_object() {
+    let o = msgctl(&[
+        "--url",
+        "memory://",
+        "bench",
+        "rpc",
+        "--count",
+        "200",
+        "--concurrency",
+        "4",
+        "--json",
+    ]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    check_bench_object(&v, "rpc", "call", "memory", false, 200);
+    assert_eq!(v["concurrency"], 4);
+    assert_eq!(v["payload_bytes"], 100);
+    // no terminal: no progress bar on stderr
+    assert!(stderr(&o).is_empty(), "stderr: {}", stderr(&o));
+
+    // human output names the rate and the percentiles
+    let o = msgctl(&["bench", "cast", "--count", "100", "--payload-bytes", "10"]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("casts/s") || out.contains("/s"), "{out}");
+    assert!(out.contains("p99"), "{out}");
+    assert!(out.contains("handled by the server"), "{out}");
+
+    // memory:// has no raw client: a usage error before anything runs
+    let err = fails_with(&msgctl(&["bench", "rpc", "--raw"]), 2);
+    assert!(err.contains("memory://"), "{err}");
+    fails_with(&msgctl(&["bench", "rpc", "--phase", "consume"]), 2);
+}
+
+#[test]
+fn bench_notify_publish_vs_raw_on_rabbitmq() {
+    let Some(url) = broker_url("MSG_RABBIT_URL") else {
+        return;
+    };
+    let o = msgctl(&[
+        "--url",
+        &url,
+        "bench",
+        "notify",
+        "--phase",
+        "publish",
+        "--count",
+        "500",
+        "--vs-raw",
+        "--rounds",
+        "2",
+        "--json",
+        "--stall-timeout",
+        "20",
+    ]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let scheme = url.split("://").next().unwrap();
+    check_bench_object(&v["ours"], "notify", "publish", scheme, false, 500);
+    check_bench_object(&v["raw"], "notify", "publish", scheme, true, 500);
+    assert_eq!(v["rounds"], 2);
+    for side in ["ours", "raw"] {
+        assert_eq!(v[side]["rates"].as_array().map(Vec::len), Some(2), "{v}");
+        assert!(v[side]["spread"].as_f64().is_some(), "{v}");
+    }
+    let ratio = v["ratio"].as_f64().unwrap();
+    let expected = v["ours"]["rate"].as_f64().unwrap() / v["raw"]["rate"].as_f64().unwrap();
+    assert!((ratio - expected).abs() < 1e-9 * expected.max(1.0), "{v}");
+}

@@ -1,0 +1,382 @@
+//! JetStream topology: a notification stream and a dead-letter stream per exchange, durable
+//! pull consumers, all created or updated idempotently and re-checked now and then (and
+//! after every reconnect), and the publish of a notification.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::ErrorCode;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, ReplayPolicy, pull};
+use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
+use bytes::Bytes;
+use msg_core::{Error, Result, Retry};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::conn::Conn;
+use crate::options::{StreamRetention, StreamStorage};
+use crate::subject::Layout;
+
+/// How long an ensured stream or consumer is trusted before it is checked again.
+const ENSURE_TTL: Duration = Duration::from_secs(60);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One durable pull consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConsumerSpec {
+    pub(crate) stream: String,
+    pub(crate) name: String,
+    pub(crate) filter: String,
+    /// Starts with new messages (a pool) rather than every message kept (the default group).
+    pub(crate) deliver_new: bool,
+}
+
+/// Streams and consumers known to exist.
+pub(crate) struct Topology {
+    pub(crate) conn: Arc<Conn>,
+    pub(crate) layout: Layout,
+    ensured: Mutex<(u64, HashMap<String, Instant>)>,
+    generations: Mutex<watch::Receiver<u64>>,
+}
+
+impl fmt::Debug for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Topology")
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn js_err(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::driver("nats", what, e)
+}
+
+impl Topology {
+    pub(crate) fn new(conn: Arc<Conn>, layout: Layout) -> Self {
+        let generations = conn.generations();
+        Topology {
+            conn,
+            layout,
+            ensured: Mutex::new((0, HashMap::new())),
+            generations: Mutex::new(generations),
+        }
+    }
+
+    /// Whether `key` was ensured lately on this connection.
+    fn is_fresh(&self, key: &str) -> bool {
+        let generation = *lock(&self.generations).borrow_and_update();
+        let mut ensured = lock(&self.ensured);
+        if ensured.0 != generation {
+            // reconnected: the server may be a new one
+            ensured.0 = generation;
+            ensured.1.clear();
+        }
+        ensured.1.get(key).is_some_and(|t| t.elapsed() < ENSURE_TTL)
+    }
+
+    fn mark(&self, key: String) {
+        lock(&self.ensured).1.insert(key, Instant::now());
+    }
+
+    /// Forgets what was ensured (a publish found no stream).
+    pub(crate) fn forget(&self) {
+        lock(&self.ensured).1.clear();
+    }
+
+    fn stream_config(&self, name: &str, subject: &str, dead_letters: bool) -> stream::Config {
+        let o = &self.conn.options;
+        stream::Config {
+            name: name.to_string(),
+            subjects: vec![subject.to_string()],
+            retention: match (dead_letters, o.stream_retention) {
+                (false, StreamRetention::Interest) => RetentionPolicy::Interest,
+                _ => RetentionPolicy::Limits,
+            },
+            storage: match o.stream_storage {
+                StreamStorage::File => StorageType::File,
+                StreamStorage::Memory => StorageType::Memory,
+            },
+            num_replicas: o.stream_replicas,
+            max_age: o.stream_max_age,
+            max_bytes: o.stream_max_bytes,
+            max_messages: o.stream_max_msgs,
+            max_messages_per_subject: -1,
+            max_consumers: -1,
+            discard: DiscardPolicy::Old,
+            duplicate_window: o.duplicate_window,
+            description: Some(if dead_letters {
+                "msg: dead-lettered notifications".into()
+            } else {
+                "msg: notifications".into()
+            }),
+            ..stream::Config::default()
+        }
+    }
+
+    /// The notification stream of an exchange, created or updated.
+    pub(crate) async fn notify_stream(&self, exchange: &str) -> Result<String> {
+        let name = self.layout.notify_stream(exchange)?;
+        let subjects = self.layout.notify_stream_subjects(exchange)?;
+        self.ensure_stream(&name, &subjects, false).await?;
+        Ok(name)
+    }
+
+    /// The dead-letter stream of an exchange, created or updated.
+    pub(crate) async fn dead_letter_stream(&self, exchange: &str) -> Result<String> {
+        let name = self.layout.dead_letter_stream(exchange)?;
+        let subjects = self.layout.dead_letter_stream_subjects(exchange)?;
+        self.ensure_stream(&name, &subjects, true).await?;
+        Ok(name)
+    }
+
+    async fn ensure_stream(&self, name: &str, subjects: &str, dead_letters: bool) -> Result<()> {
+        let key = format!("s\0{name}");
+        if self.is_fresh(&key) {
+            return Ok(());
+        }
+        let want = self.stream_config(name, subjects, dead_letters);
+        let js = &self.conn.js;
+        let existing = match js.get_stream(name).await {
+            Ok(s) => Some(s.cached_info().config.clone()),
+            Err(e) => match e.kind() {
+                GetStreamErrorKind::JetStream(je)
+                    if je.error_code() == ErrorCode::STREAM_NOT_FOUND =>
+                {
+                    None
+                }
+                _ => return Err(js_err(format!("looking up the stream `{name}`"), e)),
+            },
+        };
+        let existing = match existing {
+            Some(c) => Some(c),
+            None => match js.create_stream(want.clone()).await {
+                Ok(_) => {
+                    tracing::info!(stream = name, subjects, "created a JetStream stream");
+                    None
+                }
+                Err(e) => match e.kind() {
+                    // created meanwhile by another process: check it as an existing one
+                    CreateStreamErrorKind::JetStream(je)
+                        if je.error_code() == ErrorCode::STREAM_NAME_EXIST =>
+                    {
+                        Some(
+                            js.get_stream(name)
+                                .await
+                                .map_err(|e| js_err(format!("looking up the stream `{name}`"), e))?
+                                .cached_info()
+                                .config
+                                .clone(),
+                        )
+                    }
+                    _ => {
+                        return Err(js_err(
+                            format!("creating the stream `{name}` on `{subjects}`"),
+                            e,
+                        ));
+                    }
+                },
+            },
+        };
+        if let Some(have) = existing {
+            let same = have.subjects == want.subjects
+                && have.retention == want.retention
+                && have.max_age == want.max_age
+                && have.max_bytes == want.max_bytes
+                && have.max_messages == want.max_messages
+                && have.duplicate_window == want.duplicate_window
+                && have.discard == want.discard
+                && have.num_replicas == want.num_replicas;
+            if !same {
+                // what may change changes; storage and retention stay as they are
+                let update = stream::Config {
+                    subjects: want.subjects.clone(),
+                    max_age: want.max_age,
+                    max_bytes: want.max_bytes,
+                    max_messages: want.max_messages,
+                    duplicate_window: want.duplicate_window,
+                    discard: want.discard,
+                    num_replicas: want.num_replicas,
+                    ..have.clone()
+                };
+                match js.update_stream(&update).await {
+                    Ok(_) => tracing::info!(stream = name, "updated the JetStream stream's limits"),
+                    Err(e) => tracing::warn!(
+                        stream = name,
+                        error = %e,
+                        "the stream exists with other settings and can't be updated; using it as it is"
+                    ),
+                }
+                if have.retention != want.retention || have.storage != want.storage {
+                    tracing::warn!(
+                        stream = name,
+                        retention = ?have.retention,
+                        storage = ?have.storage,
+                        "the stream keeps its retention and storage (JetStream can't change them)"
+                    );
+                }
+            }
+        }
+        self.mark(key);
+        Ok(())
+    }
+
+    /// A durable pull consumer, created (or updated) if needed.
+    pub(crate) async fn ensure_consumer(&self, spec: &ConsumerSpec) -> Result<()> {
+        let key = format!("c\0{}\0{}", spec.stream, spec.name);
+        if self.is_fresh(&key) {
+            return Ok(());
+        }
+        let o = &self.conn.options;
+        let config = pull::Config {
+            durable_name: Some(spec.name.clone()),
+            description: Some("msg notification listeners".into()),
+            deliver_policy: if spec.deliver_new {
+                DeliverPolicy::New
+            } else {
+                DeliverPolicy::All
+            },
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: o.ack_wait,
+            // the driver counts deliveries and dead-letters itself
+            max_deliver: -1,
+            // one subject: nats-server 2.9 knows no `filter_subjects`
+            filter_subject: spec.filter.clone(),
+            replay_policy: ReplayPolicy::Instant,
+            max_ack_pending: o.max_ack_pending,
+            inactive_threshold: o.consumer_inactive_threshold,
+            ..pull::Config::default()
+        };
+        match self
+            .conn
+            .js
+            .create_consumer_on_stream(config, spec.stream.as_str())
+            .await
+        {
+            Ok(c) => {
+                let info = c.cached_info();
+                if info.config.filter_subject != spec.filter {
+                    return Err(Error::Driver {
+                        driver: "nats",
+                        message: format!(
+                            "the consumer `{}` of stream `{}` filters on `{}`, not `{}`",
+                            spec.name, spec.stream, info.config.filter_subject, spec.filter
+                        ),
+                        source: None,
+                    });
+                }
+            }
+            Err(e) => {
+                return Err(js_err(
+                    format!(
+                        "creating the consumer `{}` of stream `{}` (filter `{}`)",
+                        spec.name, spec.stream, spec.filter
+                    ),
+                    e,
+                ));
+            }
+        }
+        self.mark(key);
+        Ok(())
+    }
+
+    /// Publishes to a stream subject and waits for JetStream's ack, as often as `retry`
+    /// allows, with the same `Nats-Msg-Id` every time (the stream stores it once).
+    /// `ensure` runs before each attempt (and again after a "no stream").
+    pub(crate) async fn publish<F, Fut>(
+        &self,
+        subject: &str,
+        msg_id: &str,
+        headers: Option<async_nats::HeaderMap>,
+        body: Bytes,
+        retry: Retry,
+        ensure: F,
+    ) -> Result<()>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let mut attempt: u32 = 0;
+        loop {
+            let outcome: Result<()> = async {
+                self.conn.wait_connected(retry).await?;
+                ensure().await?;
+                let mut m = PublishMessage::build()
+                    .payload(body.clone())
+                    .message_id(msg_id);
+                if let Some(h) = &headers {
+                    for (k, vs) in h.iter() {
+                        for v in vs {
+                            m = m.header(k.clone(), v.clone());
+                        }
+                    }
+                }
+                let ack = self
+                    .conn
+                    .js
+                    .send_publish(subject.to_string(), m)
+                    .await
+                    .map_err(|e| publish_error(subject, e))?
+                    .await
+                    .map_err(|e| publish_error(subject, e))?;
+                if ack.duplicate {
+                    tracing::debug!(
+                        subject,
+                        msg_id,
+                        "JetStream had this message already (retried publish)"
+                    );
+                }
+                Ok(())
+            }
+            .await;
+            match outcome {
+                Ok(()) => return Ok(()),
+                Err(
+                    e
+                    @ (Error::InvalidArgument(_) | Error::InvalidTarget { .. } | Error::Closed(_)),
+                ) => {
+                    return Err(e);
+                }
+                Err(e) => {
+                    if matches!(&e, Error::Delivery { reason, .. } if reason.contains("no stream"))
+                    {
+                        self.forget();
+                    }
+                    if retry.max_attempts().is_some_and(|max| attempt + 1 >= max) {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    let delay = self
+                        .conn
+                        .options
+                        .reconnect_delay(attempt as usize)
+                        .clamp(Duration::from_millis(100), Duration::from_secs(2));
+                    tracing::warn!(subject, attempt, error = %e, "publishing to JetStream failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+}
+
+fn publish_error(subject: &str, e: async_nats::jetstream::context::PublishError) -> Error {
+    match e.kind() {
+        PublishErrorKind::MaxPayloadExceeded => Error::InvalidArgument(format!(
+            "a message for `{subject}` is over the NATS server's max_payload: {e}"
+        )),
+        PublishErrorKind::StreamNotFound => Error::Delivery {
+            reason: format!("no stream stores `{subject}`"),
+            source: Some(Box::new(e)),
+        },
+        _ => Error::Delivery {
+            reason: format!("publishing to `{subject}` got no JetStream ack"),
+            source: Some(Box::new(e)),
+        },
+    }
+}

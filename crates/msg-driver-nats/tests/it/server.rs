@@ -1,0 +1,109 @@
+//! A nats-server of the test's own: JetStream on, its own store directory, a free loopback
+//! port; killed when dropped.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
+
+/// A running nats-server child process.
+pub struct NatsServer {
+    child: Option<Child>,
+    pub port: u16,
+    dir: PathBuf,
+    extra: Vec<String>,
+}
+
+impl NatsServer {
+    /// Starts one, or `None` (after a loud SKIPPED line) when the binary is missing; with
+    /// `MSG_REQUIRE_BROKERS=1` a missing binary fails the test instead.
+    pub fn start(suite: &str) -> Option<Self> {
+        Self::start_with(suite, &[])
+    }
+
+    /// Starts one with more command-line arguments (`--auth TOKEN`, ...).
+    pub fn start_with(suite: &str, extra: &[&str]) -> Option<Self> {
+        if !std::path::Path::new(NATS_SERVER).is_file() {
+            assert!(
+                std::env::var("MSG_REQUIRE_BROKERS").as_deref() != Ok("1"),
+                "MSG_REQUIRE_BROKERS=1 but {NATS_SERVER} is missing"
+            );
+            eprintln!("SKIPPED: {suite}: no {NATS_SERVER}");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let dir =
+            std::env::temp_dir().join(format!("msg-nats-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut s = NatsServer {
+            child: None,
+            port,
+            dir,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+        };
+        s.spawn();
+        Some(s)
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(NATS_SERVER)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.dir)
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("nats-server on port {} didn't come up", self.port);
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to its clients).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
