@@ -17,6 +17,15 @@ pub(crate) fn properties(
     expiration_ms: Option<u128>,
     compression: Option<&str>,
 ) -> BasicProperties {
+    if expiration_ms.is_none() && compression.is_none() {
+        // the common case, built once
+        static PLAIN: std::sync::OnceLock<BasicProperties> = std::sync::OnceLock::new();
+        return PLAIN.get_or_init(|| build(None, None)).clone();
+    }
+    build(expiration_ms, compression)
+}
+
+fn build(expiration_ms: Option<u128>, compression: Option<&str>) -> BasicProperties {
     let mut headers = FieldTable::default();
     if let Some(c) = compression {
         headers.insert(

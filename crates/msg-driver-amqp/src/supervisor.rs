@@ -358,6 +358,12 @@ impl Supervisor {
 
     /// The current connection, waiting for a reconnect for at most `retry` reconnects.
     pub(crate) async fn connection(&self, retry: Retry, attempt: &mut u32) -> Result<Arc<Conn>> {
+        // the common case: connected, nothing to wait for
+        if let Some(c) = self.current()
+            && !self.closed.load(Ordering::Acquire)
+        {
+            return Ok(c);
+        }
         let mut rx = self.generation_tx.subscribe();
         loop {
             if self.closed.load(Ordering::Acquire) {
