@@ -15,7 +15,7 @@ use msg_dispatch::{
 
 use crate::dedup::Dedup;
 use crate::executor::Executor;
-use crate::server::{Handle, MessageHandlingServer, Opened, ServerState, Source};
+use crate::server::{Handle, MessageHandlingServer, Opened, Source};
 
 /// What both listener builders share.
 #[derive(Debug)]
@@ -154,39 +154,11 @@ async fn take(
     ))
 }
 
-macro_rules! lifecycle {
+macro_rules! priorities {
     ($ty:ty) => {
+        crate::server::lifecycle!($ty);
+
         impl $ty {
-            /// Starts consuming (again, after a stop).
-            pub async fn start(&self) -> Result<()> {
-                self.server.start().await
-            }
-
-            /// Stops taking new notifications; those received are still handled and settled.
-            pub fn stop(&self) {
-                self.server.stop();
-            }
-
-            /// Returns when every handler is done and the listener is released (after `stop`).
-            pub async fn wait(&self) {
-                self.server.wait().await;
-            }
-
-            /// Forgets the `_unique_id`s remembered for dedup.
-            pub fn reset(&self) {
-                self.server.reset();
-            }
-
-            /// `stop` and `wait` within `grace`.
-            pub async fn shutdown(&self, grace: Duration) -> Result<()> {
-                self.server.shutdown(grace).await
-            }
-
-            /// Where the listener is in its life.
-            pub fn state(&self) -> ServerState {
-                self.server.state()
-            }
-
             /// The priorities it subscribes to: those its endpoints handle.
             pub fn priorities(&self) -> &[Priority] {
                 &self.priorities
@@ -280,7 +252,7 @@ impl NotificationListener {
     }
 }
 
-lifecycle!(NotificationListener);
+priorities!(NotificationListener);
 
 impl NotificationListenerBuilder {
     common_setters!();
@@ -419,7 +391,7 @@ impl BatchNotificationListener {
     }
 }
 
-lifecycle!(BatchNotificationListener);
+priorities!(BatchNotificationListener);
 
 impl BatchNotificationListenerBuilder {
     common_setters!();

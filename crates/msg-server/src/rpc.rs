@@ -1,7 +1,6 @@
 //! The RPC server.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -12,7 +11,7 @@ use msg_dispatch::{AccessPolicy, Endpoint, RpcDispatcher};
 
 use crate::dedup::Dedup;
 use crate::executor::Executor;
-use crate::server::{Handle, MessageHandlingServer, Opened, ServerState, Source};
+use crate::server::{Handle, MessageHandlingServer, Opened, Source};
 
 /// Serves RPC endpoints on a server target: its topic (load-balanced with the other servers
 /// of the topic), `topic.server`, and fanout.
@@ -80,37 +79,9 @@ impl RpcServer {
     pub fn target(&self) -> &Target {
         &self.target
     }
-
-    /// Starts consuming (again, after a stop).
-    pub async fn start(&self) -> Result<()> {
-        self.server.start().await
-    }
-
-    /// Stops taking new requests; those received are still handled.
-    pub fn stop(&self) {
-        self.server.stop();
-    }
-
-    /// Returns when every handler is done and the listener is released (after `stop`).
-    pub async fn wait(&self) {
-        self.server.wait().await;
-    }
-
-    /// Forgets the `_unique_id`s remembered for dedup.
-    pub fn reset(&self) {
-        self.server.reset();
-    }
-
-    /// `stop` and `wait` within `grace`.
-    pub async fn shutdown(&self, grace: Duration) -> Result<()> {
-        self.server.shutdown(grace).await
-    }
-
-    /// Where the server is in its life.
-    pub fn state(&self) -> ServerState {
-        self.server.state()
-    }
 }
+
+crate::server::lifecycle!(RpcServer);
 
 impl RpcServerBuilder {
     /// Adds an endpoint (dispatch walks them in the order added).

@@ -27,6 +27,44 @@ pub(crate) trait Handle<M>: Send + Sync + 'static {
     fn reset(&self) {}
 }
 
+/// The life-cycle methods of a type holding a `server: MessageHandlingServer<_>` field.
+macro_rules! lifecycle {
+    ($ty:ty) => {
+        impl $ty {
+            /// Starts consuming (again, after a stop).
+            pub async fn start(&self) -> msg_core::Result<()> {
+                self.server.start().await
+            }
+
+            /// Stops taking new messages; those received are still handled (and settled).
+            pub fn stop(&self) {
+                self.server.stop();
+            }
+
+            /// Returns when every handler is done and the listener is released (after `stop`).
+            pub async fn wait(&self) {
+                self.server.wait().await;
+            }
+
+            /// Forgets the `_unique_id`s remembered for dedup.
+            pub fn reset(&self) {
+                self.server.reset();
+            }
+
+            /// `stop` and `wait` within `grace`.
+            pub async fn shutdown(&self, grace: std::time::Duration) -> msg_core::Result<()> {
+                self.server.shutdown(grace).await
+            }
+
+            /// Where it is in its life.
+            pub fn state(&self) -> $crate::server::ServerState {
+                self.server.state()
+            }
+        }
+    };
+}
+pub(crate) use lifecycle;
+
 /// Where a server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerState {
