@@ -104,6 +104,8 @@ pub struct AmqpDriver {
     /// Send paths whose exchange (and default queue) were declared: a send checks here
     /// instead of building declarations every time.
     declared_paths: std::sync::RwLock<std::collections::HashSet<String>>,
+    /// One declaration at a time: a burst of first sends declares once, not once per send.
+    declaring: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for AmqpDriver {
@@ -129,6 +131,7 @@ impl AmqpDriver {
             reply: OnceCell::new(),
             queue_counter: AtomicU64::new(0),
             declared_paths: Default::default(),
+            declaring: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -255,6 +258,15 @@ impl AmqpDriver {
             .unwrap_or_else(|p| p.into_inner())
             .contains(path);
         if known {
+            return Ok(());
+        }
+        let _one = self.declaring.lock().await;
+        if self
+            .declared_paths
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(path)
+        {
             return Ok(());
         }
         self.sup.declare(decls()).await?;

@@ -44,6 +44,9 @@ pub(crate) struct Topology {
     pub(crate) layout: Layout,
     ensured: Mutex<(u64, HashMap<String, Instant>)>,
     generations: Mutex<watch::Receiver<u64>>,
+    /// One JetStream API round at a time: a burst of first sends ensures once, not once
+    /// per send.
+    ensuring: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for Topology {
@@ -66,6 +69,7 @@ impl Topology {
             layout,
             ensured: Mutex::new((0, HashMap::new())),
             generations: Mutex::new(generations),
+            ensuring: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -138,6 +142,10 @@ impl Topology {
 
     async fn ensure_stream(&self, name: &str, subjects: &str, dead_letters: bool) -> Result<()> {
         let key = format!("s\0{name}");
+        if self.is_fresh(&key) {
+            return Ok(());
+        }
+        let _one = self.ensuring.lock().await;
         if self.is_fresh(&key) {
             return Ok(());
         }
@@ -230,6 +238,10 @@ impl Topology {
     /// A durable pull consumer, created (or updated) if needed.
     pub(crate) async fn ensure_consumer(&self, spec: &ConsumerSpec) -> Result<()> {
         let key = format!("c\0{}\0{}", spec.stream, spec.name);
+        if self.is_fresh(&key) {
+            return Ok(());
+        }
+        let _one = self.ensuring.lock().await;
         if self.is_fresh(&key) {
             return Ok(());
         }
