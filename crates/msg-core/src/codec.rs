@@ -595,22 +595,6 @@ pub fn pack_context<M: SerializeMap>(map: &mut M, ctx: &Context) -> Result<(), M
     Ok(())
 }
 
-/// Takes every `_context_<key>` entry out of a message into a context.
-pub fn unpack_context(obj: &mut Map<String, Value>) -> Context {
-    let keys: Vec<String> = obj
-        .keys()
-        .filter(|k| k.starts_with(CONTEXT_PREFIX))
-        .cloned()
-        .collect();
-    let mut ctx = Map::new();
-    for k in keys {
-        if let Some(v) = obj.remove(&k) {
-            ctx.insert(k[CONTEXT_PREFIX.len()..].to_string(), v);
-        }
-    }
-    Context::from_map(ctx)
-}
-
 /// Wraps an inner JSON object (already serialized) in the 2.0 envelope.
 pub fn envelope(inner: &[u8]) -> Result<Vec<u8>> {
     let inner =

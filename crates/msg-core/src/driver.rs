@@ -322,20 +322,6 @@ impl IncomingNotification {
         self.acker.requeue(delay).await
     }
 
-    /// The notification's metadata as oslo's filters see it: `message_id` and `timestamp`.
-    pub fn metadata(&self) -> serde_json::Map<String, Value> {
-        let mut m = serde_json::Map::new();
-        m.insert(
-            "message_id".into(),
-            Value::String(self.notification.message_id.clone()),
-        );
-        m.insert(
-            "timestamp".into(),
-            Value::String(self.notification.timestamp.clone()),
-        );
-        m
-    }
-
     /// Splits it into its parts and its acknowledger.
     pub fn into_parts(self) -> (Context, Notification, String, Box<dyn Acknowledger>) {
         (self.context, self.notification, self.unique_id, self.acker)

@@ -22,6 +22,7 @@ pub mod codec;
 mod context;
 mod driver;
 mod error;
+pub mod naming;
 mod notification;
 mod priority;
 mod registry;

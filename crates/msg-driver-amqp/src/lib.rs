@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use msg_core::codec::{self, CallInfo, EnvelopeVersion, RpcRequest};
+use msg_core::naming;
 use msg_core::{
     Capabilities, Capability, Context, Driver, DriverFactory, Error, ListenOptions, Listener,
     Notification, NotificationListener, Priority, ReplyWaiters, Result, Retry, RpcListener,
@@ -177,7 +178,7 @@ impl AmqpDriver {
 
     fn fanout_exchange(&self, topic: &str) -> Decl {
         Decl::Exchange {
-            name: format!("{topic}_fanout"),
+            name: naming::fanout_exchange(topic),
             fanout: true,
             durable: self.sup.options.rabbit_transient_quorum_queue,
             auto_delete: true,
@@ -236,14 +237,14 @@ impl AmqpDriver {
         let topic = target.require_topic()?;
         if target.fanout {
             self.sup.declare(vec![self.fanout_exchange(topic)]).await?;
-            return Ok((format!("{topic}_fanout"), String::new()));
+            return Ok((naming::fanout_exchange(topic), String::new()));
         }
         let exchange = self.exchange(target).to_string();
         self.sup
             .declare(vec![self.topic_exchange(&exchange)])
             .await?;
         let key = match &target.server {
-            Some(server) => format!("{topic}.{server}"),
+            Some(server) => naming::server_key(topic, server),
             None => topic.to_string(),
         };
         Ok((exchange, key))
@@ -380,7 +381,7 @@ impl Driver for AmqpDriver {
     ) -> Result<()> {
         let topic = target.require_topic()?;
         let exchange = self.exchange(target);
-        let key = format!("{topic}.{}", notification.priority.routing_name());
+        let key = naming::notification_key(topic, notification.priority);
         // the notifier declares the default queue itself: store and forward
         self.declare_once(&format!("{exchange}\0{key}"), || {
             vec![
@@ -416,8 +417,8 @@ impl Driver for AmqpDriver {
             reason: "an RPC server needs a server name".into(),
         })?;
         let exchange = self.exchange(target);
-        let direct = format!("{topic}.{server}");
-        let fanout_queue = self.transient_name(&format!("{topic}_fanout"));
+        let direct = naming::server_key(topic, server);
+        let fanout_queue = self.transient_name(&naming::fanout_exchange(topic));
         self.sup
             .declare(vec![
                 self.topic_exchange(exchange),
@@ -427,7 +428,7 @@ impl Driver for AmqpDriver {
                 Self::bind(&direct, exchange, &direct),
                 self.fanout_exchange(topic),
                 self.transient_queue(&fanout_queue),
-                Self::bind(&fanout_queue, &format!("{topic}_fanout"), topic),
+                Self::bind(&fanout_queue, &naming::fanout_exchange(topic), topic),
             ])
             .await?;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -458,7 +459,7 @@ impl Driver for AmqpDriver {
         for (target, priority) in subscriptions {
             let topic = target.require_topic()?;
             let exchange = self.exchange(target);
-            let key = format!("{topic}.{}", priority.routing_name());
+            let key = naming::notification_key(topic, *priority);
             let queue = pool.unwrap_or(&key).to_string();
             decls.push(self.topic_exchange(exchange));
             decls.push(self.queue(&queue));

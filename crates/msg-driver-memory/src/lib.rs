@@ -29,6 +29,7 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use bytes::Bytes;
 use msg_core::codec::{self, CallInfo, EnvelopeVersion, RpcRequest};
+use msg_core::naming;
 use msg_core::{
     Capabilities, Context, Driver, DriverFactory, Error, ListenOptions, Listener, Notification,
     NotificationListener, Priority, ReplyWaiters, Result, Retry, RpcListener, SendOptions, Target,
@@ -127,11 +128,11 @@ impl MemoryDriver {
     fn rpc_route(&self, target: &Target) -> Result<(String, String)> {
         let topic = target.require_topic()?;
         Ok(if target.fanout {
-            (format!("{topic}_fanout"), String::new())
+            (naming::fanout_exchange(topic), String::new())
         } else if let Some(server) = &target.server {
             (
                 self.exchange(target).to_string(),
-                format!("{topic}.{server}"),
+                naming::server_key(topic, server),
             )
         } else {
             (self.exchange(target).to_string(), topic.to_string())
@@ -244,7 +245,7 @@ impl Driver for MemoryDriver {
     ) -> Result<()> {
         let topic = target.require_topic()?;
         let exchange = self.exchange(target);
-        let key = format!("{topic}.{}", notification.priority.routing_name());
+        let key = naming::notification_key(topic, notification.priority);
         // the notifier declares the default queue itself: store and forward
         let default_queue = self.broker.declare_queue(&key);
         self.broker.bind(exchange, &key, &default_queue);
@@ -273,12 +274,13 @@ impl Driver for MemoryDriver {
         let (consumer, rx) = Consumer::new(self.broker.clone(), options.prefetch);
         let shared = self.broker.declare_queue(topic);
         self.broker.bind(exchange, topic, &shared);
-        let direct_key = format!("{topic}.{server}");
+        let direct_key = naming::server_key(topic, server);
         let direct = self.broker.declare_queue(&direct_key);
         self.broker.bind(exchange, &direct_key, &direct);
         let fanout_name = format!("{topic}_fanout_{}", codec::new_unique_id());
         let fanout = self.broker.declare_queue(&fanout_name);
-        self.broker.bind(&format!("{topic}_fanout"), "", &fanout);
+        self.broker
+            .bind(&naming::fanout_exchange(topic), "", &fanout);
         consumer.consume(shared, false);
         consumer.consume(direct, false);
         consumer.consume(fanout, true);
@@ -300,7 +302,7 @@ impl Driver for MemoryDriver {
         for (target, priority) in subscriptions {
             let topic = target.require_topic()?;
             let exchange = self.exchange(target);
-            let key = format!("{topic}.{}", priority.routing_name());
+            let key = naming::notification_key(topic, *priority);
             let queue_name = pool.unwrap_or(&key);
             let queue = self.broker.declare_queue(queue_name);
             self.broker.bind(exchange, &key, &queue);

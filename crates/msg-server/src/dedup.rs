@@ -1,12 +1,15 @@
 //! Dropping duplicates by `_unique_id`.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+type Seen = (VecDeque<Arc<str>>, HashSet<Arc<str>>);
 
 /// The last `capacity` unique ids seen (Python keeps 16; we keep at least a prefetch's worth).
 #[derive(Debug)]
 pub(crate) struct Dedup {
-    inner: Mutex<(VecDeque<String>, HashSet<String>)>,
+    /// The ids in arrival order, and the same ids for lookups (one allocation each).
+    inner: Mutex<Seen>,
     capacity: usize,
 }
 
@@ -34,8 +37,9 @@ impl Dedup {
         {
             set.remove(&old);
         }
-        order.push_back(id.to_string());
-        set.insert(id.to_string());
+        let id: Arc<str> = Arc::from(id);
+        order.push_back(id.clone());
+        set.insert(id);
         true
     }
 
