@@ -89,6 +89,8 @@ pub(crate) struct ConsumerCore {
 struct CoreState {
     channel: Option<Arc<ChannelGuard>>,
     tags: Vec<String>,
+    /// The acks of the current channel, kept after a stop (handlers still settle).
+    acks: Option<Arc<Acks>>,
 }
 
 impl fmt::Debug for ConsumerCore {
@@ -233,9 +235,20 @@ impl Resumable for ConsumerCore {
             if self.stopped.load(Ordering::Acquire) {
                 return Ok(());
             }
+            st.acks = Some(guard.acks.clone());
             st.channel = Some(guard);
             st.tags = tags;
             Ok(())
+        }
+        .boxed()
+    }
+
+    fn flush_acks(self: Arc<Self>) -> BoxFuture<'static, ()> {
+        let acks = lock(&self.state).acks.clone();
+        async move {
+            if let Some(acks) = acks {
+                let _ = acks.flush().await;
+            }
         }
         .boxed()
     }

@@ -44,6 +44,8 @@ impl fmt::Debug for Conn {
 /// Something that consumes and must be resumed on every new connection.
 pub(crate) trait Resumable: Send + Sync {
     fn resume(self: Arc<Self>, conn: Arc<Conn>) -> BoxFuture<'static, Result<()>>;
+    /// Sends the acknowledgements still held back (before the connection closes).
+    fn flush_acks(self: Arc<Self>) -> BoxFuture<'static, ()>;
 }
 
 /// An exchange, queue or binding, as declared (and re-declared after a reconnect).
@@ -597,16 +599,26 @@ impl Supervisor {
                 .1
                 .retain(|k| k.split('\0').nth(1).is_none_or(|q| q != name));
         }
-        if let Some(conn) = self.current()
-            && let Ok(ch) = open_channel(&conn).await
-        {
-            if let Err(e) = ch
-                .queue_delete(name.into(), QueueDeleteOptions::default())
-                .await
-            {
-                tracing::debug!(queue = name, error = %e, "deleting a queue failed");
+        let Some(conn) = self.current() else { return };
+        let delete = async {
+            if let Ok(ch) = open_channel(&conn).await {
+                if let Err(e) = ch
+                    .queue_delete(name.into(), QueueDeleteOptions::default())
+                    .await
+                {
+                    tracing::debug!(queue = name, error = %e, "deleting a queue failed");
+                }
+                let _ = ch.close(200, "OK".into()).await;
             }
-            let _ = ch.close(200, "OK".into()).await;
+        };
+        if tokio::time::timeout(Duration::from_secs(5), delete)
+            .await
+            .is_err()
+        {
+            tracing::debug!(
+                queue = name,
+                "deleting a queue took too long; left to its TTL"
+            );
         }
     }
 
@@ -678,8 +690,19 @@ impl Supervisor {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         self.generation_tx.send_modify(|_| {});
+        // acks held back for batching go out first: an RPC request acked on receipt must
+        // not come back to the next server because the process closed right after
+        let consumers: Vec<Arc<dyn Resumable>> = lock(&self.consumers)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let bound = Duration::from_secs(5);
+        for c in consumers {
+            let _ = tokio::time::timeout(bound, c.flush_acks()).await;
+        }
         if let Some(conn) = conn {
-            let _ = conn.connection.close(200, "OK".into()).await;
+            // a close-ok that never comes must not hang the caller's cleanup
+            let _ = tokio::time::timeout(bound, conn.connection.close(200, "OK".into())).await;
         }
     }
 
