@@ -3,12 +3,37 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
-type Seen = (VecDeque<Arc<str>>, HashSet<Arc<str>>);
+type Seen = (VecDeque<Id>, HashSet<Id>);
+
+/// A unique id as kept: the 32 hex digits that oslo and msg send as a number (no allocation,
+/// a short hash), anything else as text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Id {
+    Hex(u128),
+    Text(Arc<str>),
+}
+
+impl Id {
+    fn new(id: &str) -> Self {
+        match hex(id) {
+            Some(n) => Id::Hex(n),
+            None => Id::Text(Arc::from(id)),
+        }
+    }
+}
+
+/// 32 lowercase hex digits (a uuid4's `hex`) as a number; `None` otherwise, so that a
+/// differently written id never collides with one of these.
+fn hex(id: &str) -> Option<u128> {
+    (id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .then(|| u128::from_str_radix(id, 16).ok())
+        .flatten()
+}
 
 /// The last `capacity` unique ids seen (Python keeps 16; we keep at least a prefetch's worth).
 #[derive(Debug)]
 pub(crate) struct Dedup {
-    /// The ids in arrival order, and the same ids for lookups (one allocation each).
+    /// The ids in arrival order, and the same ids for lookups (at most one allocation each).
     inner: Mutex<Seen>,
     capacity: usize,
 }
@@ -29,7 +54,8 @@ impl Dedup {
         }
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let (order, set) = &mut *guard;
-        if set.contains(id) {
+        let id = Id::new(id);
+        if set.contains(&id) {
             return false;
         }
         if order.len() >= self.capacity
@@ -37,7 +63,6 @@ impl Dedup {
         {
             set.remove(&old);
         }
-        let id: Arc<str> = Arc::from(id);
         order.push_back(id.clone());
         set.insert(id);
         true
@@ -51,7 +76,7 @@ impl Dedup {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .1
-                .contains(id)
+                .contains(&Id::new(id))
     }
 
     pub(crate) fn clear(&self) {
@@ -77,5 +102,18 @@ mod tests {
         }
         assert!(!d.contains("a"));
         assert!(d.insert("a"));
+    }
+
+    #[test]
+    fn hex_ids_stay_apart_from_other_spellings() {
+        let d = Dedup::new(16);
+        let id = "0123456789abcdef0123456789abcdef";
+        assert!(d.insert(id));
+        assert!(d.contains(id));
+        assert!(!d.insert(id));
+        // the same digits written otherwise are another id, as they were as text
+        assert!(!d.contains(&id.to_uppercase()));
+        assert!(d.insert(&id.to_uppercase()));
+        assert!(!d.contains("+123456789abcdef0123456789abcdef"));
     }
 }

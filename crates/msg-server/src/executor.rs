@@ -1,5 +1,9 @@
 //! How a server runs its handlers.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
 use futures::future::BoxFuture;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -37,9 +41,39 @@ impl Executor {
     }
 
     /// Runs one handler; the permit (its executor slot) is released when it ends.
-    pub(crate) fn spawn(self, work: BoxFuture<'static, ()>, permit: OwnedSemaphorePermit) {
+    ///
+    /// `Sequential` and `Pool` poll the handler once on the consuming task: one that finishes
+    /// without waiting (most do, once their message is decoded) costs no task of its own; one
+    /// that waits moves to a task of its own and runs beside the others. `pace` watches how
+    /// long those first polls take: after one that ran long (a handler doing CPU work without
+    /// awaiting), the next messages get their own task at once, so such handlers keep running
+    /// in parallel.
+    pub(crate) async fn spawn(
+        self,
+        mut work: BoxFuture<'static, ()>,
+        permit: OwnedSemaphorePermit,
+        pace: &mut Pace,
+    ) {
         match self {
             Executor::Sequential | Executor::Pool(_) => {
+                if pace.inline() {
+                    let started = pace.timed().then(Instant::now);
+                    let polled = std::future::poll_fn(|cx| {
+                        Poll::Ready(catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))))
+                    })
+                    .await;
+                    if let Some(started) = started {
+                        pace.took(started.elapsed());
+                    }
+                    match polled {
+                        Ok(Poll::Ready(())) => return,
+                        Ok(Poll::Pending) => {}
+                        Err(_) => {
+                            tracing::error!("a message handler panicked; the server goes on");
+                            return;
+                        }
+                    }
+                }
                 tokio::spawn(async move {
                     work.await;
                     drop(permit);
@@ -52,6 +86,45 @@ impl Executor {
                     drop(permit);
                 });
             }
+        }
+    }
+}
+
+/// Whether handlers are first polled on the consuming task (see [`Executor::spawn`]).
+#[derive(Debug, Default)]
+pub(crate) struct Pace {
+    /// Messages still to give a task of their own at once.
+    spawn_next: u32,
+    /// First polls so far (the first [`Self::EVERY`], then one in that many, are timed: a
+    /// long one shows soon enough).
+    polls: u32,
+}
+
+impl Pace {
+    /// A first poll longer than this is CPU work that should run in parallel.
+    const LONG_POLL: Duration = Duration::from_micros(200);
+    /// How many messages get their own task after a long first poll before trying again.
+    const BACK_OFF: u32 = 1024;
+
+    /// One first poll in this many is timed.
+    const EVERY: u32 = 8;
+
+    fn timed(&mut self) -> bool {
+        self.polls = self.polls.saturating_add(1);
+        self.polls <= Self::EVERY || self.polls.is_multiple_of(Self::EVERY)
+    }
+
+    fn inline(&mut self) -> bool {
+        if self.spawn_next == 0 {
+            return true;
+        }
+        self.spawn_next -= 1;
+        false
+    }
+
+    fn took(&mut self, elapsed: Duration) {
+        if elapsed > Self::LONG_POLL {
+            self.spawn_next = Self::BACK_OFF;
         }
     }
 }

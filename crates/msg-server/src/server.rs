@@ -10,7 +10,7 @@ use futures::stream::BoxStream;
 use msg_core::{Error, Result, StopListening};
 use tokio::sync::{Semaphore, watch};
 
-use crate::executor::Executor;
+use crate::executor::{Executor, Pace};
 
 /// An open listener: its stream and its stop switch.
 pub(crate) type Opened<M> = (BoxStream<'static, M>, Arc<dyn StopListening>);
@@ -209,6 +209,7 @@ async fn consume<M: Send + 'static>(
     capacity: usize,
     done: watch::Sender<bool>,
 ) {
+    let mut pace = Pace::default();
     loop {
         // a slot first, then a message: a busy server leaves messages at the broker
         let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -217,7 +218,9 @@ async fn consume<M: Send + 'static>(
         let Some(item) = stream.next().await else {
             break;
         };
-        executor.spawn(handler.clone().handle(item), permit);
+        executor
+            .spawn(handler.clone().handle(item), permit, &mut pace)
+            .await;
     }
     drop(stream);
     let all = u32::try_from(capacity).unwrap_or(u32::MAX);

@@ -43,6 +43,7 @@ pub(crate) fn cases() -> Vec<Case> {
         case!(e2e_rpc_start_after_stop, [Replies]),
         case!(e2e_rpc_sequential_executor_keeps_order, []),
         case!(e2e_rpc_pool_executor_runs_n_at_once, []),
+        case!(e2e_rpc_pool_executor_runs_blocking_handlers_in_parallel, []),
     ]
 }
 
@@ -965,6 +966,53 @@ async fn e2e_rpc_pool_executor_runs_n_at_once(env: Env) -> CaseResult {
     ensure!(
         max == 3,
         "Pool(3) with 9 slow casts waiting ran at most {max} handlers at once, not 3"
+    );
+    Ok(())
+}
+
+/// A handler that works without awaiting (here: a blocking sleep standing for CPU work) still
+/// runs beside the others under `Pool`: the server doesn't keep it on its consuming task.
+async fn e2e_rpc_pool_executor_runs_blocking_handlers_in_parallel(env: Env) -> CaseResult {
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    if workers < 2 {
+        // one runtime thread runs one non-awaiting handler at a time, whatever the executor
+        return Ok(());
+    }
+    let topic = env.unique("e2e-pool-blocking");
+    let log = Log::default();
+    let (current, max) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let endpoint = {
+        let (log, current, max) = (log.clone(), current.clone(), max.clone());
+        Endpoint::new().method("work", move |_ctx: Context, a: Index| {
+            let (log, current, max) = (log.clone(), current.clone(), max.clone());
+            async move {
+                enter(&current, &max);
+                std::thread::sleep(Duration::from_millis(100));
+                log.push(a.i);
+                current.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, HandlerError>(())
+            }
+        })
+    };
+    let _s = start_server(&env, &topic, "s1", vec![endpoint], Executor::Pool(4)).await?;
+    settle().await;
+    let client = client(&env, &topic).await?;
+    for i in 0..8u64 {
+        client
+            .cast(&Context::new(), "work", json!({ "i": i }))
+            .await
+            .map_err(err)?;
+    }
+    wait_until(
+        || format!("{} of 8 casts handled", log.len()),
+        Duration::from_secs(20),
+        || log.len() >= 8 && current.load(Ordering::SeqCst) == 0,
+    )
+    .await?;
+    let max = max.load(Ordering::SeqCst);
+    ensure!(
+        max >= 2,
+        "Pool(4) on {workers} runtime threads ran non-awaiting handlers one at a time"
     );
     Ok(())
 }

@@ -19,6 +19,11 @@ pub(super) trait Fields: Default {
 
 /// Decodes a body, enveloped or bare, into `F` (envelope versions other than 2.x refused).
 pub(super) fn decode<F: Fields>(bytes: &[u8]) -> Result<F> {
+    if let Some(message) = plain_envelope(bytes) {
+        let inner: Inner<F> = serde_json::from_slice(&message)
+            .map_err(|e| Error::malformed(format!("`oslo.message`: {e}")))?;
+        return Ok(inner.0);
+    }
     let outer: Outer<F> =
         serde_json::from_slice(bytes).map_err(|e| Error::malformed(format!("body: {e}")))?;
     match (outer.version, outer.message) {
@@ -30,6 +35,89 @@ pub(super) fn decode<F: Fields>(bytes: &[u8]) -> Result<F> {
         }
         _ => Ok(outer.fields),
     }
+}
+
+/// The envelope as oslo.messaging and msg write it (`{"oslo.version": "2.0", "oslo.message":
+/// "..."}`, with or without the spaces): its message, unescaped in one pass over the body.
+/// `None` for any other shape (other keys, another order or version, an escape this pass
+/// doesn't take): [`decode`] then takes the general path, which also reports what is wrong.
+fn plain_envelope(bytes: &[u8]) -> Option<Vec<u8>> {
+    const HEADS: [&[u8]; 2] = [
+        br#"{"oslo.version": "2.0", "oslo.message": ""#,
+        br#"{"oslo.version":"2.0","oslo.message":""#,
+    ];
+    let body = bytes.trim_ascii();
+    let rest = HEADS.iter().find_map(|h| body.strip_prefix(*h))?;
+    let escaped = rest.strip_suffix(br#""}"#)?;
+    unescape(escaped)
+}
+
+/// Unescapes a JSON string's contents; `None` on an unescaped quote or control character, a
+/// bad escape or a lone surrogate. UTF-8 is not checked here: the inner parse checks every
+/// string it reads, and bytes outside strings must be JSON's ASCII.
+fn unescape(mut s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    loop {
+        let Some(at) = memchr::memchr2(b'\\', b'"', s) else {
+            push_run(&mut out, s)?;
+            return Some(out);
+        };
+        push_run(&mut out, &s[..at])?;
+        if s[at] == b'"' {
+            return None;
+        }
+        let esc = *s.get(at + 1)?;
+        s = &s[at + 2..];
+        let byte = match esc {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                let (c, used) = unicode_escape(s)?;
+                s = &s[used..];
+                out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                continue;
+            }
+            _ => return None,
+        };
+        out.push(byte);
+    }
+}
+
+/// A run of unescaped bytes, refused when it holds a control character (JSON forbids them raw).
+fn push_run(out: &mut Vec<u8>, run: &[u8]) -> Option<()> {
+    if run.iter().any(|b| *b < 0x20) {
+        return None;
+    }
+    out.extend_from_slice(run);
+    Some(())
+}
+
+/// The character of a `\uXXXX` escape (after its `\u`), with a surrogate pair's second half;
+/// and how many bytes it took.
+fn unicode_escape(s: &[u8]) -> Option<(char, usize)> {
+    let hex = |b: &[u8]| -> Option<u32> {
+        let b = b.get(..4).filter(|b| b.iter().all(u8::is_ascii_hexdigit))?;
+        u32::from_str_radix(std::str::from_utf8(b).ok()?, 16).ok()
+    };
+    let first = hex(s)?;
+    if (0xD800..0xDC00).contains(&first) {
+        let low = s
+            .get(4..6)
+            .filter(|p| *p == br"\u")
+            .and_then(|_| hex(&s[6..]))?;
+        if !(0xDC00..0xE000).contains(&low) {
+            return None;
+        }
+        let c = 0x10000 + ((first - 0xD800) << 10) + (low - 0xDC00);
+        return Some((char::from_u32(c)?, 10));
+    }
+    Some((char::from_u32(first)?, 4))
 }
 
 fn check_envelope_version(v: &str) -> Result<()> {
@@ -147,5 +235,101 @@ pub(super) fn context_entry<'de, A: MapAccess<'de>>(
             Ok(true)
         }
         None => Ok(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What serde_json makes of the same string contents.
+    fn by_serde(escaped: &[u8]) -> Option<Vec<u8>> {
+        let mut quoted = b"\"".to_vec();
+        quoted.extend_from_slice(escaped);
+        quoted.push(b'"');
+        serde_json::from_slice::<String>(&quoted)
+            .ok()
+            .map(String::into_bytes)
+    }
+
+    #[test]
+    fn unescapes_what_json_escapes() {
+        let cases: [&[u8]; 7] = [
+            br#"{\"a\": 1}"#,
+            br#"tab\tnl\nq\"bs\\sl\/"#,
+            br"caf\u00e9 \ud83d\ude00",
+            br"\b\f\r",
+            b"",
+            "raw é".as_bytes(),
+            br"\\",
+        ];
+        for c in cases {
+            assert_eq!(unescape(c), by_serde(c), "{}", String::from_utf8_lossy(c));
+        }
+    }
+
+    #[test]
+    fn leaves_the_odd_ones_to_the_general_path() {
+        for c in [
+            &br#"a"b"#[..],
+            br"\x",
+            br"\",
+            br"\u12",
+            br"\u+123",
+            br"\ud83d",
+            br"\ud83d\u0041",
+            b"a\nb",
+        ] {
+            assert_eq!(unescape(c), None, "{}", String::from_utf8_lossy(c));
+        }
+    }
+
+    #[test]
+    fn recognises_both_spacings_only() {
+        let inner = |b: &[u8]| plain_envelope(b).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(
+            inner(br#" {"oslo.version": "2.0", "oslo.message": "{\"a\": 1}"} "#).as_deref(),
+            Some(r#"{"a": 1}"#)
+        );
+        assert_eq!(
+            inner(br#"{"oslo.version":"2.0","oslo.message":"{}"}"#).as_deref(),
+            Some("{}")
+        );
+        // another order, version or key: the general path
+        assert_eq!(
+            inner(br#"{"oslo.message": "{}", "oslo.version": "2.0"}"#),
+            None
+        );
+        assert_eq!(
+            inner(br#"{"oslo.version": "2.1", "oslo.message": "{}"}"#),
+            None
+        );
+        assert_eq!(
+            inner(br#"{"oslo.version": "2.0", "oslo.message": "{}", "x": "y"}"#),
+            None
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_serde_on_what_it_takes(s in any::<String>()) {
+            let escaped = serde_json::to_string(&s).unwrap();
+            let escaped = &escaped.as_bytes()[1..escaped.len() - 1];
+            prop_assert_eq!(unescape(escaped), Some(s.into_bytes()));
+        }
+
+        #[test]
+        fn never_accepts_what_serde_refuses(
+            chars in proptest::collection::vec(
+                prop::sample::select(vec!['\\', '"', 'u', 'd', '8', '3', 'D', 'c', '0', 'n', '/', 'x', '\n', '\u{1}', 'é']),
+                0..48,
+            )
+        ) {
+            let b: String = chars.into_iter().collect();
+            if let Some(out) = unescape(b.as_bytes()) {
+                prop_assert_eq!(Some(out), by_serde(b.as_bytes()));
+            }
+        }
     }
 }
