@@ -1,15 +1,25 @@
 //! Acknowledgements batched with `multiple`, safely.
 //!
 //! Delivery tags on a channel are consecutive from 1. Every delivery of a consumer channel
-//! is settled here (acked, or rejected), and every frame goes out under one lock, in order.
+//! is settled here (acked, or rejected), and every frame is queued under one lock, in order.
 //! A `multiple` ack names an acked tag at or below the *floor* (the highest tag with every
 //! tag up to it settled), so it never covers a delivery still being handled, and never one
-//! whose reject hasn't gone out yet. Acks above the floor go out one by one at the next flush
-//! (waiting for the old delivery would hold their prefetch credit).
+//! whose reject hasn't been queued yet. Acks above the floor go out one by one at the next
+//! flush (waiting for the old delivery would hold their prefetch credit).
+//!
+//! A frame is queued, not waited for: lapin queues a method frame on the first poll of its
+//! future (in call order) and fails that poll when the channel is closed; the wait after it
+//! is only for the frame to be written. Nothing on the hot path waits for that (it would
+//! add a round trip through lapin's I/O loop to every ack, before an RPC server dispatches
+//! and every `threshold` notifications); a frame that is never written goes with its
+//! connection, and the broker redelivers. [`Acks::flush`] (before closing) waits.
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use lapin::Channel;
@@ -19,14 +29,15 @@ use msg_core::{Error, Result};
 /// How long an acknowledgement may wait for company before it is sent.
 const LINGER: Duration = Duration::from_millis(1);
 
+/// A queued frame's wait for being written.
+type Written = Pin<Box<dyn Future<Output = lapin::Result<()>> + Send>>;
+
 /// The acknowledgement state of one consumer channel.
 pub(crate) struct Acks {
     channel: Channel,
     /// Send once this many acks are pending.
     threshold: usize,
     state: Mutex<State>,
-    /// Frames go out one at a time, in the order decided.
-    sending: tokio::sync::Mutex<()>,
     flush_scheduled: AtomicBool,
 }
 
@@ -56,6 +67,21 @@ fn ack_error(e: lapin::Error) -> Error {
     Error::driver("amqp", "acknowledging", e)
 }
 
+/// Queues a lapin method frame: polls its future once (which queues the frame, or fails at
+/// once on a closed channel). Returns the wait for the frame to be written, if any is left.
+fn queue(
+    frame: impl Future<Output = lapin::Result<()>> + Send + 'static,
+) -> lapin::Result<Option<Written>> {
+    let mut frame: Written = Box::pin(frame);
+    match frame
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(r) => r.map(|()| None),
+        Poll::Pending => Ok(Some(frame)),
+    }
+}
+
 impl Acks {
     pub(crate) fn new(channel: Channel, prefetch: u16) -> Self {
         let threshold = match prefetch {
@@ -66,7 +92,6 @@ impl Acks {
             channel,
             threshold,
             state: Mutex::default(),
-            sending: tokio::sync::Mutex::new(()),
             flush_scheduled: AtomicBool::new(false),
         }
     }
@@ -75,7 +100,8 @@ impl Acks {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Acks a delivery; the frame goes out with the next batch (within about a millisecond).
+    /// Acks a delivery; the frame is queued with the next batch (within about a millisecond,
+    /// or at once when `threshold` acks are pending).
     pub(crate) async fn ack(self: &Arc<Self>, tag: u64) -> Result<()> {
         let full = {
             let mut st = self.lock();
@@ -84,30 +110,31 @@ impl Acks {
             st.pending.len() >= self.threshold
         };
         if full {
-            self.flush().await
+            self.send_pending().map(drop)
         } else {
             self.schedule();
             Ok(())
         }
     }
 
-    /// Rejects a delivery now (before any `multiple` ack could cover it).
+    /// Rejects a delivery now (queued before any `multiple` ack could cover it).
     pub(crate) async fn reject(self: &Arc<Self>, tag: u64, requeue: bool) -> Result<()> {
-        let sent = {
-            let _order = self.sending.lock().await;
-            self.channel
-                .basic_reject(tag, BasicRejectOptions { requeue })
-                .await
-        };
-        let pending = {
+        let (sent, pending) = {
             let mut st = self.lock();
+            let channel = self.channel.clone();
+            let sent = queue(async move {
+                channel
+                    .basic_reject(tag, BasicRejectOptions { requeue })
+                    .await
+            });
             st.settle(tag);
-            !st.pending.is_empty()
+            (sent, !st.pending.is_empty())
         };
         if pending {
             self.schedule();
         }
-        sent.map_err(|e| Error::driver("amqp", "rejecting", e))
+        sent.map(drop)
+            .map_err(|e| Error::driver("amqp", "rejecting", e))
     }
 
     fn schedule(self: &Arc<Self>) {
@@ -119,35 +146,40 @@ impl Acks {
             rt.spawn(async move {
                 tokio::time::sleep(LINGER).await;
                 this.flush_scheduled.store(false, Ordering::Release);
-                if let Err(e) = this.flush().await {
+                if let Err(e) = this.send_pending() {
                     tracing::debug!(error = %e, "a batched ack failed (the broker will redeliver)");
                 }
             });
         }
     }
 
-    /// Sends what is pending: one `multiple` ack for the acked tags at or below the floor,
-    /// the others one by one.
-    pub(crate) async fn flush(&self) -> Result<()> {
-        let _order = self.sending.lock().await;
-        let (upto, singles) = {
-            let mut st = self.lock();
-            let pending = std::mem::take(&mut st.pending);
-            let upto = pending.range(..=st.floor).next_back().copied();
-            let singles: Vec<u64> = pending.range(st.floor + 1..).copied().collect();
-            (upto, singles)
-        };
-        if let Some(tag) = upto {
-            self.channel
-                .basic_ack(tag, BasicAckOptions { multiple: true })
-                .await
-                .map_err(ack_error)?;
+    /// Queues what is pending, under the state lock (so frames keep the order decided): one
+    /// `multiple` ack for the acked tags at or below the floor, the others one by one.
+    /// Returns the waits for them to be written.
+    fn send_pending(&self) -> Result<Vec<Written>> {
+        let mut st = self.lock();
+        let pending = std::mem::take(&mut st.pending);
+        let upto = pending.range(..=st.floor).next_back().copied();
+        let singles = pending.range(st.floor + 1..).copied();
+        let frames = upto
+            .map(|tag| (tag, true))
+            .into_iter()
+            .chain(singles.map(|tag| (tag, false)));
+        let mut written = Vec::new();
+        for (tag, multiple) in frames {
+            let channel = self.channel.clone();
+            let frame =
+                async move { channel.basic_ack(tag, BasicAckOptions { multiple }).await };
+            written.extend(queue(frame).map_err(ack_error)?);
         }
-        for tag in singles {
-            self.channel
-                .basic_ack(tag, BasicAckOptions::default())
-                .await
-                .map_err(ack_error)?;
+        Ok(written)
+    }
+
+    /// Sends what is pending and waits until it is written (before a channel or connection
+    /// closes).
+    pub(crate) async fn flush(&self) -> Result<()> {
+        for w in self.send_pending()? {
+            w.await.map_err(ack_error)?;
         }
         Ok(())
     }
