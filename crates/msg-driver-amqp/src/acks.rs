@@ -73,10 +73,7 @@ fn queue(
     frame: impl Future<Output = lapin::Result<()>> + Send + 'static,
 ) -> lapin::Result<Option<Written>> {
     let mut frame: Written = Box::pin(frame);
-    match frame
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
+    match frame.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(r) => r.map(|()| None),
         Poll::Pending => Ok(Some(frame)),
     }
@@ -168,8 +165,7 @@ impl Acks {
         let mut written = Vec::new();
         for (tag, multiple) in frames {
             let channel = self.channel.clone();
-            let frame =
-                async move { channel.basic_ack(tag, BasicAckOptions { multiple }).await };
+            let frame = async move { channel.basic_ack(tag, BasicAckOptions { multiple }).await };
             written.extend(queue(frame).map_err(ack_error)?);
         }
         Ok(written)

@@ -44,6 +44,7 @@ mod rpc_listener;
 mod subject;
 mod topology;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -63,7 +64,7 @@ pub use subject::{Layout, decode_token, encode_token};
 
 use conn::Conn;
 use inbox::{ReplyInbox, Signal};
-use topology::{ConsumerSpec, Topology};
+use topology::{ConsumerSpec, NotifyPath, Topology};
 
 /// The factory for `nats://` and `tls://`.
 pub fn factory() -> Arc<dyn DriverFactory> {
@@ -95,7 +96,13 @@ pub struct NatsDriver {
     conn: Arc<Conn>,
     topo: Arc<Topology>,
     inbox: OnceCell<ReplyInbox>,
+    notify_paths: NotifyPaths,
 }
+
+/// The send paths worked out so far: exchange, then topic, then priority (looked up with
+/// borrowed names, so a send allocates no key).
+type NotifyPaths =
+    std::sync::Mutex<HashMap<String, HashMap<String, Vec<(Priority, Arc<NotifyPath>)>>>>;
 
 impl NatsDriver {
     /// Connects to the first of the URL's servers that answers.
@@ -117,6 +124,7 @@ impl NatsDriver {
             topo: Arc::new(Topology::new(conn.clone(), layout)),
             conn,
             inbox: OnceCell::new(),
+            notify_paths: NotifyPaths::default(),
         })
     }
 
@@ -186,6 +194,38 @@ impl NatsDriver {
                     .into(),
             })
         }
+    }
+
+    /// The send path of a notification to `target` at `priority` (worked out on the first
+    /// send, then looked up).
+    fn notify_path(&self, target: &Target, priority: Priority) -> Result<Arc<NotifyPath>> {
+        let topic = target.require_topic()?;
+        let exchange = self.exchange(target);
+        let lock = || self.notify_paths.lock().unwrap_or_else(|p| p.into_inner());
+        let known = lock()
+            .get(exchange)
+            .and_then(|topics| topics.get(topic))
+            .and_then(|ps| ps.iter().find(|(p, _)| *p == priority))
+            .map(|(_, path)| path.clone());
+        if let Some(path) = known {
+            return Ok(path);
+        }
+        let layout = &self.topo.layout;
+        let subject = layout.notify_subject(exchange, topic, priority)?;
+        let stream = layout.notify_stream(exchange)?;
+        // the notifier makes the default group's consumer too: kept from the first send
+        let spec = self.consumer_spec(&stream, target, priority, None)?;
+        let path = Arc::new(self.topo.notify_path(exchange, subject, spec)?);
+        let mut paths = lock();
+        let ps = paths
+            .entry(exchange.to_string())
+            .or_default()
+            .entry(topic.to_string())
+            .or_default();
+        if !ps.iter().any(|(p, _)| *p == priority) {
+            ps.push((priority, path.clone()));
+        }
+        Ok(path)
     }
 
     fn consumer_spec(
@@ -366,13 +406,7 @@ impl Driver for NatsDriver {
         retry: Retry,
     ) -> Result<()> {
         self.require_jetstream()?;
-        let topic = target.require_topic()?;
-        let exchange = self.exchange(target).to_string();
-        let layout = &self.topo.layout;
-        let subject = layout.notify_subject(&exchange, topic, notification.priority)?;
-        let stream = layout.notify_stream(&exchange)?;
-        // the notifier makes the default group's consumer too: kept from the first send
-        let spec = self.consumer_spec(&stream, target, notification.priority, None)?;
+        let path = self.notify_path(target, notification.priority)?;
         let unique_id = codec::new_unique_id();
         let body = codec::encode_notification(context, notification, &unique_id, version)?;
         // the body plus the `Nats-Msg-Id` header
@@ -380,15 +414,12 @@ impl Driver for NatsDriver {
             .check_size("notification", body.len() + unique_id.len() + 32)?;
         let topo = &self.topo;
         topo.publish(
-            &subject,
+            &path.subject,
             &unique_id,
             None,
             Bytes::from(body),
             retry,
-            || async {
-                topo.notify_stream(&exchange).await?;
-                topo.ensure_consumer(&spec).await
-            },
+            || topo.ensure_notify_path(&path),
         )
         .await
     }

@@ -38,6 +38,26 @@ pub(crate) struct ConsumerSpec {
     pub(crate) deliver_new: bool,
 }
 
+/// Where a notification for one (exchange, topic, priority) goes, and what must exist for
+/// it: worked out once per path, not once per send.
+#[derive(Debug)]
+pub(crate) struct NotifyPath {
+    pub(crate) subject: String,
+    stream: String,
+    stream_subjects: String,
+    stream_key: String,
+    spec: ConsumerSpec,
+    consumer_key: String,
+}
+
+fn stream_key(name: &str) -> String {
+    format!("s\0{name}")
+}
+
+fn consumer_key(spec: &ConsumerSpec) -> String {
+    format!("c\0{}\0{}", spec.stream, spec.name)
+}
+
 /// Streams and consumers known to exist.
 pub(crate) struct Topology {
     pub(crate) conn: Arc<Conn>,
@@ -85,8 +105,10 @@ impl Topology {
         ensured.1.get(key).is_some_and(|t| t.elapsed() < ENSURE_TTL)
     }
 
-    fn mark(&self, key: String) {
-        lock(&self.ensured).1.insert(key, Instant::now());
+    fn mark(&self, key: &str) {
+        lock(&self.ensured)
+            .1
+            .insert(key.to_string(), Instant::now());
     }
 
     /// Forgets what was ensured (a publish found no stream).
@@ -140,13 +162,58 @@ impl Topology {
         Ok(name)
     }
 
+    /// The send path of a notification; `spec` is the default group's consumer, which the
+    /// notifier makes too.
+    pub(crate) fn notify_path(
+        &self,
+        exchange: &str,
+        subject: String,
+        spec: ConsumerSpec,
+    ) -> Result<NotifyPath> {
+        let stream = self.layout.notify_stream(exchange)?;
+        Ok(NotifyPath {
+            subject,
+            stream_subjects: self.layout.notify_stream_subjects(exchange)?,
+            stream_key: stream_key(&stream),
+            stream,
+            consumer_key: consumer_key(&spec),
+            spec,
+        })
+    }
+
+    /// The stream and the default group's consumer of a send path, created if needed (one
+    /// look at what was ensured lately when both were).
+    pub(crate) async fn ensure_notify_path(&self, p: &NotifyPath) -> Result<()> {
+        if self.is_fresh(&p.stream_key) && self.is_fresh(&p.consumer_key) {
+            return Ok(());
+        }
+        // JetStream API rounds are large futures: boxed, so that every send's state (which
+        // holds this one) stays small
+        Box::pin(async {
+            self.ensure_stream_keyed(&p.stream, &p.stream_subjects, false, &p.stream_key)
+                .await?;
+            self.ensure_consumer_keyed(&p.spec, &p.consumer_key).await
+        })
+        .await
+    }
+
     async fn ensure_stream(&self, name: &str, subjects: &str, dead_letters: bool) -> Result<()> {
-        let key = format!("s\0{name}");
-        if self.is_fresh(&key) {
+        self.ensure_stream_keyed(name, subjects, dead_letters, &stream_key(name))
+            .await
+    }
+
+    async fn ensure_stream_keyed(
+        &self,
+        name: &str,
+        subjects: &str,
+        dead_letters: bool,
+        key: &str,
+    ) -> Result<()> {
+        if self.is_fresh(key) {
             return Ok(());
         }
         let _one = self.ensuring.lock().await;
-        if self.is_fresh(&key) {
+        if self.is_fresh(key) {
             return Ok(());
         }
         let want = self.stream_config(name, subjects, dead_letters);
@@ -237,12 +304,15 @@ impl Topology {
 
     /// A durable pull consumer, created (or updated) if needed.
     pub(crate) async fn ensure_consumer(&self, spec: &ConsumerSpec) -> Result<()> {
-        let key = format!("c\0{}\0{}", spec.stream, spec.name);
-        if self.is_fresh(&key) {
+        self.ensure_consumer_keyed(spec, &consumer_key(spec)).await
+    }
+
+    async fn ensure_consumer_keyed(&self, spec: &ConsumerSpec, key: &str) -> Result<()> {
+        if self.is_fresh(key) {
             return Ok(());
         }
         let _one = self.ensuring.lock().await;
-        if self.is_fresh(&key) {
+        if self.is_fresh(key) {
             return Ok(());
         }
         let o = &self.conn.options;
@@ -317,7 +387,10 @@ impl Topology {
         let mut attempt: u32 = 0;
         loop {
             let outcome: Result<()> = async {
-                self.conn.wait_connected(retry).await?;
+                if !self.conn.is_ready() {
+                    // off the hot path (and out of its future's state)
+                    Box::pin(self.conn.wait_connected(retry)).await?;
+                }
                 ensure().await?;
                 let mut m = PublishMessage::build()
                     .payload(body.clone())

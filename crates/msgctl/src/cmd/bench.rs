@@ -16,6 +16,8 @@ use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -529,7 +531,7 @@ impl Names {
 }
 
 /// Runs `count` operations with at most `concurrency` in flight, each on a task of its own
-/// (`op(i)` makes the i-th); records each one's latency in `latencies` and counts it in
+/// (`op(i)` makes the i-th; RPC calls, on both sides); records each one's latency in `latencies` and counts it in
 /// `done`. The first failure stops the run and is returned.
 pub async fn in_flight<F, Fut>(
     count: u64,
@@ -580,6 +582,54 @@ where
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Runs `count` operations with at most `concurrency` in flight, all in the calling task (a
+/// window of futures, as the raw publishers keep their unconfirmed publishes); records each
+/// one's latency (from its first poll) in `latencies` and counts it in `done`. The first
+/// failure stops the run and is returned.
+pub async fn in_window<F, Fut>(
+    count: u64,
+    concurrency: usize,
+    done: &Counter,
+    latencies: &Latencies,
+    mut op: F,
+) -> Result<(), CliError>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = Result<(), CliError>>,
+{
+    let concurrency = concurrency.max(1);
+    let mut pending = FuturesUnordered::new();
+    let settle = |r: Result<(), CliError>| {
+        r?;
+        done.add(1);
+        Ok::<(), CliError>(())
+    };
+    for i in 0..count {
+        while pending.len() >= concurrency {
+            if let Some(r) = pending.next().await {
+                settle(r)?;
+            }
+        }
+        let work = op(i);
+        pending.push(async move {
+            let started = Instant::now();
+            let r = work.await;
+            if r.is_ok() {
+                latencies.since(started);
+            }
+            r
+        });
+        // starts the new one, and takes what is done
+        while let Some(Some(r)) = pending.next().now_or_never() {
+            settle(r)?;
+        }
+    }
+    while let Some(r) = pending.next().await {
+        settle(r)?;
+    }
+    Ok(())
 }
 
 /// Waits until `counter` reaches `target` (polled every millisecond).

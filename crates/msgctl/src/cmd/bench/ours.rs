@@ -19,7 +19,7 @@ use super::progress::Counter;
 use super::stats::{Gaps, Latencies};
 use super::{
     CALL_TIMEOUT, EVENT_TYPE, GRACE, Measured, Names, PRELOAD_WINDOW, PUBLISHER_ID, SERVER, Spec,
-    Work, in_flight, reached, seconds_since,
+    Work, in_flight, in_window, reached, seconds_since,
 };
 use crate::cli::{Global, NotifyDriverName};
 use crate::cmd::notify::notifier;
@@ -131,18 +131,27 @@ async fn drive_rpc(
     let latencies = Latencies::new();
     let cast = spec.work == Work::Cast;
     let start = Instant::now();
-    let work = in_flight(spec.count, spec.concurrency, &done, &latencies, |_| {
-        let (client, args, context) = (client.clone(), args.clone(), context.clone());
-        async move {
-            if cast {
+    if cast {
+        // a window of casts in one task, as the raw publishers keep theirs
+        let work = in_window(spec.count, spec.concurrency, &done, &latencies, |_| {
+            let (client, args, context) = (client.clone(), args.clone(), context.clone());
+            async move {
                 client.cast(&context, "echo", &*args).await?;
-            } else {
-                client.call::<Value>(&context, "echo", &*args).await?;
+                Ok(())
             }
-            Ok(())
-        }
-    });
-    spec.watch.run(label, spec.count, &done, work).await?;
+        });
+        spec.watch.run(label, spec.count, &done, work).await?;
+    } else {
+        // a task per call, as the raw callers
+        let work = in_flight(spec.count, spec.concurrency, &done, &latencies, |_| {
+            let (client, args, context) = (client.clone(), args.clone(), context.clone());
+            async move {
+                client.call::<Value>(&context, "echo", &*args).await?;
+                Ok(())
+            }
+        });
+        spec.watch.run(label, spec.count, &done, work).await?;
+    }
     let seconds = seconds_since(start);
     let handled_seconds = if cast {
         spec.watch
@@ -187,7 +196,8 @@ async fn send(
     let payload = Arc::new(spec.payload());
     let context = Arc::new(Context::new());
     let done = Counter::default();
-    let work = in_flight(spec.count, window, &done, latencies, |_| {
+    // a window of sends in one task, as the raw publishers keep theirs
+    let work = in_window(spec.count, window, &done, latencies, |_| {
         let (notifier, payload, context) = (notifier.clone(), payload.clone(), context.clone());
         async move {
             notifier.info(&context, EVENT_TYPE, &*payload).await?;

@@ -6,7 +6,9 @@
 //! - casts: core NATS publishes to a queue subscriber, the window confirmed by a flush (a
 //!   round trip to the server) every `concurrency` messages;
 //! - notifications: JetStream publishes on a stream of the run's own, up to the window
-//!   awaiting their acks; consumed by a pull consumer (ack policy `all`) fetching batches of
+//!   awaiting their acks, each with the `Nats-Msg-Id` header msg sends, on a stream with
+//!   the durable consumer msg's notifier makes (the same message and topology, so the same
+//!   work for the server); consumed by a pull consumer (ack policy `all`) fetching batches of
 //!   the prefetch, acking every 50 (or half the prefetch when smaller).
 
 use std::time::Instant;
@@ -248,12 +250,16 @@ async fn publish_window(
             }
         }
         let n = Notification::new(PUBLISHER_ID, EVENT_TYPE, Priority::Info, payload.clone());
-        let body =
-            codec::encode_notification(&context, &n, &codec::new_unique_id(), EnvelopeVersion::V2)
-                .map_err(codec_err)?;
+        let unique_id = codec::new_unique_id();
+        let body = codec::encode_notification(&context, &n, &unique_id, EnvelopeVersion::V2)
+            .map_err(codec_err)?;
         let started = Instant::now();
+        // the same message msg sends: `Nats-Msg-Id` = `_unique_id` (JetStream dedups by it)
+        let message = jetstream::message::PublishMessage::build()
+            .payload(Bytes::from(body))
+            .message_id(unique_id);
         let ack = js
-            .publish(subject.to_string(), Bytes::from(body))
+            .send_publish(subject.to_string(), message)
             .await
             .map_err(|e| nats_err("publishing", e))?;
         pending.push(async move { (started, ack.await) });
@@ -298,6 +304,23 @@ async fn notify(
     let done = Counter::default();
     let latencies = Latencies::new();
     if spec.work == Work::Publish {
+        // what msg's notifier makes before its first send: the default group's durable
+        // consumer on the subject, so the server keeps (and counts) the same for both
+        spec.watch
+            .bounded("creating the consumer", async {
+                js.create_consumer_on_stream(
+                    pull::Config {
+                        durable_name: Some("msgbench-publish".into()),
+                        filter_subject: subject.clone(),
+                        ack_policy: AckPolicy::Explicit,
+                        ..Default::default()
+                    },
+                    stream_name.as_str(),
+                )
+                .await
+                .map_err(|e| nats_err("creating the consumer", e))
+            })
+            .await?;
         let start = Instant::now();
         let work = publish_window(&js, &subject, spec.count, window, &done, &latencies, spec);
         spec.watch.run(label, spec.count, &done, work).await?;
