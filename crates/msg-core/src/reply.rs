@@ -6,13 +6,16 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::channel::mpsc;
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::codec::{RpcRequest, WireReply};
 use crate::{Error, Result};
 
+// futures' channel: a call gets one or a few replies, and its channel costs a small
+// allocation (tokio's allocates a block of 32 slots up front, per call)
 type ReplySender = mpsc::UnboundedSender<Result<WireReply>>;
 
 /// The calls waiting for replies on one reply queue, by `_msg_id`.
@@ -44,7 +47,7 @@ impl fmt::Debug for ReplyWaiters {
 impl ReplyWaiters {
     /// Registers a call before its request is sent.
     pub fn register(self: &Arc<Self>, msg_id: String) -> PendingReply {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::unbounded();
         self.lock().insert(msg_id.clone(), tx);
         PendingReply {
             msg_id,
@@ -58,7 +61,7 @@ impl ReplyWaiters {
     pub fn deliver(&self, reply: WireReply) -> bool {
         let tx = self.lock().get(&reply.msg_id).cloned();
         match tx {
-            Some(tx) => tx.send(Ok(reply)).is_ok(),
+            Some(tx) => tx.unbounded_send(Ok(reply)).is_ok(),
             None => false,
         }
     }
@@ -66,7 +69,7 @@ impl ReplyWaiters {
     /// Fails every waiting call (the reply queue vanished, the connection is gone).
     pub fn fail_all(&self, error: impl Fn() -> Error) {
         for tx in self.lock().values() {
-            let _ = tx.send(Err(error()));
+            let _ = tx.unbounded_send(Err(error()));
         }
     }
 
@@ -118,7 +121,7 @@ impl PendingReply {
                 (a, b) => a.or(b),
             };
             let next = match deadline {
-                Some(d) => match tokio::time::timeout_at(d, self.rx.recv()).await {
+                Some(d) => match tokio::time::timeout_at(d, self.rx.next()).await {
                     Ok(next) => next,
                     Err(_) => {
                         let by_monitor = monitor.is_some_and(|m| overall.is_none_or(|o| m < o));
@@ -135,7 +138,7 @@ impl PendingReply {
                         });
                     }
                 },
-                None => self.rx.recv().await,
+                None => self.rx.next().await,
             };
             let reply = match next {
                 Some(Ok(r)) => r,
