@@ -94,10 +94,15 @@ impl ListenerState {
     }
 
     async fn send_ack(&self, subject: &str, body: &'static [u8]) -> Result<()> {
+        self.send_ack_to(subject.to_string(), body).await
+    }
+
+    /// [`Self::send_ack`] with the subject moved in (a message's last settlement).
+    async fn send_ack_to(&self, subject: String, body: &'static [u8]) -> Result<()> {
         self.topo
             .conn
             .client
-            .publish(subject.to_string(), Bytes::from_static(body))
+            .publish(subject, Bytes::from_static(body))
             .await
             .map_err(|e| Error::driver("nats", "acknowledging", e))
     }
@@ -226,9 +231,10 @@ async fn dead_letter(
 #[async_trait]
 impl Acknowledger for JsAcker {
     async fn ack(mut self: Box<Self>) -> Result<()> {
-        let r = self.state.send_ack(&self.ack, b"+ACK").await;
+        // settled from here on: the drop gives nothing back
         self.finish();
-        r
+        let ack = std::mem::take(&mut self.ack);
+        self.state.send_ack_to(ack, b"+ACK").await
     }
 
     async fn requeue(mut self: Box<Self>, delay: Option<Duration>) -> Result<()> {

@@ -414,6 +414,13 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub batch_size: Option<u64>,
 
+    /// The raw consumers settle this many deliveries with one ack (`multiple`, JetStream's
+    /// ack policy `all`); default 50, at most half the prefetch. `1` acks every delivery on
+    /// its own, as msg's listeners do on NATS (a durable consumer shared by listeners can't
+    /// ack for the others).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=65_535))]
+    pub raw_ack_every: Option<u64>,
+
     /// Run the pattern on the raw client (lapin or async-nats) instead of msg.
     #[arg(long, conflicts_with = "vs_raw")]
     pub raw: bool,

@@ -125,6 +125,8 @@ pub struct Spec {
     pub payload_bytes: usize,
     pub prefetch: u16,
     pub batch_size: Option<usize>,
+    /// `--raw-ack-every`: how many deliveries the raw consumers settle with one ack.
+    pub raw_ack_every: Option<u64>,
     /// The global options: the URL (and `--exchange`, used instead of a per-run exchange).
     pub global: Global,
     pub url: msg::TransportUrl,
@@ -137,10 +139,12 @@ impl Spec {
         Value::String("x".repeat(self.payload_bytes))
     }
 
-    /// Acks are batched (`multiple`) every this many deliveries by the raw consumers: 50, or
-    /// half the prefetch when that is smaller (the broker must never run out of credit).
+    /// Acks are batched (`multiple`, JetStream's ack policy `all`) every this many
+    /// deliveries by the raw consumers: `--raw-ack-every`, else 50; never more than half the
+    /// prefetch (the broker must never run out of credit).
     pub fn ack_every(&self) -> u64 {
-        (u64::from(self.prefetch) / 2).clamp(1, 50)
+        let most = (u64::from(self.prefetch) / 2).max(1);
+        self.raw_ack_every.unwrap_or(50).clamp(1, most)
     }
 }
 
@@ -189,6 +193,7 @@ pub fn spec(global: &Global, args: &BenchArgs, stderr_is_terminal: bool) -> Resu
         batch_size: args
             .batch_size
             .map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
+        raw_ack_every: args.raw_ack_every,
         global: global.clone(),
         url,
         watch: Watch {
@@ -703,6 +708,24 @@ mod tests {
         assert_eq!(s.payload(), Value::String(String::new()));
         let s = parse(&["bench", "rpc", "--prefetch", "1"]).unwrap();
         assert_eq!(s.ack_every(), 1);
+        let consume = |every: &str| {
+            parse(&[
+                "bench",
+                "notify",
+                "--phase",
+                "consume",
+                "--prefetch",
+                "1000",
+                "--raw-ack-every",
+                every,
+            ])
+            .unwrap()
+            .ack_every()
+        };
+        assert_eq!(consume("1"), 1);
+        assert_eq!(consume("100"), 100);
+        // never past half the prefetch: the broker would stop delivering
+        assert_eq!(consume("5000"), 500);
     }
 
     #[test]
