@@ -600,14 +600,6 @@ pub fn envelope(inner: &[u8]) -> Result<Vec<u8>> {
     let inner =
         std::str::from_utf8(inner).map_err(|e| Error::malformed(format!("inner body: {e}")))?;
     let mut out = Vec::with_capacity(inner.len() + inner.len() / 4 + 48);
-    if !inner.bytes().any(|b| b < 0x20) {
-        // what serializers write (no raw control characters): only `"` and `\` need an
-        // escape, and the bytes come out as serde_json would write them
-        fields::envelope_head(&mut out);
-        fields::escape_quotes(inner.as_bytes(), &mut out);
-        out.extend_from_slice(b"\"}");
-        return Ok(out);
-    }
     let mut ser = serde_json::Serializer::new(&mut out);
     let mut map = ser.serialize_map(Some(2))?;
     map.serialize_entry(VERSION_KEY, ENVELOPE_VERSION)?;

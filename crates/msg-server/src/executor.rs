@@ -9,6 +9,12 @@ use tokio::sync::OwnedSemaphorePermit;
 
 /// How many handlers run at once, and where.
 ///
+/// Under `Sequential` and `Pool` a handler is first polled on the server's consuming task: one
+/// that finishes without waiting costs no task of its own; one that waits goes on as a task
+/// of its own, beside the others; after a first poll that ran long (CPU work without an
+/// await) the next messages get a task at once. CPU-bound synchronous handlers belong on
+/// `Blocking`.
+///
 /// ```
 /// use msg_server::Executor;
 /// assert_eq!(Executor::default(), Executor::Pool(64));
