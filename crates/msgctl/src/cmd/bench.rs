@@ -536,8 +536,8 @@ impl Names {
 }
 
 /// Runs `count` operations with at most `concurrency` in flight, each on a task of its own
-/// (`op(i)` makes the i-th; RPC calls, on both sides); records each one's latency in `latencies` and counts it in
-/// `done`. The first failure stops the run and is returned.
+/// (`op(i)` makes the i-th; RPC calls, on both sides); records each one's latency in
+/// `latencies` and counts it in `done`. The first failure stops the run and is returned.
 pub async fn in_flight<F, Fut>(
     count: u64,
     concurrency: usize,
