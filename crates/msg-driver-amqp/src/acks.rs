@@ -68,12 +68,22 @@ fn ack_error(e: lapin::Error) -> Error {
 }
 
 /// Queues a lapin method frame: polls its future once (which queues the frame, or fails at
-/// once on a closed channel). Returns the wait for the frame to be written, if any is left.
+/// once on a closed channel). With `keep`, returns the wait for the frame to be written (boxed,
+/// to be awaited later); without, drops it (no allocation: the hot path).
 fn queue(
     frame: impl Future<Output = lapin::Result<()>> + Send + 'static,
+    keep: bool,
 ) -> lapin::Result<Option<Written>> {
+    let mut cx = Context::from_waker(Waker::noop());
+    if !keep {
+        let frame = std::pin::pin!(frame);
+        return match frame.poll(&mut cx) {
+            Poll::Ready(r) => r.map(|()| None),
+            Poll::Pending => Ok(None),
+        };
+    }
     let mut frame: Written = Box::pin(frame);
-    match frame.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match frame.as_mut().poll(&mut cx) {
         Poll::Ready(r) => r.map(|()| None),
         Poll::Pending => Ok(Some(frame)),
     }
@@ -107,7 +117,7 @@ impl Acks {
             st.pending.len() >= self.threshold
         };
         if full {
-            self.send_pending().map(drop)
+            self.send_pending(false).map(drop)
         } else {
             self.schedule();
             Ok(())
@@ -119,11 +129,14 @@ impl Acks {
         let (sent, pending) = {
             let mut st = self.lock();
             let channel = self.channel.clone();
-            let sent = queue(async move {
-                channel
-                    .basic_reject(tag, BasicRejectOptions { requeue })
-                    .await
-            });
+            let sent = queue(
+                async move {
+                    channel
+                        .basic_reject(tag, BasicRejectOptions { requeue })
+                        .await
+                },
+                false,
+            );
             st.settle(tag);
             (sent, !st.pending.is_empty())
         };
@@ -143,7 +156,7 @@ impl Acks {
             rt.spawn(async move {
                 tokio::time::sleep(LINGER).await;
                 this.flush_scheduled.store(false, Ordering::Release);
-                if let Err(e) = this.send_pending() {
+                if let Err(e) = this.send_pending(false) {
                     tracing::debug!(error = %e, "a batched ack failed (the broker will redeliver)");
                 }
             });
@@ -152,8 +165,8 @@ impl Acks {
 
     /// Queues what is pending, under the state lock (so frames keep the order decided): one
     /// `multiple` ack for the acked tags at or below the floor, the others one by one.
-    /// Returns the waits for them to be written.
-    fn send_pending(&self) -> Result<Vec<Written>> {
+    /// With `keep`, returns the waits for them to be written.
+    fn send_pending(&self, keep: bool) -> Result<Vec<Written>> {
         let mut st = self.lock();
         let pending = std::mem::take(&mut st.pending);
         let upto = pending.range(..=st.floor).next_back().copied();
@@ -166,7 +179,7 @@ impl Acks {
         for (tag, multiple) in frames {
             let channel = self.channel.clone();
             let frame = async move { channel.basic_ack(tag, BasicAckOptions { multiple }).await };
-            written.extend(queue(frame).map_err(ack_error)?);
+            written.extend(queue(frame, keep).map_err(ack_error)?);
         }
         Ok(written)
     }
@@ -174,7 +187,7 @@ impl Acks {
     /// Sends what is pending and waits until it is written (before a channel or connection
     /// closes).
     pub(crate) async fn flush(&self) -> Result<()> {
-        for w in self.send_pending()? {
+        for w in self.send_pending(true)? {
             w.await.map_err(ack_error)?;
         }
         Ok(())

@@ -268,14 +268,14 @@ impl Conn {
         self.generation.subscribe()
     }
 
-    /// Waits until connected, as far as `retry` allows: no retry fails at once when
-    /// disconnected; `n` retries wait up to `n` reconnect delays (at least a second each);
-    /// forever waits as long as it takes.
     /// Open and connected now: [`Conn::wait_connected`] would return at once.
     pub(crate) fn is_ready(&self) -> bool {
         !self.closed.load(Ordering::Acquire) && self.client.connection_state() == State::Connected
     }
 
+    /// Waits until connected, as far as `retry` allows: no retry fails at once when
+    /// disconnected; `n` retries wait up to `n` reconnect delays (at least a second each);
+    /// forever waits as long as it takes.
     pub(crate) async fn wait_connected(&self, retry: Retry) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed("the transport was closed".into()));

@@ -210,12 +210,10 @@ impl NatsDriver {
         if let Some(path) = known {
             return Ok(path);
         }
-        let layout = &self.topo.layout;
-        let subject = layout.notify_subject(exchange, topic, priority)?;
-        let stream = layout.notify_stream(exchange)?;
+        let stream = self.topo.layout.notify_stream(exchange)?;
         // the notifier makes the default group's consumer too: kept from the first send
         let spec = self.consumer_spec(&stream, target, priority, None)?;
-        let path = Arc::new(self.topo.notify_path(exchange, subject, spec)?);
+        let path = Arc::new(self.topo.notify_path(exchange, spec)?);
         let mut paths = lock();
         let ps = paths
             .entry(exchange.to_string())
@@ -414,7 +412,7 @@ impl Driver for NatsDriver {
             .check_size("notification", body.len() + unique_id.len() + 32)?;
         let topo = &self.topo;
         topo.publish(
-            &path.subject,
+            path.subject(),
             &unique_id,
             None,
             Bytes::from(body),

@@ -42,12 +42,19 @@ pub(crate) struct ConsumerSpec {
 /// it: worked out once per path, not once per send.
 #[derive(Debug)]
 pub(crate) struct NotifyPath {
-    pub(crate) subject: String,
-    stream: String,
+    /// The default group's consumer, which the notifier makes too: its stream is the
+    /// path's stream, its filter the subject notifications are published on.
+    spec: ConsumerSpec,
     stream_subjects: String,
     stream_key: String,
-    spec: ConsumerSpec,
     consumer_key: String,
+}
+
+impl NotifyPath {
+    /// The subject notifications of this path are published on.
+    pub(crate) fn subject(&self) -> &str {
+        &self.spec.filter
+    }
 }
 
 fn stream_key(name: &str) -> String {
@@ -95,6 +102,11 @@ impl Topology {
 
     /// Whether `key` was ensured lately on this connection.
     fn is_fresh(&self, key: &str) -> bool {
+        self.are_fresh(&[key])
+    }
+
+    /// Whether every one of `keys` was ensured lately on this connection (one look).
+    fn are_fresh(&self, keys: &[&str]) -> bool {
         let generation = *lock(&self.generations).borrow_and_update();
         let mut ensured = lock(&self.ensured);
         if ensured.0 != generation {
@@ -102,7 +114,8 @@ impl Topology {
             ensured.0 = generation;
             ensured.1.clear();
         }
-        ensured.1.get(key).is_some_and(|t| t.elapsed() < ENSURE_TTL)
+        keys.iter()
+            .all(|k| ensured.1.get(*k).is_some_and(|t| t.elapsed() < ENSURE_TTL))
     }
 
     fn mark(&self, key: &str) {
@@ -162,20 +175,12 @@ impl Topology {
         Ok(name)
     }
 
-    /// The send path of a notification; `spec` is the default group's consumer, which the
-    /// notifier makes too.
-    pub(crate) fn notify_path(
-        &self,
-        exchange: &str,
-        subject: String,
-        spec: ConsumerSpec,
-    ) -> Result<NotifyPath> {
-        let stream = self.layout.notify_stream(exchange)?;
+    /// The send path of a notification to `exchange`, for the default group's consumer
+    /// `spec` (on the exchange's stream, filtered on the path's subject).
+    pub(crate) fn notify_path(&self, exchange: &str, spec: ConsumerSpec) -> Result<NotifyPath> {
         Ok(NotifyPath {
-            subject,
             stream_subjects: self.layout.notify_stream_subjects(exchange)?,
-            stream_key: stream_key(&stream),
-            stream,
+            stream_key: stream_key(&spec.stream),
             consumer_key: consumer_key(&spec),
             spec,
         })
@@ -184,13 +189,13 @@ impl Topology {
     /// The stream and the default group's consumer of a send path, created if needed (one
     /// look at what was ensured lately when both were).
     pub(crate) async fn ensure_notify_path(&self, p: &NotifyPath) -> Result<()> {
-        if self.is_fresh(&p.stream_key) && self.is_fresh(&p.consumer_key) {
+        if self.are_fresh(&[&p.stream_key, &p.consumer_key]) {
             return Ok(());
         }
         // JetStream API rounds are large futures: boxed, so that every send's state (which
         // holds this one) stays small
         Box::pin(async {
-            self.ensure_stream_keyed(&p.stream, &p.stream_subjects, false, &p.stream_key)
+            self.ensure_stream_keyed(&p.spec.stream, &p.stream_subjects, false, &p.stream_key)
                 .await?;
             self.ensure_consumer_keyed(&p.spec, &p.consumer_key).await
         })

@@ -46,14 +46,8 @@ impl Executor {
         }
     }
 
-    /// Runs one handler; the permit (its executor slot) is released when it ends.
-    ///
-    /// `Sequential` and `Pool` poll the handler once on the consuming task: one that finishes
-    /// without waiting (most do, once their message is decoded) costs no task of its own; one
-    /// that waits moves to a task of its own and runs beside the others. `pace` watches how
-    /// long those first polls take: after one that ran long (a handler doing CPU work without
-    /// awaiting), the next messages get their own task at once, so such handlers keep running
-    /// in parallel.
+    /// Runs one handler, as the type's docs say; the permit (its executor slot) is released
+    /// when it ends. `pace` times the first polls and says when to skip them.
     pub(crate) async fn spawn(
         self,
         mut work: BoxFuture<'static, ()>,

@@ -13,7 +13,7 @@ use msg_dispatch::{
     NotificationDispatcher, NotificationEndpoint, NotificationMessage, NotificationResult,
 };
 
-use crate::dedup::Dedup;
+use crate::dedup::{Dedup, Id};
 use crate::executor::Executor;
 use crate::server::{Handle, MessageHandlingServer, Opened, Source};
 
@@ -109,7 +109,8 @@ impl NotificationSource {
 
 /// The ack side of one notification, and what dedup needs.
 struct Settle {
-    unique_id: String,
+    /// The `_unique_id` as dedup keeps it (`None`: empty, never a duplicate).
+    id: Option<Id>,
     acker: Box<dyn Acknowledger>,
 }
 
@@ -125,8 +126,10 @@ async fn settle(s: Settle, requeue: bool, allow_requeue: bool, dedup: &Dedup) {
             );
         }
         let r = s.acker.ack().await;
-        if r.is_ok() {
-            dedup.insert(&s.unique_id);
+        if r.is_ok()
+            && let Some(id) = s.id
+        {
+            dedup.insert_id(id);
         }
         r
     };
@@ -141,7 +144,8 @@ async fn take(
     dedup: &Dedup,
 ) -> Option<(NotificationMessage, Settle)> {
     let (context, notification, unique_id, acker) = incoming.into_parts();
-    if dedup.contains(&unique_id) {
+    let id = Id::of(&unique_id);
+    if id.as_ref().is_some_and(|id| dedup.contains(id)) {
         tracing::info!(unique_id, "duplicate notification dropped");
         if let Err(e) = acker.ack().await {
             tracing::warn!(error = %e, "acknowledging a duplicate failed");
@@ -150,7 +154,7 @@ async fn take(
     }
     Some((
         NotificationMessage::new(context, notification),
-        Settle { unique_id, acker },
+        Settle { id, acker },
     ))
 }
 
