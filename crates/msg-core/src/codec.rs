@@ -5,13 +5,20 @@
 //! body made here is the body Python makes. Decoding hostile bytes returns
 //! [`Error::Malformed`](crate::Error::Malformed), never panics.
 
+use std::time::Duration;
+
 use serde::de::{self, MapAccess};
 use serde::ser::{SerializeMap, Serializer as _};
 use serde_json::{Map, Value};
 
 use crate::{Context, Error, Notification, Priority, RemoteError, Result};
 
+mod bounds;
+mod compression;
 mod fields;
+
+pub use bounds::{MAX_CALL_MONITOR_TIMEOUT, MAX_NAME_BYTES, MAX_ROUTING_BYTES};
+pub use compression::{Compression, DEFAULT_MAX_DECOMPRESSED_BYTES};
 
 /// The envelope's version key.
 pub const VERSION_KEY: &str = "oslo.version";
@@ -69,8 +76,9 @@ pub struct CallInfo {
     pub msg_id: String,
     /// `_reply_q`: where replies go.
     pub reply_q: String,
-    /// `_timeout`: the call-monitor timeout in seconds (not the call timeout), or none.
-    pub call_monitor_timeout: Option<f64>,
+    /// `_timeout`: the call-monitor timeout (not the call timeout), or none. Decoded, it is
+    /// finite and at most [`MAX_CALL_MONITOR_TIMEOUT`].
+    pub call_monitor_timeout: Option<Duration>,
 }
 
 /// An RPC request as it travels: context, request, `_unique_id` and, for a call, reply routing.
@@ -106,17 +114,35 @@ impl WireRequest {
         )
     }
 
-    /// Decodes a request, enveloped or bare.
+    /// Decodes a request, enveloped or bare, and checks its values against the bounds of
+    /// this module (a value out of bounds is [`Error::Malformed`]).
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let f: RequestFields = fields::decode(bytes)?;
         let method = f
             .method
             .ok_or_else(|| Error::malformed("a request without `method`"))?;
-        let call = f.msg_id.map(|msg_id| CallInfo {
-            msg_id,
-            reply_q: f.reply_q.unwrap_or_default(),
-            call_monitor_timeout: f.timeout,
-        });
+        bounds::name("method", &method)?;
+        for (field, value) in [("namespace", &f.namespace), ("version", &f.version)] {
+            if let Some(v) = value {
+                bounds::name(field, v)?;
+            }
+        }
+        if let Some(u) = &f.unique_id {
+            bounds::unique_id(u)?;
+        }
+        let call = match f.msg_id {
+            Some(msg_id) => {
+                bounds::msg_id(&msg_id)?;
+                let reply_q = f.reply_q.unwrap_or_default();
+                bounds::reply_q(&reply_q)?;
+                Some(CallInfo {
+                    msg_id,
+                    reply_q,
+                    call_monitor_timeout: bounds::call_monitor_timeout(f.timeout)?,
+                })
+            }
+            None => None,
+        };
         Ok(WireRequest {
             context: Context::from_map(f.context),
             request: RpcRequest {
@@ -251,13 +277,18 @@ impl WireReply {
         envelope(&inner)
     }
 
-    /// Decodes a reply, enveloped or bare.
+    /// Decodes a reply, enveloped or bare, and checks its ids.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let f: ReplyFields = fields::decode(bytes)?;
+        let msg_id = f
+            .msg_id
+            .ok_or_else(|| Error::malformed("a reply without `_msg_id`"))?;
+        bounds::msg_id(&msg_id)?;
+        if let Some(u) = &f.unique_id {
+            bounds::unique_id(u)?;
+        }
         Ok(WireReply {
-            msg_id: f
-                .msg_id
-                .ok_or_else(|| Error::malformed("a reply without `_msg_id`"))?,
+            msg_id,
             unique_id: f.unique_id.unwrap_or_default(),
             result: f.result,
             failure: f.failure,
@@ -462,9 +493,22 @@ impl WireNotification {
         encode_notification(&self.context, &self.notification, &self.unique_id, version)
     }
 
-    /// Decodes a notification, enveloped or bare.
+    /// Decodes a notification, enveloped or bare, and checks its names and ids.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let f: NotificationFields = fields::decode(bytes)?;
+        for (field, value) in [
+            ("message_id", &f.message_id),
+            ("publisher_id", &f.publisher_id),
+            ("event_type", &f.event_type),
+            ("timestamp", &f.timestamp),
+        ] {
+            if let Some(v) = value {
+                bounds::name(field, v)?;
+            }
+        }
+        if let Some(u) = &f.unique_id {
+            bounds::unique_id(u)?;
+        }
         let priority = f
             .priority
             .ok_or_else(|| Error::malformed("a notification without `priority`"))?
@@ -538,7 +582,10 @@ pub fn encode_request(
         if let Some(call) = call {
             map.serialize_entry("_msg_id", &call.msg_id)?;
             map.serialize_entry("_reply_q", &call.reply_q)?;
-            map.serialize_entry("_timeout", &seconds_value(call.call_monitor_timeout))?;
+            map.serialize_entry(
+                "_timeout",
+                &seconds_value(call.call_monitor_timeout.map(|d| d.as_secs_f64())),
+            )?;
         }
         map.serialize_entry("_unique_id", unique_id)?;
         pack_context(&mut map, context)?;
@@ -670,6 +717,76 @@ mod tests {
         assert_eq!(f.message, "not json");
     }
 
+    fn call_body(extra: Value) -> Vec<u8> {
+        let mut inner = json!({"method": "echo", "args": {}, "_msg_id": "abc123",
+                               "_reply_q": "reply_abc", "_unique_id": "u1"});
+        if let (Some(m), Value::Object(e)) = (inner.as_object_mut(), extra) {
+            m.extend(e);
+        }
+        serde_json::to_vec(&json!({"oslo.version": "2.0", "oslo.message": inner.to_string()}))
+            .unwrap()
+    }
+
+    fn decoded_cmt(timeout: Value) -> Result<Option<Duration>> {
+        WireRequest::decode(&call_body(json!({ "_timeout": timeout })))
+            .map(|r| r.call.and_then(|c| c.call_monitor_timeout))
+    }
+
+    #[test]
+    fn call_monitor_timeouts_from_the_wire_are_bounded() {
+        assert_eq!(
+            decoded_cmt(json!(1e20)).unwrap(),
+            Some(MAX_CALL_MONITOR_TIMEOUT)
+        );
+        assert_eq!(decoded_cmt(json!(2)).unwrap(), Some(Duration::from_secs(2)));
+        assert_eq!(decoded_cmt(json!(null)).unwrap(), None);
+        assert_eq!(decoded_cmt(json!(0)).unwrap(), None);
+        assert!(decoded_cmt(json!(1e-6)).unwrap().is_some());
+        for bad in [json!(-1), json!(-0.001), json!("5"), json!([1])] {
+            let e = decoded_cmt(bad.clone()).unwrap_err();
+            assert!(matches!(e, Error::Malformed { .. }), "{bad}: {e}");
+            assert!(e.to_string().contains("_timeout"), "{bad}: {e}");
+        }
+        // JSON has no NaN or infinity: such a body is not JSON at all
+        let body = br#"{"method": "echo", "_msg_id": "m", "_timeout": NaN}"#;
+        assert!(WireRequest::decode(body).is_err());
+        let body = br#"{"method": "echo", "_msg_id": "m", "_timeout": 1e400}"#;
+        assert!(WireRequest::decode(body).is_err());
+    }
+
+    #[test]
+    fn routing_values_from_the_wire_are_bounded() {
+        let long_q = "q".repeat(300);
+        for (extra, field) in [
+            (json!({ "_reply_q": long_q }), "_reply_q"),
+            (json!({"_reply_q": "a b"}), "_reply_q"),
+            (json!({"_msg_id": "a.b"}), "_msg_id"),
+            (json!({"_msg_id": ""}), "_msg_id"),
+            (json!({"_unique_id": "a\r\nNats-Msg-Id: x"}), "_unique_id"),
+            (json!({"method": "m".repeat(MAX_NAME_BYTES + 1)}), "method"),
+            (json!({"namespace": "a\u{0}"}), "namespace"),
+        ] {
+            let e = WireRequest::decode(&call_body(extra)).unwrap_err();
+            assert!(
+                matches!(&e, Error::Malformed { reason } if reason.contains(field)),
+                "{field}: {e}"
+            );
+        }
+        assert!(WireReply::decode(br#"{"_msg_id": "a>b", "result": 1}"#).is_err());
+        let n = json!({"event_type": "e".repeat(2000), "priority": "INFO", "payload": {}});
+        assert!(WireNotification::decode(&serde_json::to_vec(&n).unwrap()).is_err());
+    }
+
+    #[test]
+    fn an_envelope_whose_message_is_not_a_string_says_so() {
+        let body = br#"{"oslo.version": "2.0", "oslo.message": {"method": "echo"}}"#;
+        let e = WireRequest::decode(body).unwrap_err().to_string();
+        assert!(e.contains("`oslo.message` is an object"), "{e}");
+        let body = br#"{"oslo.version": 2, "oslo.message": "{}"}"#;
+        let e = WireRequest::decode(body).unwrap_err().to_string();
+        assert!(e.contains("`oslo.version` is a number"), "{e}");
+    }
+
     fn json_leaf() -> impl Strategy<Value = Value> {
         prop_oneof![
             Just(Value::Null),
@@ -716,13 +833,13 @@ mod tests {
         #[test]
         fn request_round_trip(method in "[a-z_]{1,10}", args in json_map(), ctx in json_map(),
                               ns in proptest::option::of("[a-z]{1,5}"), call in any::<bool>(),
-                              cmt in proptest::option::of(1u32..100)) {
+                              cmt in proptest::option::of(1u32..400)) {
             let req = WireRequest {
                 context: Context::from_map(ctx),
                 request: RpcRequest { method, args, namespace: ns, version: Some("1.3".into()) },
                 unique_id: new_unique_id(),
                 call: call.then(|| CallInfo { msg_id: new_unique_id(), reply_q: "reply_x".into(),
-                                              call_monitor_timeout: cmt.map(f64::from) }),
+                                              call_monitor_timeout: cmt.map(|s| Duration::from_millis(u64::from(s) * 250)) }),
             };
             prop_assert_eq!(WireRequest::decode(&req.encode().unwrap()).unwrap(), req);
         }

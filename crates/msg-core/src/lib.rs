@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod batch;
+mod call_monitor;
 mod capabilities;
 pub mod codec;
 mod context;
@@ -33,6 +34,7 @@ mod url;
 mod version;
 
 pub use batch::Batched;
+pub use call_monitor::heartbeat_interval;
 pub use capabilities::{Capabilities, Capability};
 pub use codec::{EnvelopeVersion, Failure, RpcRequest};
 pub use context::{Context, TRACEPARENT, TRACESTATE, is_secret_key};

@@ -57,6 +57,19 @@ pub(crate) struct Received {
     pub(crate) delivery: Delivery,
     pub(crate) channel: Arc<ChannelGuard>,
     pub(crate) queue: Arc<str>,
+    /// The decompressed body of a compressed delivery (or why it can't be had).
+    pub(crate) decompressed: Option<Result<Vec<u8>>>,
+}
+
+impl Received {
+    /// The body to decode: the decompressed one when kombu compressed it.
+    fn body(&self) -> Result<&[u8]> {
+        match &self.decompressed {
+            None => Ok(&self.delivery.data),
+            Some(Ok(body)) => Ok(body),
+            Some(Err(e)) => Err(Error::malformed(e.to_string())),
+        }
+    }
 }
 
 // boxing the delivery would cost an allocation per message
@@ -80,6 +93,8 @@ pub(crate) struct ConsumerCore {
     queues: Vec<String>,
     prefetch: u16,
     no_ack: bool,
+    /// The ceiling on a decompressed body.
+    max_body: usize,
     sink: Sink,
     state: Mutex<CoreState>,
     stopped: AtomicBool,
@@ -103,11 +118,18 @@ impl fmt::Debug for ConsumerCore {
 }
 
 impl ConsumerCore {
-    pub(crate) fn new(queues: Vec<String>, prefetch: u16, no_ack: bool, sink: Sink) -> Arc<Self> {
+    pub(crate) fn new(
+        queues: Vec<String>,
+        prefetch: u16,
+        no_ack: bool,
+        max_body: usize,
+        sink: Sink,
+    ) -> Arc<Self> {
         Arc::new(ConsumerCore {
             queues,
             prefetch,
             no_ack,
+            max_body,
             sink,
             state: Mutex::default(),
             stopped: AtomicBool::new(false),
@@ -143,28 +165,49 @@ impl ConsumerCore {
     }
 
     fn deliver(&self, delivery: Delivery, channel: &Arc<ChannelGuard>, queue: &Arc<str>) {
-        match &self.sink {
-            Sink::Stream(tx) => {
-                let _ = tx.send(Item::Delivery(Received {
-                    delivery,
-                    channel: channel.clone(),
-                    queue: queue.clone(),
-                }));
-            }
-            Sink::Replies(waiters) => {
-                match body::decompress(&delivery.data, &delivery.properties)
-                    .and_then(|b| WireReply::decode(&b))
-                {
-                    Ok(reply) => {
-                        if !waiters.deliver(reply) {
-                            tracing::debug!("a reply for a call nobody waits for was dropped");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "a reply that can't be decoded was dropped")
-                    }
+        let received = Received {
+            delivery,
+            channel: channel.clone(),
+            queue: queue.clone(),
+            decompressed: None,
+        };
+        match body::compression(&received.delivery.properties) {
+            None => self.sink.take(received),
+            Some(kind) => {
+                // decompression is CPU work bounded only by the ceiling: off the async workers
+                let (sink, limit) = (self.sink.clone(), self.max_body);
+                let mut received = received;
+                let work = move || {
+                    let data = &received.delivery.data;
+                    received.decompressed = Some(kind.and_then(|k| k.decompress(data, limit)));
+                    sink.take(received);
+                };
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => drop(rt.spawn_blocking(work)),
+                    Err(_) => work(),
                 }
             }
+        }
+    }
+}
+
+impl Sink {
+    /// Hands a delivery on: to the listener's stream, or decoded to the waiting call.
+    fn take(&self, received: Received) {
+        match self {
+            Sink::Stream(tx) => {
+                let _ = tx.send(Item::Delivery(received));
+            }
+            Sink::Replies(waiters) => match received.body().and_then(WireReply::decode) {
+                Ok(reply) => {
+                    if !waiters.deliver(reply) {
+                        tracing::debug!("a reply for a call nobody waits for was dropped");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(queue = &*received.queue, error = %e, "a reply that can't be decoded was dropped")
+                }
+            },
         }
     }
 }
@@ -405,8 +448,7 @@ fn reject_malformed(shared: &Arc<Shared>, r: Received, what: &str, e: &Error) {
 
 /// Decodes an RPC request.
 pub(crate) fn decode_request(shared: &Arc<Shared>, r: Received) -> Option<IncomingRequest> {
-    let decoded = body::decompress(&r.delivery.data, &r.delivery.properties)
-        .and_then(|b| WireRequest::decode(&b));
+    let decoded = r.body().and_then(WireRequest::decode);
     match decoded {
         Ok(req) => {
             let (msg_id, reply_q, cmt) = match req.call {
@@ -423,8 +465,7 @@ pub(crate) fn decode_request(shared: &Arc<Shared>, r: Received) -> Option<Incomi
                 req.request,
                 req.unique_id,
                 msg_id,
-                cmt.filter(|s| s.is_finite() && *s > 0.0)
-                    .map(Duration::from_secs_f64),
+                cmt,
                 responder,
             ))
         }
@@ -509,8 +550,7 @@ pub(crate) fn decode_notification(
     shared: &Arc<Shared>,
     r: Received,
 ) -> Option<IncomingNotification> {
-    let decoded = body::decompress(&r.delivery.data, &r.delivery.properties)
-        .and_then(|b| WireNotification::decode(&b));
+    let decoded = r.body().and_then(WireNotification::decode);
     match decoded {
         Ok(n) => {
             let key = if n.unique_id.is_empty() {

@@ -23,6 +23,7 @@
 mod acks;
 mod body;
 mod consumer;
+mod names;
 mod options;
 mod supervisor;
 
@@ -219,8 +220,13 @@ impl AmqpDriver {
                 let name = self.transient_name("reply");
                 self.sup.declare(vec![self.transient_queue(&name)]).await?;
                 let waiters = Arc::new(ReplyWaiters::default());
-                let core =
-                    ConsumerCore::new(vec![name.clone()], 0, true, Sink::Replies(waiters.clone()));
+                let core = ConsumerCore::new(
+                    vec![name.clone()],
+                    0,
+                    true,
+                    self.max_body(),
+                    Sink::Replies(waiters.clone()),
+                );
                 self.sup.add_consumer(core.clone()).await?;
                 Ok(ReplyQueue {
                     name,
@@ -235,6 +241,7 @@ impl AmqpDriver {
     /// exchange would close the channel).
     async fn rpc_route(&self, target: &Target) -> Result<(String, String)> {
         let topic = target.require_topic()?;
+        names::check(target, self.exchange(target), None)?;
         if target.fanout {
             self.sup.declare(vec![self.fanout_exchange(topic)]).await?;
             return Ok((naming::fanout_exchange(topic), String::new()));
@@ -305,7 +312,7 @@ impl Driver for AmqpDriver {
         let call = CallInfo {
             msg_id: codec::new_unique_id(),
             reply_q: reply.name.clone(),
-            call_monitor_timeout: options.call_monitor_timeout.map(|d| d.as_secs_f64()),
+            call_monitor_timeout: options.call_monitor_timeout,
         };
         let pending = reply.waiters.register(call.msg_id.clone());
         let body = body::compress(
@@ -381,6 +388,7 @@ impl Driver for AmqpDriver {
     ) -> Result<()> {
         let topic = target.require_topic()?;
         let exchange = self.exchange(target);
+        names::check(target, exchange, None)?;
         let key = naming::notification_key(topic, notification.priority);
         // the notifier declares the default queue itself: store and forward
         self.declare_once(&format!("{exchange}\0{key}"), || {
@@ -417,6 +425,7 @@ impl Driver for AmqpDriver {
             reason: "an RPC server needs a server name".into(),
         })?;
         let exchange = self.exchange(target);
+        names::check(target, exchange, None)?;
         let direct = naming::server_key(topic, server);
         let fanout_queue = self.transient_name(&naming::fanout_exchange(topic));
         self.sup
@@ -436,6 +445,7 @@ impl Driver for AmqpDriver {
             vec![topic.to_string(), direct, fanout_queue.clone()],
             self.prefetch(options),
             false,
+            self.max_body(),
             Sink::Stream(tx),
         );
         self.sup.add_consumer(core.clone()).await?;
@@ -459,6 +469,7 @@ impl Driver for AmqpDriver {
         for (target, priority) in subscriptions {
             let topic = target.require_topic()?;
             let exchange = self.exchange(target);
+            names::check(target, exchange, pool)?;
             let key = naming::notification_key(topic, *priority);
             let queue = pool.unwrap_or(&key).to_string();
             decls.push(self.topic_exchange(exchange));
@@ -470,7 +481,13 @@ impl Driver for AmqpDriver {
         }
         self.sup.declare(decls).await?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let core = ConsumerCore::new(queues, self.prefetch(options), false, Sink::Stream(tx));
+        let core = ConsumerCore::new(
+            queues,
+            self.prefetch(options),
+            false,
+            self.max_body(),
+            Sink::Stream(tx),
+        );
         self.sup.add_consumer(core.clone()).await?;
         let stop = Arc::new(AmqpStop {
             core: core.clone(),
@@ -504,5 +521,10 @@ impl AmqpDriver {
             .options
             .rabbit_qos_prefetch_count
             .unwrap_or_else(|| u16::try_from(options.prefetch).unwrap_or(u16::MAX))
+    }
+
+    /// The ceiling on a decompressed body (`max_decompressed_bytes`).
+    fn max_body(&self) -> usize {
+        self.sup.options.max_decompressed_bytes
     }
 }

@@ -80,6 +80,9 @@ pub struct RabbitOptions {
     pub max_redeliveries: u32,
     /// `connection_timeout` (ours) in seconds: bound on one TCP + AMQP handshake.
     pub connection_timeout: f64,
+    /// `max_decompressed_bytes` (ours): the ceiling on a received body that kombu compressed;
+    /// a body that decompresses past it is rejected as malformed.
+    pub max_decompressed_bytes: usize,
 }
 
 impl Default for RabbitOptions {
@@ -114,6 +117,7 @@ impl Default for RabbitOptions {
             connection_name: None,
             max_redeliveries: 10,
             connection_timeout: 10.0,
+            max_decompressed_bytes: msg_core::codec::DEFAULT_MAX_DECOMPRESSED_BYTES,
         }
     }
 }
@@ -193,6 +197,16 @@ impl RabbitOptions {
             v.parse()
                 .map_err(|_| format!("option `{key}` wants a number, not `{v}`"))
         }
+        /// Seconds: a finite number from 0 to a day.
+        fn seconds(key: &str, v: &str) -> std::result::Result<f64, String> {
+            let s: f64 = num(key, v)?;
+            if !(0.0..=86_400.0).contains(&s) {
+                return Err(format!(
+                    "option `{key}` wants seconds from 0 to 86400, not `{v}`"
+                ));
+            }
+            Ok(s)
+        }
         fn text(v: &str) -> Option<String> {
             (!v.is_empty()).then(|| v.to_string())
         }
@@ -216,10 +230,10 @@ impl RabbitOptions {
             "rabbit_qos_prefetch_count" => self.rabbit_qos_prefetch_count = Some(num(key, value)?),
             "heartbeat_timeout_threshold" => self.heartbeat_timeout_threshold = num(key, value)?,
             "heartbeat_rate" => self.heartbeat_rate = num(key, value)?,
-            "rabbit_retry_interval" => self.rabbit_retry_interval = num(key, value)?,
-            "rabbit_retry_backoff" => self.rabbit_retry_backoff = num(key, value)?,
-            "rabbit_interval_max" => self.rabbit_interval_max = num(key, value)?,
-            "kombu_reconnect_delay" => self.kombu_reconnect_delay = num(key, value)?,
+            "rabbit_retry_interval" => self.rabbit_retry_interval = seconds(key, value)?,
+            "rabbit_retry_backoff" => self.rabbit_retry_backoff = seconds(key, value)?,
+            "rabbit_interval_max" => self.rabbit_interval_max = seconds(key, value)?,
+            "kombu_reconnect_delay" => self.kombu_reconnect_delay = seconds(key, value)?,
             // kombu's names for the two (Python's `bz2` from oslo's help text fails in
             // kombu, which knows `bzip2`): kept as our `gzip` / `bz2`
             "kombu_compression" => {
@@ -246,7 +260,8 @@ impl RabbitOptions {
             "ssl_key_file" => self.ssl_key_file = text(value),
             "connection_name" => self.connection_name = text(value),
             "max_redeliveries" => self.max_redeliveries = num(key, value)?,
-            "connection_timeout" => self.connection_timeout = num(key, value)?,
+            "max_decompressed_bytes" => self.max_decompressed_bytes = num(key, value)?,
+            "connection_timeout" => self.connection_timeout = seconds(key, value)?,
             k if ACCEPTED_AND_IGNORED.contains(&k) => {}
             other => return Err(format!("unknown option `{other}` for the rabbit driver")),
         }
@@ -269,6 +284,17 @@ impl RabbitOptions {
         let secs = (self.rabbit_retry_interval + f64::from(attempt) * self.rabbit_retry_backoff)
             .min(self.rabbit_interval_max)
             .max(0.05);
-        Duration::from_secs_f64(secs)
+        seconds_or(secs, Duration::from_secs(1))
     }
+
+    /// The bound on one TCP + AMQP handshake (at least 100 ms).
+    pub fn connect_timeout(&self) -> Duration {
+        seconds_or(self.connection_timeout.max(0.1), Duration::from_secs(10))
+    }
+}
+
+/// Seconds as a duration, or `fallback` for a value no duration holds (the fields are public:
+/// a caller may have set anything).
+pub(crate) fn seconds_or(secs: f64, fallback: Duration) -> Duration {
+    Duration::try_from_secs_f64(secs).unwrap_or(fallback)
 }

@@ -273,7 +273,7 @@ impl Supervisor {
             )
         });
         props = props.with_connection_name(name.into());
-        let limit = Duration::from_secs_f64(self.options.connection_timeout.max(0.1));
+        let limit = self.options.connect_timeout();
         let connect = async {
             match &self.tls {
                 Some(tls) => {
@@ -405,8 +405,9 @@ impl Supervisor {
 
     async fn reconnect_loop(self: Arc<Self>) {
         let mut attempt = 0u32;
-        tokio::time::sleep(Duration::from_secs_f64(
+        tokio::time::sleep(crate::options::seconds_or(
             self.options.kombu_reconnect_delay.max(0.0),
+            Duration::from_secs(1),
         ))
         .await;
         loop {

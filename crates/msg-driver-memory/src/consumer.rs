@@ -182,8 +182,7 @@ pub(crate) fn decode_request(
                 req.request,
                 req.unique_id,
                 msg_id,
-                cmt.filter(|s| s.is_finite() && *s > 0.0)
-                    .map(Duration::from_secs_f64),
+                cmt,
                 responder,
             ))
         }

@@ -182,7 +182,7 @@ impl Driver for MemoryDriver {
         let call = CallInfo {
             msg_id: codec::new_unique_id(),
             reply_q: reply_q.clone(),
-            call_monitor_timeout: options.call_monitor_timeout.map(|d| d.as_secs_f64()),
+            call_monitor_timeout: options.call_monitor_timeout,
         };
         let pending = waiters.register(call.msg_id.clone());
         let body = Bytes::from(codec::encode_request(

@@ -317,7 +317,7 @@ impl Driver for NatsDriver {
         let call = CallInfo {
             msg_id: codec::new_unique_id(),
             reply_q: inbox.base.clone(),
-            call_monitor_timeout: options.call_monitor_timeout.map(|d| d.as_secs_f64()),
+            call_monitor_timeout: options.call_monitor_timeout,
         };
         let body = codec::encode_request(context, request, &codec::new_unique_id(), Some(&call))?;
         let reply = inbox.reply_subject(&call.msg_id);

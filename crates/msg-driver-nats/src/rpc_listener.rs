@@ -381,8 +381,7 @@ impl RpcStream {
             request.request,
             request.unique_id,
             msg_id,
-            cmt.filter(|s| s.is_finite() && *s > 0.0)
-                .map(Duration::from_secs_f64),
+            cmt,
             Arc::new(NatsResponder {
                 conn: self.core.conn.clone(),
                 reply,

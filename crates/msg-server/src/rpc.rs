@@ -1,13 +1,15 @@
 //! The RPC server.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use msg_core::{
-    Error, IncomingRequest, ListenOptions, Result, Role, Serializer, Target, Transport,
+    Error, IncomingRequest, ListenOptions, ReplyHandle, Result, Role, Serializer, Target, Transport,
 };
 use msg_dispatch::{AccessPolicy, Endpoint, RpcDispatcher};
+use tokio::task::JoinHandle;
 
 use crate::dedup::Dedup;
 use crate::executor::Executor;
@@ -199,9 +201,15 @@ impl Handle<IncomingRequest> for RpcHandler {
 
 impl RpcHandler {
     async fn handle_request(&self, req: IncomingRequest) {
-        // at-most-once, as oslo: acknowledged on receipt, before dispatch
+        // at-most-once, as oslo: acknowledged on receipt, before dispatch; a request whose
+        // ack failed may come again to another server, so it is not run here
         if let Err(e) = req.ack().await {
-            tracing::warn!(method = req.request.method, error = %e, "acknowledging a request failed");
+            tracing::warn!(
+                method = req.request.method,
+                error = %e,
+                "acknowledging a request failed: skipped, the broker may deliver it again"
+            );
+            return;
         }
         if !self.dedup.insert(&req.unique_id) {
             tracing::info!(
@@ -212,21 +220,9 @@ impl RpcHandler {
             return;
         }
         let reply = req.reply_handle();
-        let heartbeat = match (req.is_call(), req.call_monitor_timeout) {
-            (true, Some(cmt)) if !cmt.is_zero() => {
-                let reply = reply.clone();
-                Some(tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(cmt / 2);
-                    tick.tick().await;
-                    loop {
-                        tick.tick().await;
-                        if let Err(e) = reply.heartbeat().await {
-                            tracing::warn!(error = %e, "sending a call-monitor heartbeat failed");
-                        }
-                    }
-                }))
-            }
-            _ => None,
+        let heartbeat = match req.call_monitor_timeout.filter(|_| req.is_call()) {
+            Some(cmt) => heartbeats(reply.clone(), cmt, &req.request.method),
+            None => None,
         };
         let is_call = req.is_call();
         let method = req.request.method.clone();
@@ -238,6 +234,31 @@ impl RpcHandler {
             log_reply_error(&method, &e);
         }
     }
+}
+
+/// Sends call-monitor heartbeats by oslo's rule ([`msg_core::heartbeat_interval`]) until
+/// aborted; after a failed one it stops, as oslo does. A timeout too short for the rule is
+/// warned about once and gets none.
+fn heartbeats(reply: ReplyHandle, cmt: Duration, method: &str) -> Option<JoinHandle<()>> {
+    let Some(interval) = msg_core::heartbeat_interval(cmt) else {
+        tracing::warn!(
+            method,
+            call_monitor_timeout = ?cmt,
+            "the caller's call-monitor timeout is under 2 s: no heartbeats are sent for it"
+        );
+        return None;
+    };
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = reply.heartbeat().await {
+                tracing::warn!(error = %e, "sending a call-monitor heartbeat failed: no more are sent for this call");
+                return;
+            }
+        }
+    }))
 }
 
 fn log_reply_error(method: &str, e: &Error) {

@@ -46,6 +46,8 @@ macro_rules! case {
 mod cases;
 mod e2e;
 mod env;
+mod hostile;
+mod log_capture;
 mod notify_e2e;
 mod rpc_e2e;
 
@@ -56,6 +58,11 @@ use std::time::{Duration, Instant};
 use msg_core::{Capabilities, Capability, DriverFactory};
 
 pub use env::Env;
+pub use hostile::{
+    EXCHANGE as HOSTILE_EXCHANGE, HostileBody, HostileReport, RawPeer, compressed_requests,
+    hostile_notifications, hostile_peer_suite, hostile_requests, zlib_bomb,
+};
+pub use log_capture::{CapturedLogs, capture_logs};
 
 /// A conformance run: a driver factory, the URL to connect to, and the capabilities the
 /// driver must have.

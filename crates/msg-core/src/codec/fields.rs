@@ -28,9 +28,22 @@ pub(super) fn decode<F: Fields>(bytes: &[u8]) -> Result<F> {
     let outer: Outer<F> =
         serde_json::from_slice(bytes).map_err(|e| Error::malformed(format!("body: {e}")))?;
     match (outer.version, outer.message) {
+        // both keys make an envelope, as in Python's `deserialize_msg`
         (Some(version), Some(message)) => {
-            check_envelope_version(&version)?;
-            let inner: Inner<F> = serde_json::from_str(&message)
+            let version = version.as_str().ok_or_else(|| {
+                Error::malformed(format!(
+                    "`oslo.version` is {}, not a string",
+                    kind(&version)
+                ))
+            })?;
+            check_envelope_version(version)?;
+            let message = message.as_str().ok_or_else(|| {
+                Error::malformed(format!(
+                    "`oslo.message` is {}, not a string holding JSON",
+                    kind(&message)
+                ))
+            })?;
+            let inner: Inner<F> = serde_json::from_str(message)
                 .map_err(|e| Error::malformed(format!("`oslo.message`: {e}")))?;
             Ok(inner.0)
         }
@@ -137,8 +150,8 @@ fn check_envelope_version(v: &str) -> Result<()> {
 
 /// The outer object: the envelope's two keys, and the fields of a bare message.
 struct Outer<F> {
-    version: Option<String>,
-    message: Option<String>,
+    version: Option<Value>,
+    message: Option<Value>,
     fields: F,
 }
 
@@ -163,8 +176,8 @@ impl<'de, F: Fields> de::Deserialize<'de> for Outer<F> {
                 };
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     match key.as_ref() {
-                        VERSION_KEY => out.version = string_or_skip(&mut map)?,
-                        MESSAGE_KEY => out.message = string_or_skip(&mut map)?,
+                        VERSION_KEY => out.version = Some(map.next_value()?),
+                        MESSAGE_KEY => out.message = Some(map.next_value()?),
                         k => {
                             if !out.fields.field(k, &mut map)? {
                                 map.next_value::<IgnoredAny>()?;
@@ -204,14 +217,15 @@ impl<'de, F: Fields> de::Deserialize<'de> for Inner<F> {
     }
 }
 
-/// A string value; anything else is kept as `None` (an envelope key that isn't a string
-/// makes the object a bare message, as Python's check).
-fn string_or_skip<'de, A: MapAccess<'de>>(
-    map: &mut A,
-) -> std::result::Result<Option<String>, A::Error> {
-    match map.next_value::<Value>()? {
-        Value::String(s) => Ok(Some(s)),
-        _ => Ok(None),
+/// What kind of JSON value this is, for an error message (never the value itself).
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 

@@ -23,8 +23,7 @@ use lapin::options::{
     BasicGetOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel};
 use msg_client::{Notifier, RpcClient};
 use msg_core::{Context, DriverRegistry, Error, Priority, Target, Transport, TransportUrl};
 use msg_dispatch::{Endpoint, Handled, HandlerError, NotificationEndpoint, NotificationMessage};
@@ -35,7 +34,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
-use crate::rabbit_url;
+use crate::{rabbit_url, raw_connection};
 
 /// Where the Python peers live.
 const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
@@ -1073,33 +1072,6 @@ async fn rust_notifier_to_python_listener_and_batch_listener() {
 // ---------------------------------------------------------------------------------------
 // Raw AMQP access (for what the public API can't show)
 // ---------------------------------------------------------------------------------------
-
-async fn raw_connection(url: &str) -> Connection {
-    let u = TransportUrl::parse(url).unwrap();
-    let h = u.hosts().first().expect("a host in MSG_RABBIT_URL");
-    let tls = u.scheme() == "amqps" || u.query_value("ssl").is_some_and(|v| v == "true");
-    assert!(!tls, "the raw inspection connection doesn't do TLS");
-    let uri = AMQPUri {
-        scheme: AMQPScheme::AMQP,
-        authority: AMQPAuthority {
-            userinfo: AMQPUserInfo {
-                username: h.username.clone().unwrap_or_else(|| "guest".into()),
-                password: h.password.clone().unwrap_or_else(|| "guest".into()),
-            },
-            host: if h.hostname.is_empty() {
-                "localhost".into()
-            } else {
-                h.hostname.clone()
-            },
-            port: h.port_or(5672),
-        },
-        vhost: u.virtual_host().unwrap_or("/").to_string(),
-        query: AMQPQueryString::default(),
-    };
-    Connection::connect_uri(uri, ConnectionProperties::default())
-        .await
-        .unwrap()
-}
 
 /// Waits until `queue` has at least `n` consumers.
 async fn wait_for_consumers(url: &str, queue: &str, n: u32) {

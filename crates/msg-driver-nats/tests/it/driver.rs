@@ -59,14 +59,10 @@ pub async fn delete_streams(url: &str, prefix: &str) {
     let _ = driver.cleanup().await;
 }
 
-/// Logs to stderr when `MSG_TEST_LOG` is set (its value is the filter).
+/// Logs to stderr when `MSG_TEST_LOG` is set (its value is the filter), through the
+/// testkit's capture, which the hostile-peer suite reads too.
 pub fn init_logging() {
-    if let Ok(filter) = std::env::var("MSG_TEST_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
+    let _ = msg_testkit::capture_logs();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

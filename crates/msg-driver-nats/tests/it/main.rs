@@ -4,6 +4,7 @@
 
 mod conformance;
 mod driver;
+mod hostile;
 mod restart;
 mod server;
 
