@@ -264,3 +264,111 @@ fn heartbeats(reply: ReplyHandle, cmt: Duration, method: &str) -> Option<JoinHan
 fn log_reply_error(method: &str, e: &Error) {
     tracing::warn!(method, error = %e, "sending a reply failed");
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use msg_core::codec::{Failure, RpcRequest};
+    use msg_core::{Context, async_trait};
+    use msg_dispatch::HandlerError;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// A responder whose ack fails (its channel is gone) and that records what it is asked.
+    #[derive(Debug, Default)]
+    struct Recording {
+        ack_fails: bool,
+        replies: Mutex<Vec<std::result::Result<Value, Failure>>>,
+        heartbeats: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl msg_core::Responder for Recording {
+        async fn ack(&self) -> Result<()> {
+            if self.ack_fails {
+                return Err(Error::Delivery {
+                    reason: "the channel is closed".into(),
+                    source: None,
+                });
+            }
+            Ok(())
+        }
+        async fn reply(&self, _: &str, reply: std::result::Result<Value, Failure>) -> Result<()> {
+            self.replies
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(reply);
+            Ok(())
+        }
+        async fn heartbeat(&self, _: &str) -> Result<()> {
+            self.heartbeats.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn handler(runs: Arc<AtomicUsize>) -> Arc<RpcHandler> {
+        let endpoint = Endpoint::new().method("run", move |_ctx: Context, _: Value| {
+            let runs = runs.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok::<_, HandlerError>(1)
+            }
+        });
+        Arc::new(RpcHandler {
+            dispatcher: Arc::new(RpcDispatcher::new(vec![endpoint]).unwrap()),
+            dedup: Dedup::new(16),
+        })
+    }
+
+    fn request(responder: Arc<Recording>, cmt: Option<Duration>) -> IncomingRequest {
+        IncomingRequest::new(
+            Context::new(),
+            RpcRequest::new("run", serde_json::Map::new()),
+            msg_core::codec::new_unique_id(),
+            Some("m1".into()),
+            cmt,
+            responder,
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_whose_ack_failed_is_not_run() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let responder = Arc::new(Recording {
+            ack_fails: true,
+            ..Recording::default()
+        });
+        handler(runs.clone())
+            .handle_request(request(responder.clone(), None))
+            .await;
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+        assert!(responder.replies.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heartbeats_follow_oslos_rule() {
+        // 4 s: every 2 s while the 5 s handler runs; 1.5 s (or a nanosecond): none at all
+        for (cmt, beats) in [
+            (Duration::from_secs(4), 2),
+            (Duration::from_millis(1500), 0),
+            (Duration::from_nanos(1), 0),
+        ] {
+            let runs = Arc::new(AtomicUsize::new(0));
+            let responder = Arc::new(Recording::default());
+            handler(runs.clone())
+                .handle_request(request(responder.clone(), Some(cmt)))
+                .await;
+            assert_eq!(runs.load(Ordering::SeqCst), 1);
+            assert_eq!(
+                responder.heartbeats.load(Ordering::SeqCst),
+                beats,
+                "{cmt:?}"
+            );
+            assert_eq!(responder.replies.lock().unwrap().len(), 1);
+        }
+    }
+}
