@@ -9,6 +9,9 @@ use msg::{Executor, Priority};
 /// The default RPC call timeout, as oslo's `rpc_response_timeout`.
 pub const DEFAULT_CALL_TIMEOUT: &str = "60";
 
+/// The transport when neither `--url` nor `MSG_TRANSPORT_URL` names one.
+pub const DEFAULT_URL: &str = "memory://";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "msgctl",
@@ -40,7 +43,7 @@ pub struct Global {
         global = true,
         env = "MSG_TRANSPORT_URL",
         hide_env_values = true,
-        default_value = "memory://",
+        default_value = DEFAULT_URL,
         value_name = "URL",
         help_heading = "Global options"
     )]

@@ -19,11 +19,15 @@ use std::time::Duration;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, DEFAULT_URL};
 use crate::errors::EXIT_FAILED;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if cli.global.url.trim().is_empty() {
+        // an empty `MSG_TRANSPORT_URL=` (or `--url ''`) counts as unset
+        cli.global.url = DEFAULT_URL.to_string();
+    }
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

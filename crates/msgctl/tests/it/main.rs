@@ -613,3 +613,49 @@ fn bench_notify_publish_vs_raw_on_rabbitmq() {
     let expected = v["ours"]["rate"].as_f64().unwrap() / v["raw"]["rate"].as_f64().unwrap();
     assert!((ratio - expected).abs() < 1e-9 * expected.max(1.0), "{v}");
 }
+
+#[test]
+fn an_empty_transport_url_variable_counts_as_unset() {
+    let o = msgctl_env(
+        &[
+            "notify",
+            "--topic",
+            "empty-url",
+            "--priority",
+            "info",
+            "--publisher-id",
+            "p",
+            "--event-type",
+            "e",
+            "{}",
+        ],
+        &[("MSG_TRANSPORT_URL", "")],
+    );
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+}
+
+#[test]
+fn out_of_range_options_and_names_are_bad_input_not_panics() {
+    // parsed before any connection: no broker needed
+    let o = msgctl(&[
+        "--url",
+        "rabbit://guest:guest@127.0.0.1:1/?connection_timeout=inf",
+        "cast",
+        "--topic",
+        "t",
+        "m",
+    ]);
+    let err = fails_with(&o, 2);
+    assert!(err.contains("connection_timeout"), "{err}");
+}
+
+#[test]
+fn a_rabbitmq_name_over_255_bytes_is_bad_input() {
+    let Some(url) = broker_url("MSG_RABBIT_URL") else {
+        return;
+    };
+    let topic = "t".repeat(300);
+    let o = msgctl(&["--url", &url, "cast", "--topic", &topic, "m"]);
+    let err = fails_with(&o, 2);
+    assert!(err.contains("field `topic`"), "{err}");
+}
