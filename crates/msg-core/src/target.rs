@@ -119,6 +119,16 @@ impl Target {
     /// Checks the fields this role needs.
     pub fn validate(&self, role: Role) -> Result<()> {
         self.require_topic()?;
+        for (field, value) in [
+            ("topic", &self.topic),
+            ("server", &self.server),
+            ("exchange", &self.exchange),
+            ("namespace", &self.namespace),
+        ] {
+            if let Some(v) = value {
+                check_name(field, v)?;
+            }
+        }
         if let Some(v) = &self.version {
             crate::version::Version::parse(v).map_err(|_| Error::InvalidTarget {
                 field: "version",
@@ -167,6 +177,25 @@ impl Target {
     }
 }
 
+/// A name every broker can carry: at most 255 bytes (AMQP's short string), no control
+/// characters.
+fn check_name(field: &'static str, value: &str) -> Result<()> {
+    let max = crate::codec::MAX_ROUTING_BYTES;
+    if value.len() > max {
+        return Err(Error::InvalidTarget {
+            field,
+            reason: format!("{} bytes long (at most {max})", value.len()),
+        });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::InvalidTarget {
+            field,
+            reason: "holds a control character".into(),
+        });
+    }
+    Ok(())
+}
+
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "<Target")?;
@@ -198,6 +227,37 @@ mod tests {
             Err(Error::InvalidTarget { field, .. }) => field,
             other => panic!("expected InvalidTarget, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn names_are_bounded_and_printable() {
+        let long = "n".repeat(256);
+        assert_eq!(
+            field(Target::topic(&long).validate(Role::Notifier)),
+            "topic"
+        );
+        assert_eq!(
+            field(Target::server("t", &long).validate(Role::RpcServer)),
+            "server"
+        );
+        assert_eq!(
+            field(
+                Target::topic("t")
+                    .with_exchange("a\nb")
+                    .validate(Role::RpcCast)
+            ),
+            "exchange"
+        );
+        assert!(
+            Target::topic("n".repeat(255))
+                .validate(Role::RpcCall)
+                .is_ok()
+        );
+        assert!(
+            Target::server("a.b:c-d_e", "host@x")
+                .validate(Role::RpcServer)
+                .is_ok()
+        );
     }
 
     #[test]
