@@ -38,7 +38,8 @@ pub struct RabbitOptions {
     pub rabbit_quorum_max_memory_bytes: u64,
     /// `rabbit_ha_queues`: `x-ha-policy: all` on classic queues.
     pub rabbit_ha_queues: bool,
-    /// `rabbit_transient_queues_ttl` in seconds: `x-expires` of reply and fanout queues.
+    /// `rabbit_transient_queues_ttl` in seconds: `x-expires` of reply and fanout queues (0:
+    /// they never expire).
     pub rabbit_transient_queues_ttl: u32,
     /// `rabbit_qos_prefetch_count`; when set it overrides the listener's prefetch.
     pub rabbit_qos_prefetch_count: Option<u16>,
@@ -167,6 +168,14 @@ impl RabbitOptions {
                 url: url.to_string(),
                 reason,
             })?;
+        }
+        if o.rabbit_ha_queues && o.rabbit_quorum_queue {
+            return Err(Error::InvalidUrl {
+                url: url.to_string(),
+                reason: "rabbit_quorum_queue and rabbit_ha_queues are both on: a queue is quorum \
+                         or mirrored (HA), not both"
+                    .into(),
+            });
         }
         if o.rabbit_stream_fanout {
             return Err(Error::NotSupported {

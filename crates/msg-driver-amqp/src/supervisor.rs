@@ -895,7 +895,8 @@ pub(crate) fn queue_args(o: &RabbitOptions, transient: bool) -> FieldTable {
     } else if o.rabbit_ha_queues {
         args.insert("x-ha-policy".into(), AMQPValue::LongString("all".into()));
     }
-    if transient {
+    // 0 turns the expiry off, as in oslo (RabbitMQ refuses an `x-expires` of 0)
+    if transient && o.rabbit_transient_queues_ttl > 0 {
         args.insert("x-expires".into(), int_value(o.transient_ttl_ms()));
     }
     args

@@ -2,6 +2,7 @@
 //! and interop with Python oslo.messaging.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+mod cluster_options;
 mod conformance;
 mod faults;
 mod hostile;
