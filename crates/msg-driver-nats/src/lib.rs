@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod conn;
+mod earlier;
 mod inbox;
 mod options;
 mod pull;
@@ -60,7 +61,7 @@ use tokio::sync::OnceCell;
 
 pub use conn::{MIN_SERVER_VERSION, NatsStats};
 pub use options::{NatsOptions, StreamRetention, StreamStorage};
-pub use subject::{Layout, decode_token, encode_token};
+pub use subject::{Layout, decode_name, decode_token, encode_name, encode_token};
 
 use conn::Conn;
 use inbox::{ReplyInbox, Signal};
@@ -243,6 +244,7 @@ impl NatsDriver {
             },
             filter: layout.notify_subject(self.exchange(target), topic, priority)?,
             deliver_new: pool.is_some(),
+            earlier_name: earlier::consumer(pool, topic, priority),
         })
     }
 

@@ -300,6 +300,11 @@ enum Phase {
     Drained,
 }
 
+/// Where pull requests for a consumer go: `<api>.CONSUMER.MSG.NEXT.<stream>.<consumer>`.
+fn next_subject(api: &str, spec: &ConsumerSpec) -> String {
+    format!("{api}.CONSUMER.MSG.NEXT.{}.{}", spec.stream, spec.name)
+}
+
 /// Pulls for one listener.
 struct Engine {
     state: Arc<ListenerState>,
@@ -349,10 +354,7 @@ pub(crate) async fn listen(
         sources: sources
             .into_iter()
             .map(|info| Source {
-                next_subject: format!(
-                    "{api}.CONSUMER.MSG.NEXT.{}.{}",
-                    info.spec.stream, info.spec.name
-                ),
+                next_subject: next_subject(&api, &info.spec),
                 info: Arc::new(info),
                 pull: None,
                 retry_at: None,
@@ -543,14 +545,32 @@ impl Engine {
                 let exchange = self.sources[idx].info.exchange.clone();
                 let ensured = async {
                     topo.forget();
-                    topo.notify_stream(&exchange).await?;
-                    topo.ensure_consumer(&spec).await
+                    // the stream in use may have changed (an earlier release's one deleted)
+                    let stream = topo.notify_stream(&exchange).await?;
+                    let spec = ConsumerSpec {
+                        stream,
+                        ..spec.clone()
+                    };
+                    topo.ensure_consumer(&spec).await?;
+                    Ok::<_, Error>(spec)
                 }
                 .await;
                 match ensured {
-                    Ok(()) => self.sources[idx].needs_ensure = false,
+                    Ok(spec) => {
+                        let s = &mut self.sources[idx];
+                        if spec.stream != s.info.spec.stream {
+                            s.next_subject = next_subject(&topo.conn.api_prefix, &spec);
+                            s.info = Arc::new(SourceInfo {
+                                spec,
+                                exchange: s.info.exchange.clone(),
+                                topic: s.info.topic.clone(),
+                                priority: s.info.priority,
+                            });
+                        }
+                        s.needs_ensure = false;
+                    }
                     Err(e) => {
-                        tracing::warn!(consumer = spec.name, error = %e, "re-creating a consumer failed; will retry");
+                        tracing::warn!(consumer = self.sources[idx].info.spec.name, error = %e, "re-creating a consumer failed; will retry");
                         Self::backoff(&mut self.sources[idx]);
                         continue;
                     }

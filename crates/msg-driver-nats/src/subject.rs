@@ -1,15 +1,19 @@
 //! Subjects, stream names and consumer names: where every message of the driver goes (see
 //! `docs/nats.md`).
 //!
-//! NATS subject tokens can't hold `.`, `*`, `>` or whitespace, and JetStream names can't hold
-//! those nor `/` and `\`, while oslo topics and server names (host names) hold dots. Every
-//! name that comes from a target, a pool or an exchange is therefore encoded into one token
-//! by [`encode_token`], reversibly ([`decode_token`]).
+//! NATS subject tokens can't hold `.`, `*`, `>` or whitespace, while oslo topics and server
+//! names (host names) hold dots. Every name that comes from a target, a pool or an exchange
+//! is therefore encoded into one subject token by [`encode_token`], reversibly
+//! ([`decode_token`]). JetStream stream and consumer names are narrower still: nats-server
+//! writes them into ack subjects, and releases before 2.9.16 (and clusters, for some
+//! characters) mangle anything but letters, digits, `_` and `-` there. They are made by
+//! [`encode_name`], an injective encoding into those characters alone.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use msg_core::{Error, Priority, Result};
+use sha2::{Digest, Sha256};
 
 /// Whether a byte stays as it is in a token: ASCII letters, digits, `_` and `-`.
 fn is_plain(b: u8) -> bool {
@@ -68,24 +72,140 @@ pub fn decode_token(token: &str) -> Result<String> {
     String::from_utf8(out).map_err(|_| Error::malformed(format!("token `{token}` is not UTF-8")))
 }
 
-/// The longest stream or consumer name made (longer ones are shortened with a hash).
+/// The longest stream or consumer name made; longer ones are shortened with a hash.
+/// JetStream allows 255 bytes, and the names become directory names of the server's store.
 const MAX_NAME: usize = 200;
 
-/// Joins name parts with `~` (never produced by [`encode_token`]); a name longer than 200
-/// bytes keeps its first 180 bytes and ends with `~h` and the 16 hex digits of the FNV-1a 64
-/// hash of the full name.
-fn name(parts: &[&str]) -> String {
-    let full = parts.join("~");
+/// How much of a name a shortened one keeps before its hash.
+const SHORTENED_KEEP: usize = 160;
+
+/// Writes one part of a JetStream name: ASCII letters and digits stay, `_` becomes `__`,
+/// `-` becomes `_-`, every other byte of the UTF-8 text becomes `_XX` (upper-case hex).
+fn push_name_part(out: &mut String, part: &str) {
+    for b in part.bytes() {
+        match b {
+            b'_' => out.push_str("__"),
+            b'-' => out.push_str("_-"),
+            b if b.is_ascii_alphanumeric() => out.push(char::from(b)),
+            // writing into a String cannot fail
+            b => {
+                let _ = write!(out, "_{b:02X}");
+            }
+        }
+    }
+}
+
+/// The length of the escape or character that starts `rest` (an encoded name), so a name
+/// is shortened between units and never inside an escape.
+fn unit_len(rest: &[u8]) -> usize {
+    match rest {
+        [b'_', b'_' | b'-', ..] => 2,
+        [b'_', ..] => 3,
+        _ => 1,
+    }
+}
+
+/// Encodes name parts into one JetStream stream or consumer name made of ASCII letters,
+/// digits, `_` and `-` only: each part as [`push_name_part`] writes it (letters and digits
+/// stay; `_` is `__`, `-` is `_-`, any other byte `_XX` in upper-case hex), parts joined by
+/// a bare `-`. The encoding is injective: [`decode_name`] gives the parts back.
+///
+/// A name over 200 bytes keeps its first 160 bytes or fewer (never cutting an escape),
+/// followed by `_h` and 32 lower-case hex digits, the first 128 bits of the SHA-256 of the
+/// full name. `_h` is no escape, so a shortened name never equals an unshortened one; two
+/// shortened names are equal only when 128-bit hashes collide.
+///
+/// ```
+/// use msg_driver_nats::{decode_name, encode_name};
+/// assert_eq!(encode_name(&["msg", "notify", "openstack"]), "msg-notify-openstack");
+/// assert_eq!(encode_name(&["default", "a.b", "info"]), "default-a_2Eb-info");
+/// assert_eq!(encode_name(&["pool", "my_pool", "cinder-volume@host:1", "info"]),
+///            "pool-my__pool-cinder_-volume_40host_3A1-info");
+/// assert_eq!(decode_name("default-a_2Eb-info").unwrap(), ["default", "a.b", "info"]);
+/// ```
+pub fn encode_name(parts: &[&str]) -> String {
+    let mut full = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>() + 8);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            full.push('-');
+        }
+        push_name_part(&mut full, part);
+    }
     if full.len() <= MAX_NAME {
         return full;
     }
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in full.bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    let bytes = full.as_bytes();
+    let mut keep = 0;
+    while let Some(rest) = bytes.get(keep..) {
+        let next = keep + unit_len(rest);
+        if rest.is_empty() || next > SHORTENED_KEEP {
+            break;
+        }
+        keep = next;
     }
-    // the name is ASCII (encoded tokens), so any byte index is a char boundary
-    format!("{}~h{hash:016x}", &full[..180])
+    let digest = Sha256::digest(full.as_bytes());
+    let mut out = String::with_capacity(keep + 34);
+    // the name is ASCII, so any byte index is a char boundary
+    out.push_str(full.get(..keep).unwrap_or_default());
+    out.push_str("_h");
+    for b in digest.iter().take(16) {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Decodes a name made by [`encode_name`] into its parts.
+///
+/// # Errors
+///
+/// [`Error::Malformed`] for a name [`encode_name`] can't have made, or a shortened one
+/// (its tail is a hash).
+pub fn decode_name(name: &str) -> Result<Vec<String>> {
+    let bad = |why: &str| Error::malformed(format!("JetStream name `{name}`: {why}"));
+    let mut parts = Vec::new();
+    let mut part: Vec<u8> = Vec::new();
+    let mut rest = name.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        match b {
+            b'-' => parts.push(std::mem::take(&mut part)),
+            b'_' => match rest {
+                [c @ (b'_' | b'-'), tail @ ..] => {
+                    part.push(*c);
+                    rest = tail;
+                }
+                [b'h', ..] => return Err(bad("a shortened name (its tail is a hash)")),
+                [hi, lo, tail @ ..] => {
+                    let byte = hex_upper(*hi)
+                        .zip(hex_upper(*lo))
+                        .map(|(h, l)| h << 4 | l)
+                        .ok_or_else(|| bad("bad escape"))?;
+                    if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-' {
+                        return Err(bad("an escape of a byte that is written as it is"));
+                    }
+                    part.push(byte);
+                    rest = tail;
+                }
+                _ => return Err(bad("an escape cut short")),
+            },
+            b if b.is_ascii_alphanumeric() => part.push(b),
+            _ => return Err(bad("a byte other than letters, digits, `_` and `-`")),
+        }
+    }
+    parts.push(part);
+    parts
+        .into_iter()
+        .map(|p| String::from_utf8(p).map_err(|_| bad("a part that is not UTF-8")))
+        .collect()
+}
+
+/// The value of an upper-case hex digit.
+fn hex_upper(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
 }
 
 fn check_not_empty(field: &'static str, value: &str) -> Result<()> {
@@ -108,14 +228,13 @@ fn check_not_empty(field: &'static str, value: &str) -> Result<()> {
 /// assert_eq!(l.rpc_server("openstack", "compute", "host.a").unwrap(), "msg.rpc.openstack.compute.host%2Ea");
 /// assert_eq!(l.rpc_fanout("compute").unwrap(), "msg.fanout.compute");
 /// assert_eq!(l.notify_subject("openstack", "notifications", Priority::Info).unwrap(), "msg.notify.openstack.notifications.info");
-/// assert_eq!(l.notify_stream("openstack").unwrap(), "msg~notify~openstack");
-/// assert_eq!(l.default_consumer("notifications", Priority::Info).unwrap(), "default~notifications~info");
-/// assert_eq!(l.pool_consumer("workers", "notifications", Priority::Info).unwrap(), "pool~workers~notifications~info");
+/// assert_eq!(l.notify_stream("openstack").unwrap(), "msg-notify-openstack");
+/// assert_eq!(l.default_consumer("notifications", Priority::Info).unwrap(), "default-notifications-info");
+/// assert_eq!(l.pool_consumer("workers", "a.b", Priority::Info).unwrap(), "pool-workers-a_2Eb-info");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     prefix: String,
-    prefix_name: String,
 }
 
 impl Layout {
@@ -137,7 +256,6 @@ impl Layout {
         }
         Ok(Layout {
             prefix: prefix.to_string(),
-            prefix_name: prefix.replace('.', "%2E"),
         })
     }
 
@@ -194,14 +312,11 @@ impl Layout {
         ))
     }
 
-    /// The notification stream of an exchange: `<prefix>~notify~<exchange>`.
+    /// The notification stream of an exchange: `<prefix>-notify-<exchange>` (each part as
+    /// [`encode_name`] writes it).
     pub fn notify_stream(&self, exchange: &str) -> Result<String> {
         check_not_empty("exchange", exchange)?;
-        Ok(name(&[
-            &self.prefix_name,
-            "notify",
-            &encode_token(exchange),
-        ]))
+        Ok(encode_name(&[&self.prefix, "notify", exchange]))
     }
 
     /// The subjects of an exchange's notification stream: `<prefix>.notify.<exchange>.>`.
@@ -232,10 +347,10 @@ impl Layout {
         ))
     }
 
-    /// The dead-letter stream of an exchange: `<prefix>~dlq~<exchange>`.
+    /// The dead-letter stream of an exchange: `<prefix>-dlq-<exchange>`.
     pub fn dead_letter_stream(&self, exchange: &str) -> Result<String> {
         check_not_empty("exchange", exchange)?;
-        Ok(name(&[&self.prefix_name, "dlq", &encode_token(exchange)]))
+        Ok(encode_name(&[&self.prefix, "dlq", exchange]))
     }
 
     /// The subjects of an exchange's dead-letter stream: `<prefix>.dlq.<exchange>.>`.
@@ -245,29 +360,20 @@ impl Layout {
     }
 
     /// The durable consumer of the default group (listeners without a pool) of one
-    /// (topic, priority): `default~<topic>~<priority>`.
+    /// (topic, priority): `default-<topic>-<priority>`.
     pub fn default_consumer(&self, topic: &str, priority: Priority) -> Result<String> {
         check_not_empty("topic", topic)?;
-        Ok(name(&[
-            "default",
-            &encode_token(topic),
-            priority.routing_name(),
-        ]))
+        Ok(encode_name(&["default", topic, priority.routing_name()]))
     }
 
     /// The durable consumer of a pool for one (topic, priority):
-    /// `pool~<pool>~<topic>~<priority>`.
+    /// `pool-<pool>-<topic>-<priority>`.
     pub fn pool_consumer(&self, pool: &str, topic: &str, priority: Priority) -> Result<String> {
         check_not_empty("topic", topic)?;
         if pool.is_empty() {
             return Err(Error::InvalidArgument("a pool name can't be empty".into()));
         }
-        Ok(name(&[
-            "pool",
-            &encode_token(pool),
-            &encode_token(topic),
-            priority.routing_name(),
-        ]))
+        Ok(encode_name(&["pool", pool, topic, priority.routing_name()]))
     }
 }
 
@@ -337,12 +443,47 @@ mod tests {
         assert!(decode_token("%FF").is_err());
     }
 
+    fn is_name_byte(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+    }
+
+    #[test]
+    fn names_hold_only_letters_digits_underscores_and_dashes() {
+        let l = Layout::new("a.b").unwrap();
+        for (name, want) in [
+            (l.notify_stream("x").unwrap(), "a_2Eb-notify-x"),
+            (l.dead_letter_stream("x:y").unwrap(), "a_2Eb-dlq-x_3Ay"),
+            (
+                l.default_consumer("a.b", Priority::Info).unwrap(),
+                "default-a_2Eb-info",
+            ),
+            (
+                l.pool_consumer("p@h-1", "t~%", Priority::Error).unwrap(),
+                "pool-p_40h_-1-t_7E_25-error",
+            ),
+        ] {
+            assert_eq!(name, want);
+            assert!(name.bytes().all(is_name_byte), "{name}");
+        }
+    }
+
     #[test]
     fn encoding_is_injective_across_parts() {
         let l = Layout::new("msg").unwrap();
-        let a = l.pool_consumer("a~b", "c", Priority::Info).unwrap();
-        let b = l.pool_consumer("a", "b~c", Priority::Info).unwrap();
-        assert_ne!(a, b);
+        // a separator inside a part, an escape-looking part, dashes and underscores
+        for (a, b) in [
+            (("a-b", "c"), ("a", "b-c")),
+            (("a_", "c"), ("a", "_c")),
+            (("a_2E", "c"), ("a.", "c")),
+            (("a__", "c"), ("a_", "_c")),
+            (("a", "-c"), ("a-", "c")),
+        ] {
+            assert_ne!(
+                l.pool_consumer(a.0, a.1, Priority::Info).unwrap(),
+                l.pool_consumer(b.0, b.1, Priority::Info).unwrap(),
+                "{a:?} {b:?}"
+            );
+        }
         assert_ne!(
             l.rpc_server("x", "a.b", "c").unwrap(),
             l.rpc_server("x", "a", "b.c").unwrap()
@@ -350,16 +491,59 @@ mod tests {
     }
 
     #[test]
-    fn long_names_are_hashed() {
+    fn bad_names_are_refused_by_the_decoder() {
+        for bad in [
+            "a_", "a_2", "a_2e", "a_41", "a_5F", "a_2D", "a.b", "a~b", "a_hx", "a_FF",
+        ] {
+            assert!(decode_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(decode_name("").unwrap(), [""]);
+        assert_eq!(decode_name("a--b").unwrap(), ["a", "", "b"]);
+    }
+
+    #[test]
+    fn long_names_are_shortened_with_a_hash() {
         let l = Layout::new("msg").unwrap();
         let long = "t".repeat(300);
         let n1 = l.pool_consumer("p", &long, Priority::Info).unwrap();
         let n2 = l
             .pool_consumer("p", &format!("{long}x"), Priority::Info)
             .unwrap();
-        assert!(n1.len() <= 200 && n2.len() <= 200);
+        assert!(n1.len() <= MAX_NAME && n2.len() <= MAX_NAME);
         assert_ne!(n1, n2);
-        assert!(n1.contains("~h"));
+        assert!(n1.contains("_h"));
+        assert!(decode_name(&n1).is_err());
+        // never cut inside an escape
+        let dots = l
+            .pool_consumer("p", &".".repeat(100), Priority::Info)
+            .unwrap();
+        let head = dots.split("_h").next().unwrap();
+        assert!(head.ends_with("_2E"), "{dots}");
+        assert!(dots.bytes().all(is_name_byte));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn names_decode_to_their_parts(parts in proptest::collection::vec(".{0,12}", 1..5)) {
+            let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+            let name = encode_name(&refs);
+            proptest::prop_assert!(name.bytes().all(is_name_byte));
+            proptest::prop_assert!(name.len() <= MAX_NAME);
+            if name.contains("_h") && decode_name(&name).is_err() {
+                // shortened
+                proptest::prop_assert!(name.len() > 32);
+            } else {
+                proptest::prop_assert_eq!(decode_name(&name).unwrap(), parts);
+            }
+        }
+
+        #[test]
+        fn decoded_names_encode_back(name in "[A-Za-z0-9_-]{0,40}") {
+            if let Ok(parts) = decode_name(&name) {
+                let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+                proptest::prop_assert_eq!(encode_name(&refs), name);
+            }
+        }
     }
 
     #[test]
@@ -369,7 +553,6 @@ mod tests {
             assert!(Layout::new(bad).is_err(), "{bad}");
         }
         let l = Layout::new("a.b").unwrap();
-        assert_eq!(l.notify_stream("x").unwrap(), "a%2Eb~notify~x");
         assert!(l.rpc_topic("", "t").is_err());
     }
 

@@ -2,7 +2,7 @@
 //! pull consumers, all created or updated idempotently and re-checked now and then (and
 //! after every reconnect), and the publish of a notification.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,13 +11,16 @@ use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, ReplayPolicy, pull};
 use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
+use async_nats::jetstream::stream::{
+    self, ConsumerErrorKind, DiscardPolicy, RetentionPolicy, StorageType,
+};
 use bytes::Bytes;
 use msg_core::{Error, Result, Retry};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::conn::Conn;
+use crate::earlier;
 use crate::options::{StreamRetention, StreamStorage};
 use crate::subject::Layout;
 
@@ -36,6 +39,9 @@ pub(crate) struct ConsumerSpec {
     pub(crate) filter: String,
     /// Starts with new messages (a pool) rather than every message kept (the default group).
     pub(crate) deliver_new: bool,
+    /// The name earlier releases gave this consumer (moved to `name` when found on a stream
+    /// of theirs).
+    pub(crate) earlier_name: String,
 }
 
 /// Where a notification for one (exchange, topic, priority) goes, and what must exist for
@@ -46,6 +52,8 @@ pub(crate) struct NotifyPath {
     /// path's stream, its filter the subject notifications are published on.
     spec: ConsumerSpec,
     stream_subjects: String,
+    /// The name earlier releases gave the path's stream.
+    earlier_stream: String,
     stream_key: String,
     consumer_key: String,
 }
@@ -65,11 +73,25 @@ fn consumer_key(spec: &ConsumerSpec) -> String {
     format!("c\0{}\0{}", spec.stream, spec.name)
 }
 
+/// What was ensured lately on one connection.
+#[derive(Default)]
+struct Ensured {
+    /// The connection generation it was ensured on.
+    generation: u64,
+    /// When each stream or consumer key was ensured.
+    at: HashMap<String, Instant>,
+    /// The stream in use for each stream name: itself, or the stream an earlier release
+    /// made under its earlier name.
+    streams: HashMap<String, String>,
+}
+
 /// Streams and consumers known to exist.
 pub(crate) struct Topology {
     pub(crate) conn: Arc<Conn>,
     pub(crate) layout: Layout,
-    ensured: Mutex<(u64, HashMap<String, Instant>)>,
+    ensured: Mutex<Ensured>,
+    /// Streams of earlier releases already reported in the log (reported once each).
+    reported: Mutex<HashSet<String>>,
     generations: Mutex<watch::Receiver<u64>>,
     /// One JetStream API round at a time: a burst of first sends ensures once, not once
     /// per send.
@@ -94,7 +116,8 @@ impl Topology {
         Topology {
             conn,
             layout,
-            ensured: Mutex::new((0, HashMap::new())),
+            ensured: Mutex::default(),
+            reported: Mutex::default(),
             generations: Mutex::new(generations),
             ensuring: tokio::sync::Mutex::new(()),
         }
@@ -109,24 +132,40 @@ impl Topology {
     fn are_fresh(&self, keys: &[&str]) -> bool {
         let generation = *lock(&self.generations).borrow_and_update();
         let mut ensured = lock(&self.ensured);
-        if ensured.0 != generation {
+        if ensured.generation != generation {
             // reconnected: the server may be a new one
-            ensured.0 = generation;
-            ensured.1.clear();
+            ensured.generation = generation;
+            ensured.at.clear();
+            ensured.streams.clear();
         }
         keys.iter()
-            .all(|k| ensured.1.get(*k).is_some_and(|t| t.elapsed() < ENSURE_TTL))
+            .all(|k| ensured.at.get(*k).is_some_and(|t| t.elapsed() < ENSURE_TTL))
     }
 
     fn mark(&self, key: &str) {
         lock(&self.ensured)
-            .1
+            .at
             .insert(key.to_string(), Instant::now());
     }
 
-    /// Forgets what was ensured (a publish found no stream).
+    /// Forgets what was ensured (a publish found no stream, a consumer vanished).
     pub(crate) fn forget(&self) {
-        lock(&self.ensured).1.clear();
+        let mut ensured = lock(&self.ensured);
+        ensured.at.clear();
+        ensured.streams.clear();
+    }
+
+    /// The stream in use for the stream `name`, when ensured on this connection.
+    fn stream_in_use(&self, name: &str) -> Option<String> {
+        lock(&self.ensured).streams.get(name).cloned()
+    }
+
+    /// Whether `stream` is one an earlier release made (in use under its earlier name).
+    fn is_earlier_stream(&self, stream: &str) -> bool {
+        lock(&self.ensured)
+            .streams
+            .iter()
+            .any(|(name, in_use)| in_use == stream && name != stream)
     }
 
     fn stream_config(&self, name: &str, subject: &str, dead_letters: bool) -> stream::Config {
@@ -159,20 +198,23 @@ impl Topology {
         }
     }
 
-    /// The notification stream of an exchange, created or updated.
+    /// The notification stream of an exchange, created or updated: the name of the stream
+    /// in use (its own, or the earlier name an earlier release gave it).
     pub(crate) async fn notify_stream(&self, exchange: &str) -> Result<String> {
         let name = self.layout.notify_stream(exchange)?;
         let subjects = self.layout.notify_stream_subjects(exchange)?;
-        self.ensure_stream(&name, &subjects, false).await?;
-        Ok(name)
+        let earlier = earlier::notify_stream(&self.layout, exchange);
+        self.ensure_stream_keyed(&name, &earlier, &subjects, false, &stream_key(&name))
+            .await
     }
 
-    /// The dead-letter stream of an exchange, created or updated.
+    /// The dead-letter stream of an exchange, created or updated (the name in use).
     pub(crate) async fn dead_letter_stream(&self, exchange: &str) -> Result<String> {
         let name = self.layout.dead_letter_stream(exchange)?;
         let subjects = self.layout.dead_letter_stream_subjects(exchange)?;
-        self.ensure_stream(&name, &subjects, true).await?;
-        Ok(name)
+        let earlier = earlier::dead_letter_stream(&self.layout, exchange);
+        self.ensure_stream_keyed(&name, &earlier, &subjects, true, &stream_key(&name))
+            .await
     }
 
     /// The send path of a notification to `exchange`, for the default group's consumer
@@ -180,6 +222,7 @@ impl Topology {
     pub(crate) fn notify_path(&self, exchange: &str, spec: ConsumerSpec) -> Result<NotifyPath> {
         Ok(NotifyPath {
             stream_subjects: self.layout.notify_stream_subjects(exchange)?,
+            earlier_stream: earlier::notify_stream(&self.layout, exchange),
             stream_key: stream_key(&spec.stream),
             consumer_key: consumer_key(&spec),
             spec,
@@ -195,45 +238,80 @@ impl Topology {
         // JetStream API rounds are large futures: boxed, so that every send's state (which
         // holds this one) stays small
         Box::pin(async {
-            self.ensure_stream_keyed(&p.spec.stream, &p.stream_subjects, false, &p.stream_key)
+            let stream = self
+                .ensure_stream_keyed(
+                    &p.spec.stream,
+                    &p.earlier_stream,
+                    &p.stream_subjects,
+                    false,
+                    &p.stream_key,
+                )
                 .await?;
-            self.ensure_consumer_keyed(&p.spec, &p.consumer_key).await
+            if stream == p.spec.stream {
+                self.ensure_consumer_keyed(&p.spec, &p.consumer_key).await
+            } else {
+                // the stream of an earlier release: the consumer lives there
+                let spec = ConsumerSpec {
+                    stream,
+                    ..p.spec.clone()
+                };
+                self.ensure_consumer(&spec).await?;
+                self.mark(&p.consumer_key);
+                Ok(())
+            }
         })
         .await
     }
 
-    async fn ensure_stream(&self, name: &str, subjects: &str, dead_letters: bool) -> Result<()> {
-        self.ensure_stream_keyed(name, subjects, dead_letters, &stream_key(name))
-            .await
-    }
-
-    async fn ensure_stream_keyed(
-        &self,
-        name: &str,
-        subjects: &str,
-        dead_letters: bool,
-        key: &str,
-    ) -> Result<()> {
-        if self.is_fresh(key) {
-            return Ok(());
-        }
-        let _one = self.ensuring.lock().await;
-        if self.is_fresh(key) {
-            return Ok(());
-        }
-        let want = self.stream_config(name, subjects, dead_letters);
-        let js = &self.conn.js;
-        let existing = match js.get_stream(name).await {
-            Ok(s) => Some(s.cached_info().config.clone()),
+    /// Looks up a stream's config (`None`: no such stream).
+    async fn stream_config_of(&self, name: &str) -> Result<Option<stream::Config>> {
+        match self.conn.js.get_stream(name).await {
+            Ok(s) => Ok(Some(s.cached_info().config.clone())),
             Err(e) => match e.kind() {
                 GetStreamErrorKind::JetStream(je)
                     if je.error_code() == ErrorCode::STREAM_NOT_FOUND =>
                 {
-                    None
+                    Ok(None)
                 }
-                _ => return Err(js_err(format!("looking up the stream `{name}`"), e)),
+                _ => Err(js_err(format!("looking up the stream `{name}`"), e)),
             },
-        };
+        }
+    }
+
+    /// Ensures the stream `name` on `subjects` and returns the name of the stream in use:
+    /// `name`, or `earlier` when an earlier release made the stream under that name (a stream
+    /// can't be renamed, and another can't take its subjects, so it stays in use).
+    async fn ensure_stream_keyed(
+        &self,
+        name: &str,
+        earlier: &str,
+        subjects: &str,
+        dead_letters: bool,
+        key: &str,
+    ) -> Result<String> {
+        if self.is_fresh(key)
+            && let Some(in_use) = self.stream_in_use(name)
+        {
+            return Ok(in_use);
+        }
+        let _one = self.ensuring.lock().await;
+        if self.is_fresh(key)
+            && let Some(in_use) = self.stream_in_use(name)
+        {
+            return Ok(in_use);
+        }
+        let mut in_use = name.to_string();
+        let mut existing = self.stream_config_of(name).await?;
+        if existing.is_none()
+            && let Some(have) = self.stream_config_of(earlier).await?
+            && have.subjects.iter().any(|s| s == subjects)
+        {
+            self.report_earlier_stream(earlier, name);
+            in_use = earlier.to_string();
+            existing = Some(have);
+        }
+        let js = &self.conn.js;
+        let want = self.stream_config(&in_use, subjects, dead_letters);
         let existing = match existing {
             Some(c) => Some(c),
             None => match js.create_stream(want.clone()).await {
@@ -286,16 +364,18 @@ impl Topology {
                     ..have.clone()
                 };
                 match js.update_stream(&update).await {
-                    Ok(_) => tracing::info!(stream = name, "updated the JetStream stream's limits"),
+                    Ok(_) => {
+                        tracing::info!(stream = in_use, "updated the JetStream stream's limits")
+                    }
                     Err(e) => tracing::warn!(
-                        stream = name,
+                        stream = in_use,
                         error = %e,
                         "the stream exists with other settings and can't be updated; using it as it is"
                     ),
                 }
                 if have.retention != want.retention || have.storage != want.storage {
                     tracing::warn!(
-                        stream = name,
+                        stream = in_use,
                         retention = ?have.retention,
                         storage = ?have.storage,
                         "the stream keeps its retention and storage (JetStream can't change them)"
@@ -303,8 +383,36 @@ impl Topology {
                 }
             }
         }
+        lock(&self.ensured)
+            .streams
+            .insert(name.to_string(), in_use.clone());
         self.mark(key);
-        Ok(())
+        Ok(in_use)
+    }
+
+    /// Says once per stream that a stream of an earlier release is in use.
+    fn report_earlier_stream(&self, earlier: &str, name: &str) {
+        if !lock(&self.reported).insert(earlier.to_string()) {
+            return;
+        }
+        if earlier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'~')
+        {
+            tracing::info!(
+                stream = earlier,
+                name,
+                "using the stream an earlier release made under its earlier name"
+            );
+        } else {
+            tracing::warn!(
+                stream = earlier,
+                name,
+                "using the stream an earlier release made under a name nats-server before 2.9.16 \
+                 can't acknowledge on; once it is drained, delete it and the next notifier or \
+                 listener makes it under its new name"
+            );
+        }
     }
 
     /// A durable pull consumer, created (or updated) if needed.
@@ -320,15 +428,26 @@ impl Topology {
         if self.is_fresh(key) {
             return Ok(());
         }
+        // JetStream can't change a consumer's deliver policy: an existing one keeps its own
+        let mut earlier = None;
+        let deliver_policy = match self.consumer_info_of(&spec.stream, &spec.name).await? {
+            Some(have) => have.config.deliver_policy,
+            None => match self.earlier_consumer(spec).await? {
+                Some(start) => {
+                    earlier = Some(start);
+                    DeliverPolicy::ByStartSequence {
+                        start_sequence: start,
+                    }
+                }
+                None if spec.deliver_new => DeliverPolicy::New,
+                None => DeliverPolicy::All,
+            },
+        };
         let o = &self.conn.options;
         let config = pull::Config {
             durable_name: Some(spec.name.clone()),
             description: Some("msg notification listeners".into()),
-            deliver_policy: if spec.deliver_new {
-                DeliverPolicy::New
-            } else {
-                DeliverPolicy::All
-            },
+            deliver_policy,
             ack_policy: AckPolicy::Explicit,
             ack_wait: o.ack_wait,
             // the driver counts deliveries and dead-letters itself
@@ -369,8 +488,74 @@ impl Topology {
                 ));
             }
         }
+        if let Some(start) = earlier {
+            // the new consumer holds the stream's messages from here on: the earlier one goes
+            match self
+                .conn
+                .js
+                .delete_consumer_from_stream(&spec.earlier_name, &spec.stream)
+                .await
+            {
+                Ok(_) => tracing::warn!(
+                    stream = spec.stream,
+                    consumer = spec.name,
+                    earlier = spec.earlier_name,
+                    start_sequence = start,
+                    "moved a consumer of an earlier release to its new name (what it delivered \
+                     without an ack comes again)"
+                ),
+                Err(e) => tracing::warn!(
+                    stream = spec.stream,
+                    earlier = spec.earlier_name,
+                    error = %e,
+                    "deleting a consumer of an earlier release failed (it keeps its own copy \
+                     of the stream's messages)"
+                ),
+            }
+        }
         self.mark(key);
         Ok(())
+    }
+
+    /// Looks up a consumer (`None`: no such consumer, or no such stream).
+    async fn consumer_info_of(
+        &self,
+        stream: &str,
+        name: &str,
+    ) -> Result<Option<async_nats::jetstream::consumer::Info>> {
+        match self
+            .conn
+            .js
+            .get_consumer_from_stream::<pull::Config, _, _>(name, stream)
+            .await
+        {
+            Ok(c) => Ok(Some(c.cached_info().clone())),
+            Err(e) => match e.kind() {
+                ConsumerErrorKind::JetStream(je)
+                    if je.error_code() == ErrorCode::CONSUMER_NOT_FOUND
+                        || je.error_code() == ErrorCode::STREAM_NOT_FOUND =>
+                {
+                    Ok(None)
+                }
+                _ => Err(js_err(
+                    format!("looking up the consumer `{name}` of stream `{stream}`"),
+                    e,
+                )),
+            },
+        }
+    }
+
+    /// On a stream an earlier release made, the consumer it made under the earlier name: the
+    /// stream sequence the consumer under the new name starts from (the first message the
+    /// earlier one has not acknowledged: its ack floor + 1).
+    async fn earlier_consumer(&self, spec: &ConsumerSpec) -> Result<Option<u64>> {
+        if spec.earlier_name == spec.name || !self.is_earlier_stream(&spec.stream) {
+            return Ok(None);
+        }
+        Ok(self
+            .consumer_info_of(&spec.stream, &spec.earlier_name)
+            .await?
+            .map(|info| info.ack_floor.stream_sequence.saturating_add(1)))
     }
 
     /// Publishes to a stream subject and waits for JetStream's ack, as often as `retry`

@@ -39,7 +39,8 @@ fn request(method: &str, args: serde_json::Value) -> RpcRequest {
     }
 }
 
-/// Deletes every stream whose name starts with `<prefix>~` (a test run's own).
+/// Deletes every stream of a test run's own prefix (under the names of this release and of
+/// earlier ones).
 pub async fn delete_streams(url: &str, prefix: &str) {
     let Ok(driver) = msg_driver_nats::NatsDriver::connect(&url.parse().unwrap()).await else {
         return;
@@ -47,8 +48,10 @@ pub async fn delete_streams(url: &str, prefix: &str) {
     let js = jetstream::new(driver.client().clone());
     let mut names = js.stream_names();
     let mut doomed = Vec::new();
+    let ours = format!("{}-", msg_driver_nats::encode_name(&[prefix]));
+    let earlier = format!("{prefix}~");
     while let Some(Ok(name)) = names.next().await {
-        if name.starts_with(&format!("{prefix}~")) {
+        if name.starts_with(&ours) || name.starts_with(&earlier) {
             doomed.push(name);
         }
     }

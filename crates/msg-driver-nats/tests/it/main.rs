@@ -5,6 +5,7 @@
 mod conformance;
 mod driver;
 mod hostile;
+mod names;
 mod restart;
 mod server;
 

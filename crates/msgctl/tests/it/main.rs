@@ -466,6 +466,59 @@ fn serve_and_call_across_processes_on_rabbitmq() {
 }
 
 #[test]
+fn notify_then_listen_on_a_dotted_topic_over_nats() {
+    let Some(url) = broker_url("MSG_NATS_URL") else {
+        return;
+    };
+    // a prefix of the test's own: its stream is deleted at the end
+    let prefix = format!("msgctl-it-{}", std::process::id());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}subject_prefix={prefix}");
+    let o = msgctl(&[
+        "--url",
+        &url,
+        "notify",
+        "--priority",
+        "info",
+        "--publisher-id",
+        "p",
+        "--event-type",
+        "e",
+        "--topic",
+        "a.b",
+        "--count",
+        "3",
+        "{}",
+    ]);
+    assert!(o.status.success(), "notify: {}", stderr(&o));
+    let o = msgctl(&[
+        "--url",
+        &url,
+        "listen",
+        "--topic",
+        "a.b",
+        "--count",
+        "3",
+        "--timeout",
+        "10",
+        "--json",
+    ]);
+    assert!(o.status.success(), "listen: {}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 3, "{}", stdout(&o));
+    let stream = msg::nats::encode_name(&[&prefix, "notify", "openstack"]);
+    let raw = url.split('?').next().unwrap().to_string();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let client = async_nats::connect(raw).await.unwrap();
+            async_nats::jetstream::new(client)
+                .delete_stream(&stream)
+                .await
+                .unwrap();
+        });
+}
+
+#[test]
 fn serve_says_ready_then_stops_cleanly_on_sigterm() {
     // memory:// can't be reached from another process, but the life cycle is the same
     let server = Server::start("memory://", "msgctl-it-lifecycle");

@@ -330,9 +330,9 @@ async fn cleanup(spec: &Spec, names: &Names) {
                     super::raw_amqp::delete(spec, &queues, &exchanges).await
                 }
                 "nats" if names.own_exchange => {
-                    // the NATS driver's stream of an exchange (docs/nats.md): `msg~notify~<exchange>`
-                    super::raw_nats::delete_stream(spec, &format!("msg~notify~{}", names.exchange))
-                        .await
+                    // the NATS driver's stream of an exchange (docs/nats.md)
+                    let stream = msg::nats::encode_name(&["msg", "notify", &names.exchange]);
+                    super::raw_nats::delete_stream(spec, &stream).await
                 }
                 _ => Ok(()),
             }
