@@ -87,9 +87,9 @@ pub struct NatsOptions {
     pub subject_prefix: String,
     /// `connection_name`: the name the server shows for the connection.
     pub connection_name: Option<String>,
-    /// `connection_timeout`: bound on one connection handshake (5 s).
+    /// `connection_timeout`: bound on one connection handshake (5 s; above 0).
     pub connection_timeout: Duration,
-    /// `ping_interval`: how often the client pings the server (20 s).
+    /// `ping_interval`: how often the client pings the server (20 s; above 0).
     pub ping_interval: Duration,
     /// `reconnect_wait`: the delay between reconnect attempts grows by this much per
     /// attempt (1 s) ...
@@ -100,7 +100,7 @@ pub struct NatsOptions {
     /// default: never give up).
     pub max_reconnects: usize,
     /// `subscription_capacity`: messages async-nats buffers per subscription before it
-    /// drops them as a slow consumer (65536).
+    /// drops them as a slow consumer (65536; at least 1).
     pub subscription_capacity: usize,
     /// `rpc_backlog`: requests an RPC server holds waiting for an executor slot before it
     /// leaves its topic's queue group until half of them are taken (32768: a burst of casts
@@ -114,7 +114,7 @@ pub struct NatsOptions {
     pub inbox_prefix: Option<String>,
     /// `jetstream_domain`: the JetStream domain, if any.
     pub jetstream_domain: Option<String>,
-    /// `jetstream_timeout`: bound on one JetStream API request or publish ack (5 s).
+    /// `jetstream_timeout`: bound on one JetStream API request or publish ack (5 s; above 0).
     pub jetstream_timeout: Duration,
     /// `stream_retention`: `interest` (default) or `limits`.
     pub stream_retention: StreamRetention,
@@ -257,6 +257,15 @@ impl NatsOptions {
             Duration::try_from_secs_f64(s)
                 .map_err(|_| format!("option `{key}` wants seconds (>= 0), not `{v}`"))
         }
+        // a zero here would make async-nats or tokio panic (an interval of 0, a channel of
+        // capacity 0) or fail every request at once with a misleading error
+        fn positive_secs(key: &str, v: &str) -> std::result::Result<Duration, String> {
+            let d = secs(key, v)?;
+            if d.is_zero() {
+                return Err(format!("option `{key}` wants seconds above 0, not `{v}`"));
+            }
+            Ok(d)
+        }
         fn text(v: &str) -> Option<String> {
             (!v.is_empty()).then(|| v.to_string())
         }
@@ -269,17 +278,22 @@ impl NatsOptions {
             }
             "subject_prefix" => self.subject_prefix = value.to_string(),
             "connection_name" => self.connection_name = text(value),
-            "connection_timeout" => self.connection_timeout = secs(key, value)?,
-            "ping_interval" => self.ping_interval = secs(key, value)?,
+            "connection_timeout" => self.connection_timeout = positive_secs(key, value)?,
+            "ping_interval" => self.ping_interval = positive_secs(key, value)?,
             "reconnect_wait" => self.reconnect_wait = secs(key, value)?,
             "reconnect_wait_max" => self.reconnect_wait_max = secs(key, value)?,
             "max_reconnects" => self.max_reconnects = num(key, value)?,
-            "subscription_capacity" => self.subscription_capacity = num(key, value)?,
+            "subscription_capacity" => {
+                self.subscription_capacity = num(key, value)?;
+                if self.subscription_capacity == 0 {
+                    return Err("option `subscription_capacity` wants at least 1, not `0`".into());
+                }
+            }
             "rpc_backlog" => self.rpc_backlog = num::<usize>(key, value)?.max(1),
             "cast_receipt_timeout" => self.cast_receipt_timeout = secs(key, value)?,
             "inbox_prefix" => self.inbox_prefix = text(value),
             "jetstream_domain" => self.jetstream_domain = text(value),
-            "jetstream_timeout" => self.jetstream_timeout = secs(key, value)?,
+            "jetstream_timeout" => self.jetstream_timeout = positive_secs(key, value)?,
             "stream_retention" => {
                 self.stream_retention = match value {
                     "interest" => StreamRetention::Interest,
@@ -369,6 +383,14 @@ mod tests {
             ("?tls_cert_file=a", "tls_key_file"),
             ("?nope=1", "nope"),
             ("?ack_wait=-1", "ack_wait"),
+            ("?subscription_capacity=0", "subscription_capacity"),
+            ("?ping_interval=0", "ping_interval"),
+            ("?ping_interval=0.0", "ping_interval"),
+            ("?jetstream_timeout=0", "jetstream_timeout"),
+            ("?connection_timeout=0", "connection_timeout"),
+            ("?ping_interval=inf", "ping_interval"),
+            ("?jetstream_timeout=NaN", "jetstream_timeout"),
+            ("?subscription_capacity=-1", "subscription_capacity"),
         ] {
             let e = parse(q).unwrap_err().to_string();
             assert!(e.contains(key), "{q}: {e}");

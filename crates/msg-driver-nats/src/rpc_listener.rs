@@ -465,8 +465,29 @@ impl NatsResponder {
             .client
             .publish(subject.clone(), Bytes::from(body))
             .await
-            .map_err(|e| Error::driver("nats", "sending a reply", e))
+            .map_err(|e| {
+                Error::driver(
+                    "nats",
+                    format!("sending a reply to `{}` failed: {e}", shown(subject)),
+                    e,
+                )
+            })
     }
+}
+
+/// A subject for an error or a log line: control characters escaped, at most 200
+/// characters (a reply subject can come from a peer's `_reply_q`).
+fn shown(subject: &str) -> String {
+    const MAX: usize = 200;
+    let mut out: String = subject
+        .chars()
+        .take(MAX)
+        .flat_map(char::escape_debug)
+        .collect();
+    if subject.chars().nth(MAX).is_some() {
+        out.push_str("...");
+    }
+    out
 }
 
 #[async_trait]

@@ -4,6 +4,7 @@
 
 mod conformance;
 mod driver;
+mod failures;
 mod hostile;
 mod names;
 mod restart;
