@@ -284,7 +284,13 @@ struct Source {
     pull: Option<Pull>,
     retry_at: Option<Instant>,
     failures: u32,
+    /// The consumer (or its stream) is gone: made again before the next pull.
     needs_ensure: bool,
+    /// When the stream pulled from was made (`None`: not known), to tell a stream made
+    /// again (its sequence numbers start over) from the one the listener knows.
+    stream_created: Option<i128>,
+    /// The highest stream sequence delivered from this consumer so far.
+    max_seen: u64,
 }
 
 /// Where a listener is in its life.
@@ -355,6 +361,8 @@ pub(crate) async fn listen(
             .into_iter()
             .map(|info| Source {
                 next_subject: next_subject(&api, &info.spec),
+                stream_created: topo.stream_created(&info.spec.stream),
+                max_seen: 0,
                 info: Arc::new(info),
                 pull: None,
                 retry_at: None,
@@ -539,42 +547,9 @@ impl Engine {
             if want < min_batch {
                 break;
             }
-            if self.sources[idx].needs_ensure {
-                let spec = self.sources[idx].info.spec.clone();
-                let topo = self.state.topo.clone();
-                let exchange = self.sources[idx].info.exchange.clone();
-                let ensured = async {
-                    topo.forget();
-                    // the stream in use may have changed (an earlier release's one deleted)
-                    let stream = topo.notify_stream(&exchange).await?;
-                    let spec = ConsumerSpec {
-                        stream,
-                        ..spec.clone()
-                    };
-                    topo.ensure_consumer(&spec).await?;
-                    Ok::<_, Error>(spec)
-                }
-                .await;
-                match ensured {
-                    Ok(spec) => {
-                        let s = &mut self.sources[idx];
-                        if spec.stream != s.info.spec.stream {
-                            s.next_subject = next_subject(&topo.conn.api_prefix, &spec);
-                            s.info = Arc::new(SourceInfo {
-                                spec,
-                                exchange: s.info.exchange.clone(),
-                                topic: s.info.topic.clone(),
-                                priority: s.info.priority,
-                            });
-                        }
-                        s.needs_ensure = false;
-                    }
-                    Err(e) => {
-                        tracing::warn!(consumer = self.sources[idx].info.spec.name, error = %e, "re-creating a consumer failed; will retry");
-                        Self::backoff(&mut self.sources[idx]);
-                        continue;
-                    }
-                }
+            if self.sources[idx].needs_ensure && !self.remake(idx).await {
+                Self::backoff(&mut self.sources[idx]);
+                continue;
             }
             self.next_seq += 1;
             let seq = self.next_seq;
@@ -606,6 +581,102 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Makes a vanished consumer (and its stream) again from what the listener recorded: the
+    /// same name, filter and settings, on the exchange's stream. On the same stream it starts
+    /// where this listener is (the first sequence it holds unsettled, or the one after the
+    /// last it saw), so what it held comes again and nothing after it is skipped; on a stream
+    /// made again it starts as a new consumer does. Whether it worked.
+    async fn remake(&mut self, idx: usize) -> bool {
+        let restart = self.restart_point(idx);
+        let s = &self.sources[idx];
+        let (old, known_created) = (s.info.spec.clone(), s.stream_created);
+        let topo = self.state.topo.clone();
+        let exchange = s.info.exchange.clone();
+        let remade = async {
+            // the stream in use may have changed (an earlier release's one deleted)
+            let stream = topo.notify_stream_now(&exchange).await?;
+            let created = topo.stream_created(&stream);
+            let same_stream = stream == old.stream && created.is_some() && created == known_created;
+            let spec = ConsumerSpec {
+                stream,
+                ..old.clone()
+            };
+            topo.ensure_consumer_from(&spec, restart.filter(|_| same_stream))
+                .await?;
+            Ok::<_, Error>((spec, created, same_stream))
+        }
+        .await;
+        let s = &mut self.sources[idx];
+        match remade {
+            Ok((spec, created, same_stream)) => {
+                tracing::info!(
+                    consumer = spec.name,
+                    stream = spec.stream,
+                    start_sequence = restart.filter(|_| same_stream),
+                    "made the consumer again; the listener resumes"
+                );
+                if spec.stream != s.info.spec.stream {
+                    s.next_subject = next_subject(&topo.conn.api_prefix, &spec);
+                    s.info = Arc::new(SourceInfo {
+                        spec,
+                        exchange: s.info.exchange.clone(),
+                        topic: s.info.topic.clone(),
+                        priority: s.info.priority,
+                    });
+                }
+                if !same_stream {
+                    s.max_seen = 0;
+                }
+                s.stream_created = created;
+                s.needs_ensure = false;
+                true
+            }
+            Err(e) => {
+                tracing::debug!(consumer = s.info.spec.name, error = %e, "making a consumer again failed; will retry");
+                false
+            }
+        }
+    }
+
+    /// Where a consumer made again for source `idx` starts: the lowest stream sequence the
+    /// listener holds unsettled from it, else the one after the highest it saw (`None`: it
+    /// saw nothing).
+    fn restart_point(&self, idx: usize) -> Option<u64> {
+        let spec = &self.sources[idx].info.spec;
+        let held = lock(&self.state.held)
+            .values()
+            .filter(|h| {
+                ack_consumer(&h.ack).is_some_and(|(st, c)| st == spec.stream && c == spec.name)
+            })
+            .filter_map(|h| stream_sequence(&h.ack))
+            .min();
+        let max_seen = self.sources[idx].max_seen;
+        held.or_else(|| (max_seen > 0).then(|| max_seen.saturating_add(1)))
+    }
+
+    /// The consumer of source `idx` is gone (deleted, or its stream deleted): one warning,
+    /// then it is made again before the next pull, with back-off while that fails.
+    fn consumer_gone(&mut self, idx: usize, why: &str) {
+        let stopped = self.state.stopped.load(Ordering::Acquire);
+        let s = &mut self.sources[idx];
+        if stopped {
+            // a stopped listener makes nothing again (its streams may be deleted on purpose)
+            tracing::debug!(
+                consumer = s.info.spec.name,
+                why,
+                "a stopped listener's consumer is gone"
+            );
+        } else if !s.needs_ensure {
+            tracing::warn!(
+                consumer = s.info.spec.name,
+                stream = s.info.spec.stream,
+                why,
+                "the JetStream consumer of a listener is gone; making it again"
+            );
+        }
+        s.needs_ensure = true;
     }
 
     /// Which source and pull a message on `<inbox>.<source>.<pull>` answers.
@@ -659,15 +730,8 @@ impl Engine {
             StatusCode::NO_RESPONDERS => {
                 // no consumer (or no stream) behind the subject: make them again
                 self.end_pull(idx, seq);
-                let s = &mut self.sources[idx];
-                if !s.needs_ensure {
-                    tracing::warn!(
-                        consumer = s.info.spec.name,
-                        "the consumer is gone; re-creating it"
-                    );
-                }
-                s.needs_ensure = true;
-                Self::backoff(s);
+                self.consumer_gone(idx, "no consumer answers pull requests");
+                Self::backoff(&mut self.sources[idx]);
             }
             StatusCode::TIMEOUT | StatusCode::NOT_FOUND => {
                 self.end_pull(idx, seq);
@@ -675,13 +739,15 @@ impl Engine {
             }
             _ => {
                 self.end_pull(idx, seq);
-                let s = &mut self.sources[idx];
                 let why = why.unwrap_or("");
                 if why.to_ascii_lowercase().contains("deleted") {
-                    s.needs_ensure = true;
+                    // `409 Consumer Deleted`: made again at once, backing off only on failures
+                    self.consumer_gone(idx, "the server deleted the consumer");
+                } else {
+                    let s = &mut self.sources[idx];
+                    tracing::debug!(consumer = s.info.spec.name, status = %status, why, "a pull request ended");
+                    Self::backoff(s);
                 }
-                tracing::debug!(consumer = s.info.spec.name, status = %status, why, "a pull request ended");
-                Self::backoff(s);
             }
         }
         self.schedule().await;
@@ -706,6 +772,9 @@ impl Engine {
             }
         }
         s.failures = 0;
+        if let Some(seq) = stream_sequence(&ack) {
+            s.max_seen = s.max_seen.max(seq);
+        }
         let info = s.info.clone();
         if self.state.stopped.load(Ordering::Acquire) {
             self.state.give_back(ack);

@@ -82,7 +82,16 @@ struct Ensured {
     at: HashMap<String, Instant>,
     /// The stream in use for each stream name: itself, or the stream an earlier release
     /// made under its earlier name.
-    streams: HashMap<String, String>,
+    streams: HashMap<String, StreamInUse>,
+}
+
+/// The stream in use for a stream name.
+#[derive(Debug, Clone)]
+struct StreamInUse {
+    name: String,
+    /// When the server made it (Unix nanoseconds): a stream deleted and made again under
+    /// the same name starts its sequence numbers again.
+    created: i128,
 }
 
 /// Streams and consumers known to exist.
@@ -157,7 +166,19 @@ impl Topology {
 
     /// The stream in use for the stream `name`, when ensured on this connection.
     fn stream_in_use(&self, name: &str) -> Option<String> {
-        lock(&self.ensured).streams.get(name).cloned()
+        lock(&self.ensured)
+            .streams
+            .get(name)
+            .map(|s| s.name.clone())
+    }
+
+    /// When the stream in use named `in_use` was made, as ensured on this connection.
+    pub(crate) fn stream_created(&self, in_use: &str) -> Option<i128> {
+        lock(&self.ensured)
+            .streams
+            .values()
+            .find(|s| s.name == in_use)
+            .map(|s| s.created)
     }
 
     /// Whether `stream` is one an earlier release made (in use under its earlier name).
@@ -165,7 +186,7 @@ impl Topology {
         lock(&self.ensured)
             .streams
             .iter()
-            .any(|(name, in_use)| in_use == stream && name != stream)
+            .any(|(name, in_use)| in_use.name == stream && name != stream)
     }
 
     fn stream_config(&self, name: &str, subject: &str, dead_letters: bool) -> stream::Config {
@@ -204,7 +225,17 @@ impl Topology {
         let name = self.layout.notify_stream(exchange)?;
         let subjects = self.layout.notify_stream_subjects(exchange)?;
         let earlier = earlier::notify_stream(&self.layout, exchange);
-        self.ensure_stream_keyed(&name, &earlier, &subjects, false, &stream_key(&name))
+        self.ensure_stream_keyed(&name, &earlier, &subjects, false, &stream_key(&name), true)
+            .await
+    }
+
+    /// [`Self::notify_stream`], checked at the server now whatever was ensured lately (a
+    /// listener found its consumer gone; what the notifier ensured stays trusted).
+    pub(crate) async fn notify_stream_now(&self, exchange: &str) -> Result<String> {
+        let name = self.layout.notify_stream(exchange)?;
+        let subjects = self.layout.notify_stream_subjects(exchange)?;
+        let earlier = earlier::notify_stream(&self.layout, exchange);
+        self.ensure_stream_keyed(&name, &earlier, &subjects, false, &stream_key(&name), false)
             .await
     }
 
@@ -213,7 +244,7 @@ impl Topology {
         let name = self.layout.dead_letter_stream(exchange)?;
         let subjects = self.layout.dead_letter_stream_subjects(exchange)?;
         let earlier = earlier::dead_letter_stream(&self.layout, exchange);
-        self.ensure_stream_keyed(&name, &earlier, &subjects, true, &stream_key(&name))
+        self.ensure_stream_keyed(&name, &earlier, &subjects, true, &stream_key(&name), true)
             .await
     }
 
@@ -245,10 +276,12 @@ impl Topology {
                     &p.stream_subjects,
                     false,
                     &p.stream_key,
+                    true,
                 )
                 .await?;
             if stream == p.spec.stream {
-                self.ensure_consumer_keyed(&p.spec, &p.consumer_key).await
+                self.ensure_consumer_keyed(&p.spec, &p.consumer_key, None, true)
+                    .await
             } else {
                 // the stream of an earlier release: the consumer lives there
                 let spec = ConsumerSpec {
@@ -263,10 +296,16 @@ impl Topology {
         .await
     }
 
-    /// Looks up a stream's config (`None`: no such stream).
-    async fn stream_config_of(&self, name: &str) -> Result<Option<stream::Config>> {
+    /// Looks up a stream's config and when it was made (`None`: no such stream).
+    async fn stream_config_of(&self, name: &str) -> Result<Option<(stream::Config, i128)>> {
         match self.conn.js.get_stream(name).await {
-            Ok(s) => Ok(Some(s.cached_info().config.clone())),
+            Ok(s) => {
+                let info = s.cached_info();
+                Ok(Some((
+                    info.config.clone(),
+                    info.created.unix_timestamp_nanos(),
+                )))
+            }
             Err(e) => match e.kind() {
                 GetStreamErrorKind::JetStream(je)
                     if je.error_code() == ErrorCode::STREAM_NOT_FOUND =>
@@ -280,7 +319,8 @@ impl Topology {
 
     /// Ensures the stream `name` on `subjects` and returns the name of the stream in use:
     /// `name`, or `earlier` when an earlier release made the stream under that name (a stream
-    /// can't be renamed, and another can't take its subjects, so it stays in use).
+    /// can't be renamed, and another can't take its subjects, so it stays in use). With
+    /// `fresh_ok`, a stream ensured lately isn't checked again.
     async fn ensure_stream_keyed(
         &self,
         name: &str,
@@ -288,14 +328,17 @@ impl Topology {
         subjects: &str,
         dead_letters: bool,
         key: &str,
+        fresh_ok: bool,
     ) -> Result<String> {
-        if self.is_fresh(key)
+        if fresh_ok
+            && self.is_fresh(key)
             && let Some(in_use) = self.stream_in_use(name)
         {
             return Ok(in_use);
         }
         let _one = self.ensuring.lock().await;
-        if self.is_fresh(key)
+        if fresh_ok
+            && self.is_fresh(key)
             && let Some(in_use) = self.stream_in_use(name)
         {
             return Ok(in_use);
@@ -304,7 +347,7 @@ impl Topology {
         let mut existing = self.stream_config_of(name).await?;
         if existing.is_none()
             && let Some(have) = self.stream_config_of(earlier).await?
-            && have.subjects.iter().any(|s| s == subjects)
+            && have.0.subjects.iter().any(|s| s == subjects)
         {
             self.report_earlier_stream(earlier, name);
             in_use = earlier.to_string();
@@ -312,11 +355,13 @@ impl Topology {
         }
         let js = &self.conn.js;
         let want = self.stream_config(&in_use, subjects, dead_letters);
+        let mut created = existing.as_ref().map_or(0, |e| e.1);
         let existing = match existing {
-            Some(c) => Some(c),
+            Some((c, _)) => Some(c),
             None => match js.create_stream(want.clone()).await {
-                Ok(_) => {
+                Ok(info) => {
                     tracing::info!(stream = name, subjects, "created a JetStream stream");
+                    created = info.cached_info().created.unix_timestamp_nanos();
                     None
                 }
                 Err(e) => match e.kind() {
@@ -324,14 +369,17 @@ impl Topology {
                     CreateStreamErrorKind::JetStream(je)
                         if je.error_code() == ErrorCode::STREAM_NAME_EXIST =>
                     {
-                        Some(
-                            js.get_stream(name)
-                                .await
-                                .map_err(|e| js_err(format!("looking up the stream `{name}`"), e))?
-                                .cached_info()
-                                .config
-                                .clone(),
-                        )
+                        let (c, at) = self.stream_config_of(name).await?.ok_or_else(|| {
+                            Error::Driver {
+                                driver: "nats",
+                                message: format!(
+                                    "the stream `{name}` exists, then doesn't: deleted meanwhile?"
+                                ),
+                                source: None,
+                            }
+                        })?;
+                        created = at;
+                        Some(c)
                     }
                     _ => {
                         return Err(js_err(
@@ -383,9 +431,13 @@ impl Topology {
                 }
             }
         }
-        lock(&self.ensured)
-            .streams
-            .insert(name.to_string(), in_use.clone());
+        lock(&self.ensured).streams.insert(
+            name.to_string(),
+            StreamInUse {
+                name: in_use.clone(),
+                created,
+            },
+        );
         self.mark(key);
         Ok(in_use)
     }
@@ -417,15 +469,35 @@ impl Topology {
 
     /// A durable pull consumer, created (or updated) if needed.
     pub(crate) async fn ensure_consumer(&self, spec: &ConsumerSpec) -> Result<()> {
-        self.ensure_consumer_keyed(spec, &consumer_key(spec)).await
+        self.ensure_consumer_keyed(spec, &consumer_key(spec), None, true)
+            .await
     }
 
-    async fn ensure_consumer_keyed(&self, spec: &ConsumerSpec, key: &str) -> Result<()> {
-        if self.is_fresh(key) {
+    /// [`Self::ensure_consumer`] for a consumer that vanished under a listener, checked at the
+    /// server now: one made again starts at stream sequence `start` when given (where the
+    /// listener is), so what the listener had not settled comes again and nothing after it
+    /// is skipped.
+    pub(crate) async fn ensure_consumer_from(
+        &self,
+        spec: &ConsumerSpec,
+        start: Option<u64>,
+    ) -> Result<()> {
+        self.ensure_consumer_keyed(spec, &consumer_key(spec), start, false)
+            .await
+    }
+
+    async fn ensure_consumer_keyed(
+        &self,
+        spec: &ConsumerSpec,
+        key: &str,
+        start: Option<u64>,
+        fresh_ok: bool,
+    ) -> Result<()> {
+        if fresh_ok && self.is_fresh(key) {
             return Ok(());
         }
         let _one = self.ensuring.lock().await;
-        if self.is_fresh(key) {
+        if fresh_ok && self.is_fresh(key) {
             return Ok(());
         }
         // JetStream can't change a consumer's deliver policy: an existing one keeps its own
@@ -439,8 +511,11 @@ impl Topology {
                         start_sequence: start,
                     }
                 }
-                None if spec.deliver_new => DeliverPolicy::New,
-                None => DeliverPolicy::All,
+                None => match start {
+                    Some(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
+                    None if spec.deliver_new => DeliverPolicy::New,
+                    None => DeliverPolicy::All,
+                },
             },
         };
         let o = &self.conn.options;

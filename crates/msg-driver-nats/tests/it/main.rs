@@ -7,6 +7,7 @@ mod driver;
 mod failures;
 mod hostile;
 mod names;
+mod recovery;
 mod restart;
 mod server;
 
