@@ -221,6 +221,7 @@ async fn dead_letter(
     .await?;
     tracing::warn!(
         consumer = source.spec.name,
+        topic = source.topic,
         dead_letter = subject,
         deliveries = delivered,
         "notification delivered too often: dead-lettered"
@@ -797,7 +798,7 @@ impl Engine {
         let n = match WireNotification::decode(&m.payload) {
             Ok(n) => n,
             Err(e) => {
-                tracing::warn!(consumer = info.spec.name, error = %e, "rejected a notification that can't be decoded (not requeued)");
+                tracing::warn!(consumer = info.spec.name, topic = info.topic, error = %e, "rejected a notification that can't be decoded (not requeued)");
                 let _ = self.state.send_ack(&ack, b"+TERM").await;
                 self.free += 1;
                 return;
