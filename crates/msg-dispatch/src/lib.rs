@@ -12,7 +12,8 @@
 //!   ([`HandlerError`] for handlers' own errors).
 //! - Notifications: a [`NotificationEndpoint`] holds handlers per priority behind a
 //!   [`NotificationFilter`]; a [`NotificationDispatcher`] hands notifications (one by one or
-//!   in batches) to the endpoints that want them and says what to requeue.
+//!   in batches) to the endpoints that want them and says what to requeue; a batch handler
+//!   may name the messages to requeue ([`BatchResult`]).
 //!
 //! ```
 //! use msg_core::{Context, RpcRequest};
@@ -42,8 +43,8 @@ mod rpc;
 pub use handler_error::HandlerError;
 pub use notify::NotificationResult::{Handled, Requeue};
 pub use notify::{
-    IntoNotificationResult, NotificationDispatcher, NotificationEndpoint, NotificationFilter,
-    NotificationMessage, NotificationResult,
+    BatchResult, IntoBatchResult, IntoNotificationResult, NotificationDispatcher,
+    NotificationEndpoint, NotificationFilter, NotificationMessage, NotificationResult,
 };
 pub use rpc::{
     AccessPolicy, BlockingRpcHandler, Endpoint, PING_METHOD, Route, RpcDispatcher, RpcHandler,

@@ -338,6 +338,12 @@ impl Handle<IncomingNotification> for SingleHandler {
 /// Listens for notifications and hands them to batch endpoints in batches of up to `size`,
 /// each collected for at most `timeout` (one clock from the start of its collection).
 ///
+/// A batch handler answers for its whole batch or names the messages to requeue
+/// ([`BatchResult`](msg_dispatch::BatchResult)). Notifications this listener requeued come
+/// back in a batch of their own; when that batch is sent back whole again, its messages are
+/// retried in halves, down to single messages, so that a bad notification reaches its
+/// driver's redelivery cap (and the dead-letter queue) alone, not with its batch-mates.
+///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// use std::time::Duration;
@@ -413,10 +419,12 @@ impl BatchNotificationListenerBuilder {
             size: self.size,
             timeout: self.timeout,
         });
+        let remembered = (prefetch as usize).max(self.size) * 2;
         let handler = Arc::new(BatchHandler {
             dispatcher,
             allow_requeue: self.common.allow_requeue,
-            dedup: Dedup::new((prefetch as usize).max(self.size) * 2),
+            dedup: Dedup::new(remembered),
+            requeued: Dedup::new(remembered),
         });
         Ok(BatchNotificationListener {
             server: MessageHandlingServer::new(source, handler, self.common.executor),
@@ -456,30 +464,81 @@ impl Source<Vec<IncomingNotification>> for BatchSource {
     }
 }
 
+/// Handles batches. A batch's notifications are split in two: those this listener requeued
+/// before make a batch of their own, dispatched with
+/// [`dispatch_batch_halving`](NotificationDispatcher::dispatch_batch_halving) (sent back
+/// whole again, it is retried in halves down to single messages, so that only a message's
+/// own failures requeue it and bring it nearer its driver's dead-letter cap); the others
+/// make a batch as they came. This needs nothing from the driver but requeue: no
+/// redelivery flag or count. A redelivery that reaches another listener of the pool is new
+/// to that one.
 struct BatchHandler {
     dispatcher: Arc<NotificationDispatcher>,
     allow_requeue: bool,
     dedup: Dedup,
+    /// The last notifications this listener requeued (by `_unique_id`, else `message_id`).
+    requeued: Dedup,
+}
+
+impl BatchHandler {
+    /// The id a requeued notification is remembered by.
+    fn requeue_id(s: &Settle, m: &NotificationMessage) -> Option<Id> {
+        s.id.clone().or_else(|| {
+            m.metadata
+                .get("message_id")
+                .and_then(|v| v.as_str())
+                .and_then(Id::of)
+        })
+    }
+
+    /// Dispatches a batch and settles its messages; what is requeued is remembered.
+    async fn run(&self, messages: Vec<NotificationMessage>, settles: Vec<Settle>, back: bool) {
+        if messages.is_empty() {
+            return;
+        }
+        let ids: Vec<Option<Id>> = settles
+            .iter()
+            .zip(&messages)
+            .map(|(s, m)| Self::requeue_id(s, m))
+            .collect();
+        let requeue = if back {
+            self.dispatcher.dispatch_batch_halving(messages).await
+        } else {
+            self.dispatcher.dispatch_batch(messages).await
+        };
+        for ((s, requeue), id) in settles.into_iter().zip(requeue).zip(ids) {
+            if requeue
+                && self.allow_requeue
+                && let Some(id) = id
+            {
+                self.requeued.insert_id(id);
+            }
+            settle(s, requeue, self.allow_requeue, &self.dedup).await;
+        }
+    }
 }
 
 impl Handle<Vec<IncomingNotification>> for BatchHandler {
     fn handle(self: Arc<Self>, batch: Vec<IncomingNotification>) -> BoxFuture<'static, ()> {
         async move {
-            let mut messages = Vec::with_capacity(batch.len());
-            let mut settles = Vec::with_capacity(batch.len());
+            let (mut fresh, mut back) = (
+                (
+                    Vec::with_capacity(batch.len()),
+                    Vec::with_capacity(batch.len()),
+                ),
+                (Vec::new(), Vec::new()),
+            );
             for incoming in batch {
                 if let Some((m, s)) = take(incoming, &self.dedup).await {
+                    let seen =
+                        Self::requeue_id(&s, &m).is_some_and(|id| self.requeued.contains(&id));
+                    let (messages, settles) = if seen { &mut back } else { &mut fresh };
                     messages.push(m);
                     settles.push(s);
                 }
             }
-            if messages.is_empty() {
-                return;
-            }
-            let requeue = self.dispatcher.dispatch_batch(messages).await;
-            for (s, requeue) in settles.into_iter().zip(requeue) {
-                settle(s, requeue, self.allow_requeue, &self.dedup).await;
-            }
+            self.run(back.0, back.1, true).await;
+            self.run(fresh.0, fresh.1, false).await;
         }
         .boxed()
     }

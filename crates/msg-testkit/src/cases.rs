@@ -55,6 +55,7 @@ pub(crate) fn all() -> Vec<Case> {
     ];
     cases.extend(crate::rpc_e2e::cases());
     cases.extend(crate::notify_e2e::cases());
+    cases.extend(crate::batch_poison::cases());
     cases
 }
 

@@ -43,6 +43,7 @@ macro_rules! case {
     };
 }
 
+mod batch_poison;
 mod cases;
 mod e2e;
 mod env;
@@ -57,6 +58,7 @@ use std::time::{Duration, Instant};
 
 use msg_core::{Capabilities, Capability, DriverFactory};
 
+pub use batch_poison::{PoisonAnswer, PoisonOutcome, batch_with_a_poison};
 pub use env::Env;
 pub use hostile::{
     EXCHANGE as HOSTILE_EXCHANGE, HostileBody, HostileReport, RawPeer, compressed_requests,

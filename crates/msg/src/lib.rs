@@ -38,8 +38,8 @@ pub mod notify {
         RoutingDriver, TestNotifications,
     };
     pub use msg_dispatch::{
-        Handled, IntoNotificationResult, NotificationDispatcher, NotificationEndpoint,
-        NotificationFilter, NotificationMessage, NotificationResult, Requeue,
+        BatchResult, Handled, IntoBatchResult, IntoNotificationResult, NotificationDispatcher,
+        NotificationEndpoint, NotificationFilter, NotificationMessage, NotificationResult, Requeue,
     };
     pub use msg_server::{
         BatchNotificationListener, BatchNotificationListenerBuilder, NotificationListener,

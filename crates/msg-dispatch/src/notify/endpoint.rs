@@ -7,7 +7,7 @@ use std::future::Future;
 use msg_core::Priority;
 
 use crate::notify::handler::{self, BoxedBatchHandler, BoxedHandler};
-use crate::{IntoNotificationResult, NotificationFilter, NotificationMessage};
+use crate::{IntoBatchResult, IntoNotificationResult, NotificationFilter, NotificationMessage};
 
 /// Handlers of notifications, one per priority, behind an optional [`NotificationFilter`]
 /// (oslo's notification endpoint with its `filter_rule`).
@@ -15,7 +15,9 @@ use crate::{IntoNotificationResult, NotificationFilter, NotificationMessage};
 /// A handler takes a [`NotificationMessage`] and answers anything that is
 /// [`IntoNotificationResult`]: a [`NotificationResult`](crate::NotificationResult), `()` for
 /// handled, or a `Result` whose error requeues. A batch handler takes all the messages of
-/// one priority that passed the filter. Handlers registered with [`on`](Self::on) serve
+/// one priority that passed the filter, and answers the same for the whole batch or a
+/// [`BatchResult`](crate::BatchResult) that names the messages to requeue
+/// ([`IntoBatchResult`]). Handlers registered with [`on`](Self::on) serve
 /// [`NotificationDispatcher::dispatch`](crate::NotificationDispatcher::dispatch); batch
 /// handlers ([`on_batch`](Self::on_batch)) serve
 /// [`NotificationDispatcher::dispatch_batch`](crate::NotificationDispatcher::dispatch_batch).
@@ -82,12 +84,13 @@ impl NotificationEndpoint {
     }
 
     /// Handles batches of notifications of this priority (replacing an earlier batch handler
-    /// of the same priority).
+    /// of the same priority). The handler answers for the whole batch, or names the messages
+    /// to requeue with [`BatchResult::RequeueOnly`](crate::BatchResult::RequeueOnly).
     pub fn on_batch<F, Fut>(mut self, priority: Priority, handler: F) -> Self
     where
         F: Fn(Vec<NotificationMessage>) -> Fut + Send + Sync + 'static,
         Fut: Future + Send + 'static,
-        Fut::Output: IntoNotificationResult,
+        Fut::Output: IntoBatchResult,
     {
         self.batch_handlers
             .insert(priority, handler::erase_batch(handler));

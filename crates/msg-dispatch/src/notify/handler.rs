@@ -7,7 +7,9 @@ use std::sync::Arc;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
-use crate::{IntoNotificationResult, NotificationMessage, NotificationResult};
+use crate::{
+    BatchResult, IntoBatchResult, IntoNotificationResult, NotificationMessage, NotificationResult,
+};
 
 /// A handler of one notification.
 pub(crate) type BoxedHandler =
@@ -15,7 +17,7 @@ pub(crate) type BoxedHandler =
 
 /// A handler of a batch of notifications of one priority.
 pub(crate) type BoxedBatchHandler =
-    Arc<dyn Fn(Vec<NotificationMessage>) -> BoxFuture<'static, NotificationResult> + Send + Sync>;
+    Arc<dyn Fn(Vec<NotificationMessage>) -> BoxFuture<'static, BatchResult> + Send + Sync>;
 
 /// Erases a handler of one notification.
 pub(crate) fn erase<F, Fut>(handler: F) -> BoxedHandler
@@ -36,11 +38,11 @@ pub(crate) fn erase_batch<F, Fut>(handler: F) -> BoxedBatchHandler
 where
     F: Fn(Vec<NotificationMessage>) -> Fut + Send + Sync + 'static,
     Fut: Future + Send + 'static,
-    Fut::Output: IntoNotificationResult,
+    Fut::Output: IntoBatchResult,
 {
     let handler = Arc::new(handler);
     Arc::new(move |msgs| {
         let handler = Arc::clone(&handler);
-        async move { handler(msgs).await.into_notification_result() }.boxed()
+        async move { handler(msgs).await.into_batch_result() }.boxed()
     })
 }

@@ -1,5 +1,6 @@
 //! Notifications: messages, filters, endpoints and the dispatcher.
 
+mod batch_result;
 mod dispatcher;
 mod endpoint;
 mod filter;
@@ -7,6 +8,7 @@ mod handler;
 mod message;
 mod result;
 
+pub use batch_result::{BatchResult, IntoBatchResult};
 pub use dispatcher::NotificationDispatcher;
 pub use endpoint::NotificationEndpoint;
 pub use filter::NotificationFilter;

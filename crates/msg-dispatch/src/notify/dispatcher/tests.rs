@@ -6,7 +6,9 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::{NotificationFilter, NotificationResult::Handled, NotificationResult::Requeue};
+use crate::{
+    BatchResult, NotificationFilter, NotificationResult::Handled, NotificationResult::Requeue,
+};
 
 fn msg(priority: Priority, event_type: &str) -> NotificationMessage {
     let n = Notification::new("compute.host1", event_type, priority, json!({}));
@@ -216,7 +218,7 @@ fn batches_group_by_priority_keeping_order() {
 }
 
 #[test]
-fn a_requeue_sends_the_whole_group_back() {
+fn a_requeue_sends_back_the_batch_the_handler_got() {
     let log = Log::default();
     let d = NotificationDispatcher::new(vec![
         NotificationEndpoint::new().on_batch(Priority::Warn, batch(&log, "warn", Handled)),
@@ -224,7 +226,7 @@ fn a_requeue_sends_the_whole_group_back() {
             .filter(NotificationFilter::new().event_type("keep").unwrap())
             .on_batch(Priority::Info, batch(&log, "picky", Requeue)),
         NotificationEndpoint::new()
-            .on_batch(Priority::Info, batch(&log, "skipped", Handled))
+            .on_batch(Priority::Info, batch(&log, "rest", Handled))
             .on_batch(Priority::Warn, batch(&log, "warn 2", Handled)),
     ]);
     let msgs = vec![
@@ -233,19 +235,154 @@ fn a_requeue_sends_the_whole_group_back() {
         msg(Priority::Info, "drop.1"),
         msg(Priority::Info, "keep.2"),
     ];
-    // the filtered-out info message goes back with its group
+    // the filtered-out info message is not the picky handler's to send back: it goes on
     assert_eq!(
         block_on(d.dispatch_batch(msgs)),
-        vec![true, false, true, true]
+        vec![true, false, false, true]
     );
     assert_eq!(
         log.take(),
         vec![
             ("picky".to_string(), strings(&["keep.1", "keep.2"])),
+            ("rest".to_string(), strings(&["drop.1"])),
             ("warn".to_string(), strings(&["w"])),
             ("warn 2".to_string(), strings(&["w"])),
         ]
     );
+}
+
+#[test]
+fn a_handler_can_name_the_messages_to_requeue() {
+    let log = Log::default();
+    let d = NotificationDispatcher::new(vec![
+        NotificationEndpoint::new().on_batch(Priority::Info, {
+            let log = log.clone();
+            move |ms: Vec<NotificationMessage>| {
+                log.record("namer", &ms);
+                // position 7 is past the batch's end: ignored
+                let mut answer = BatchResult::requeue_matching(&ms, |m| m.event_type == "bad");
+                if let BatchResult::RequeueOnly(positions) = &mut answer {
+                    positions.push(7);
+                }
+                futures::future::ready(answer)
+            }
+        }),
+        NotificationEndpoint::new().on_batch(Priority::Info, batch(&log, "next", Handled)),
+    ]);
+    let msgs = vec![
+        msg(Priority::Info, "ok.1"),
+        msg(Priority::Info, "bad"),
+        msg(Priority::Warn, "w"),
+        msg(Priority::Info, "ok.2"),
+    ];
+    assert_eq!(
+        block_on(d.dispatch_batch(msgs.clone())),
+        vec![false, true, false, false]
+    );
+    // a message sent back skips the endpoints after the one that sent it back
+    assert_eq!(
+        log.take(),
+        vec![
+            ("namer".to_string(), strings(&["ok.1", "bad", "ok.2"])),
+            ("next".to_string(), strings(&["ok.1", "ok.2"])),
+        ]
+    );
+    // naming every message is the handler's own answer for each: nothing to split
+    assert_eq!(
+        block_on(d.dispatch_batch_halving(vec![msg(Priority::Info, "bad"); 3])),
+        vec![true; 3]
+    );
+    assert_eq!(log.who(), strings(&["namer"]));
+}
+
+/// A batch handler that logs and requeues the whole batch when it holds a `bad` message.
+fn refuses_bad(
+    log: &Log,
+    who: &'static str,
+) -> impl Fn(Vec<NotificationMessage>) -> futures::future::Ready<NotificationResult>
++ Send
++ Sync
++ 'static {
+    let log = log.clone();
+    move |ms| {
+        log.record(who, &ms);
+        let bad = ms.iter().any(|m| m.event_type.starts_with("bad"));
+        futures::future::ready(if bad { Requeue } else { Handled })
+    }
+}
+
+#[test]
+fn halving_isolates_a_bad_message_in_log_steps() {
+    let log = Log::default();
+    let d = NotificationDispatcher::new(vec![
+        NotificationEndpoint::new().on_batch(Priority::Info, refuses_bad(&log, "info")),
+    ]);
+    let events = ["a", "b", "c", "bad", "e", "f", "g", "h"];
+    let msgs: Vec<_> = events.iter().map(|e| msg(Priority::Info, e)).collect();
+    let mut expected = vec![false; 8];
+    expected[3] = true;
+    assert_eq!(block_on(d.dispatch_batch_halving(msgs)), expected);
+    let batches: Vec<Vec<String>> = log.take().into_iter().map(|(_, b)| b).collect();
+    assert_eq!(
+        batches,
+        vec![
+            strings(&events),
+            strings(&["a", "b", "c", "bad"]),
+            strings(&["e", "f", "g", "h"]),
+            strings(&["a", "b"]),
+            strings(&["c", "bad"]),
+            strings(&["c"]),
+            strings(&["bad"]),
+        ]
+    );
+    // a batch of one that fails is its message's own failure
+    assert_eq!(
+        block_on(d.dispatch_batch_halving(vec![msg(Priority::Info, "bad")])),
+        vec![true]
+    );
+    assert_eq!(log.take().len(), 1);
+}
+
+#[test]
+fn halving_finds_every_bad_message_across_priorities_and_errors() {
+    let log = Log::default();
+    let d = NotificationDispatcher::new(vec![
+        NotificationEndpoint::new()
+            .on_batch(Priority::Info, refuses_bad(&log, "info"))
+            .on_batch(Priority::Warn, |ms: Vec<NotificationMessage>| async move {
+                if ms.iter().any(|m| m.event_type.starts_with("bad")) {
+                    panic!("a bad warning");
+                }
+                Ok::<_, String>(BatchResult::Handled)
+            }),
+    ]);
+    let msgs = vec![
+        msg(Priority::Warn, "bad.w"),
+        msg(Priority::Info, "a"),
+        msg(Priority::Info, "bad.1"),
+        msg(Priority::Warn, "w"),
+        msg(Priority::Info, "b"),
+        msg(Priority::Info, "bad.2"),
+        msg(Priority::Debug, "nobody's"),
+    ];
+    assert_eq!(
+        block_on(d.dispatch_batch_halving(msgs)),
+        vec![true, false, true, false, false, true, false]
+    );
+}
+
+#[test]
+fn halving_a_batch_that_always_fails_calls_2n_minus_1_times() {
+    let log = Log::default();
+    let d = NotificationDispatcher::new(vec![
+        NotificationEndpoint::new().on_batch(Priority::Info, batch(&log, "down", Requeue)),
+    ]);
+    let msgs: Vec<_> = (0..5)
+        .map(|i| msg(Priority::Info, &i.to_string()))
+        .collect();
+    assert_eq!(block_on(d.dispatch_batch_halving(msgs)), vec![true; 5]);
+    assert_eq!(log.take().len(), 9);
+    assert!(block_on(d.dispatch_batch_halving(Vec::new())).is_empty());
 }
 
 #[test]
@@ -299,11 +436,12 @@ fn endpoint_spec() -> impl Strategy<Value = (Option<&'static str>, Vec<Priority>
 
 proptest! {
     #[test]
-    fn batches_requeue_whole_groups_only(
+    fn batches_requeue_only_what_a_handler_sent_back(
         msgs in prop::collection::vec((priority(), "[ab][0-9]", any::<bool>()), 0..16),
         specs in prop::collection::vec(endpoint_spec(), 0..4),
     ) {
-        // a batch handler requeues when its batch holds a message whose payload is "bad"
+        // a batch handler requeues its whole batch when it holds a message whose payload is
+        // "bad"
         let endpoints = specs.iter().map(|(prefix, priorities)| {
             let mut ep = NotificationEndpoint::new();
             if let Some(p) = prefix {
@@ -322,21 +460,34 @@ proptest! {
             m.payload = if *bad { json!("bad") } else { Value::Null };
             m
         }).collect();
-        let out = block_on(d.dispatch_batch(batch));
-        prop_assert_eq!(out.len(), msgs.len());
-        for (i, (p, _, _)) in msgs.iter().enumerate() {
-            for (j, (q, _, _)) in msgs.iter().enumerate() {
-                if p == q {
-                    prop_assert_eq!(out[i], out[j], "one group, one answer");
-                }
-            }
-            // the model: some endpoint batching p sees a bad message of p through its filter
-            let expected = specs.iter().any(|(prefix, priorities)| {
-                priorities.contains(p) && msgs.iter().any(|(q, event, bad)| {
-                    q == p && *bad && prefix.is_none_or(|pre| event.starts_with(pre))
+        let once = block_on(d.dispatch_batch(batch.clone()));
+        let halving = block_on(d.dispatch_batch_halving(batch));
+        prop_assert_eq!(once.len(), msgs.len());
+        prop_assert_eq!(halving.len(), msgs.len());
+        // whether an endpoint batching p lets this message through its filter
+        let sees = |p: &Priority, event: &str| -> Vec<Option<&str>> {
+            specs.iter()
+                .filter(|(prefix, priorities)| {
+                    priorities.contains(p) && prefix.is_none_or(|pre| event.starts_with(pre))
                 })
-            });
-            prop_assert_eq!(out[i], expected);
+                .map(|(prefix, _)| *prefix)
+                .collect()
+        };
+        for (i, (p, event, bad)) in msgs.iter().enumerate() {
+            let seen_by = sees(p, event);
+            // once: requeued only by an endpoint that got it, with a bad message of its
+            // priority through the same filter; a bad message some endpoint gets, always
+            let could = seen_by.iter().any(|prefix| msgs.iter().any(|(q, e, b)| {
+                q == p && *b && prefix.is_none_or(|pre| e.starts_with(pre))
+            }));
+            if once[i] {
+                prop_assert!(could, "message {} requeued by no endpoint's bad batch", i);
+            }
+            if *bad && !seen_by.is_empty() {
+                prop_assert!(once[i], "bad message {} not requeued", i);
+            }
+            // halving: exactly the bad messages some endpoint gets
+            prop_assert_eq!(halving[i], *bad && !seen_by.is_empty(), "message {}", i);
         }
     }
 }
