@@ -1,4 +1,7 @@
-use msg_core::Capability;
+use lapin::options::{BasicGetOptions, QueueDeleteOptions};
+use lapin::{Connection, ConnectionProperties};
+use msg_core::{Capability, DriverRegistry};
+use msg_testkit::{PoisonAnswer, PoisonOutcome};
 
 use crate::rabbit_url;
 
@@ -22,4 +25,74 @@ async fn rabbit_driver_passes_the_conformance_suite() {
     let skipped: Vec<&str> = report.skips().iter().map(|(n, _)| *n).collect();
     assert_eq!(skipped, vec!["rpc_no_responders"], "unexpected skips");
     report.assert_ok();
+}
+
+/// One poison notification in a batch of good ones, with `max_redeliveries=3`: the good ones
+/// are handled once each, and the poison one alone reaches `<queue>.dead-letter`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_in_a_batch_is_dead_lettered_alone() {
+    let Some(url) = rabbit_url("amqp batch poison") else {
+        return;
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let capped = format!("{url}{sep}max_redeliveries=3");
+    let registry = DriverRegistry::new().with(msg_driver_amqp::factory());
+    let listener = registry.open(&capped).await.unwrap();
+    let notifier = registry.open(&capped).await.unwrap();
+    let topic = format!(
+        "batch-poison-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let out = msg_testkit::batch_with_a_poison(
+        listener.clone(),
+        notifier.clone(),
+        &topic,
+        PoisonAnswer::WholeBatch,
+    )
+    .await;
+    let _ = listener.cleanup().await;
+    let _ = notifier.cleanup().await;
+
+    let queue = format!("{topic}.info");
+    let dead_letters = format!("{queue}.dead-letter");
+    // lapin reads the `/` of `amqp://host:5672/` as an empty vhost; without it, `/`
+    let conn = Connection::connect(url.trim_end_matches('/'), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let mut dead = Vec::new();
+    for _ in 0..10 {
+        match ch
+            .basic_get(
+                dead_letters.as_str().into(),
+                BasicGetOptions { no_ack: true },
+            )
+            .await
+        {
+            Ok(Some(m)) => dead.push(String::from_utf8_lossy(&m.delivery.data).into_owned()),
+            _ => break,
+        }
+    }
+    for q in [&queue, &dead_letters] {
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "OK".into()).await;
+
+    let out = out.unwrap();
+    assert_eq!(out.handled, PoisonOutcome::expected_handled(), "{out:?}");
+    assert!(
+        out.poison_gone,
+        "the poison should stop coming back past max_redeliveries: {out:?}"
+    );
+    assert_eq!(
+        dead.len(),
+        1,
+        "only the poison should be dead-lettered: {dead:?}"
+    );
+    assert!(
+        dead.first().is_some_and(|body| body.contains("poison")),
+        "{dead:?}"
+    );
 }

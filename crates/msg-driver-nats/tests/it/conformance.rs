@@ -1,4 +1,7 @@
-use msg_core::Capability;
+use async_nats::jetstream;
+use msg_core::{Capability, Driver, DriverRegistry, Priority};
+use msg_driver_nats::NatsDriver;
+use msg_testkit::{PoisonAnswer, PoisonOutcome};
 
 use crate::{nats_url, with_option};
 
@@ -37,4 +40,68 @@ async fn nats_driver_passes_the_conformance_suite() {
         );
     }
     report.assert_ok();
+}
+
+/// One poison notification in a batch of good ones, with `max_deliveries=3`: the good ones
+/// are handled once each, and the poison one alone reaches the dead-letter stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_in_a_batch_is_dead_lettered_alone() {
+    let Some(url) = nats_url("nats batch poison") else {
+        return;
+    };
+    let prefix = format!(
+        "msgtest-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let url = with_option(&url, &format!("subject_prefix={prefix}&max_deliveries=3"));
+    let registry = DriverRegistry::new().with(msg_driver_nats::factory());
+    let listener = registry.open(&url).await.unwrap();
+    let notifier = registry.open(&url).await.unwrap();
+    let topic = "batch-poison";
+    let out = msg_testkit::batch_with_a_poison(
+        listener.clone(),
+        notifier.clone(),
+        topic,
+        PoisonAnswer::WholeBatch,
+    )
+    .await;
+    let _ = listener.cleanup().await;
+    let _ = notifier.cleanup().await;
+
+    let d = NatsDriver::connect(&url.parse().unwrap()).await.unwrap();
+    let js = jetstream::new(d.client().clone());
+    let dead = match js
+        .get_stream(d.layout().dead_letter_stream("openstack").unwrap())
+        .await
+    {
+        Ok(mut stream) => {
+            let messages = stream.info().await.map(|i| i.state.messages).unwrap_or(0);
+            let subject = d
+                .layout()
+                .dead_letter_subject("openstack", topic, Priority::Info)
+                .unwrap();
+            let last = stream
+                .get_last_raw_message_by_subject(&subject)
+                .await
+                .map(|m| String::from_utf8_lossy(&m.payload).into_owned());
+            (messages, last.ok())
+        }
+        Err(_) => (0, None),
+    };
+    let _ = d.cleanup().await;
+    crate::driver::delete_streams(&url, &prefix).await;
+
+    let out = out.unwrap();
+    assert_eq!(out.handled, PoisonOutcome::expected_handled(), "{out:?}");
+    assert!(
+        out.poison_gone,
+        "the poison should stop coming back past max_deliveries: {out:?}"
+    );
+    assert_eq!(dead.0, 1, "only the poison should be dead-lettered");
+    assert!(
+        dead.1
+            .as_deref()
+            .is_some_and(|body| body.contains("poison")),
+        "{dead:?}"
+    );
 }
