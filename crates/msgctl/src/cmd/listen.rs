@@ -4,8 +4,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use msg::notify::{
-    BatchNotificationListener, NotificationEndpoint, NotificationFilter, NotificationListener,
-    NotificationMessage, NotificationResult,
+    BatchNotificationListener, BatchResult, NotificationEndpoint, NotificationFilter,
+    NotificationListener, NotificationMessage, NotificationResult,
 };
 use msg::{Capability, Executor, Priority, Role, Target};
 use serde::Serialize;
@@ -76,23 +76,43 @@ struct PrintState {
 }
 
 impl Printer {
-    /// Prints a group (one notification, or one batch of one priority) and answers for it.
-    fn offer(&self, group: &[NotificationMessage]) -> NotificationResult {
-        if let Some(re) = &self.requeue
-            && group.iter().any(|m| re.matches(m))
-        {
-            return NotificationResult::Requeue;
+    /// Prints one notification and answers for it.
+    fn offer_one(&self, m: &NotificationMessage) -> NotificationResult {
+        match self.offer(std::slice::from_ref(m)) {
+            BatchResult::Handled => NotificationResult::Handled,
+            BatchResult::Requeue | BatchResult::RequeueOnly(_) => NotificationResult::Requeue,
+        }
+    }
+
+    /// Prints a group (one notification, or one batch of one priority) and answers for it:
+    /// the notifications `--requeue-event-type` matches go back, one by one, and the others
+    /// are printed.
+    fn offer(&self, group: &[NotificationMessage]) -> BatchResult {
+        let matched: Vec<bool> = group
+            .iter()
+            .map(|m| self.requeue.as_ref().is_some_and(|re| re.matches(m)))
+            .collect();
+        let back = |from: usize| -> Vec<usize> {
+            (0..group.len())
+                .filter(|&i| i >= from || matched.get(i) == Some(&true))
+                .collect()
+        };
+        if !group.is_empty() && matched.iter().all(|m| *m) {
+            return BatchResult::RequeueOnly(back(group.len()));
         }
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let full = self.limit.is_some_and(|l| state.printed >= l);
         if (full || state.broken) && self.can_requeue {
             // past --count (or stdout gone): back to the broker, for someone else
-            return NotificationResult::Requeue;
+            return BatchResult::Requeue;
         }
         if state.broken {
-            return NotificationResult::Handled;
+            return BatchResult::Handled;
         }
-        for m in group {
+        for (i, (m, matched)) in group.iter().zip(&matched).enumerate() {
+            if *matched {
+                continue;
+            }
             let written = line(m)
                 .map_err(std::io::Error::other)
                 .and_then(|l| (self.write)(&l));
@@ -100,18 +120,23 @@ impl Printer {
                 tracing::warn!(error = %e, "can't write to stdout: stopping");
                 state.broken = true;
                 self.done.notify_one();
-                return if self.can_requeue {
-                    NotificationResult::Requeue
-                } else {
-                    NotificationResult::Handled
-                };
+                if !self.can_requeue {
+                    return BatchResult::Handled;
+                }
+                // what is not printed goes back
+                return BatchResult::RequeueOnly(back(i));
             }
             state.printed += 1;
         }
         if self.limit.is_some_and(|l| state.printed >= l) {
             self.done.notify_one();
         }
-        NotificationResult::Handled
+        let positions = back(group.len());
+        if positions.is_empty() {
+            BatchResult::Handled
+        } else {
+            BatchResult::RequeueOnly(positions)
+        }
     }
 }
 
@@ -193,7 +218,7 @@ async fn listen(global: &Global, args: ListenArgs, write: WriteLine) -> Result<(
                 let printer = printer.clone();
                 endpoint = endpoint.on(*p, move |m: NotificationMessage| {
                     let printer = printer.clone();
-                    async move { printer.offer(std::slice::from_ref(&m)) }
+                    async move { printer.offer_one(&m) }
                 });
             }
             let mut builder = NotificationListener::builder(transport.clone(), targets)
@@ -367,6 +392,50 @@ mod tests {
         a.batch_size = Some(2);
         a.batch_timeout = Some(Duration::from_millis(50));
         assert_eq!(printed(url, a).await, ["b1", "b2", "b3"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_batches_only_the_matching_ones_are_requeued() {
+        let url = "memory://msgctl-listen-batch-requeue";
+        send(url, &["skip.1", "keep.1", "skip.2", "keep.2"]).await;
+        let mut a = args();
+        a.batch_size = Some(4);
+        a.batch_timeout = Some(Duration::from_millis(50));
+        a.requeue_event_type = Some("skip".into());
+        assert_eq!(printed(url, a).await, ["keep.1", "keep.2"]);
+        // each went back on its own (to the head of the queue, in turn)
+        let mut rest = printed(url, args()).await;
+        rest.sort_unstable();
+        assert_eq!(rest, ["skip.1", "skip.2"]);
+    }
+
+    #[test]
+    fn a_batch_answer_names_the_matching_ones() {
+        let printer = Printer {
+            write: Box::new(|_: &str| Ok(())),
+            state: Mutex::new(PrintState::default()),
+            limit: None,
+            can_requeue: true,
+            requeue: Some(NotificationFilter::new().event_type("skip").unwrap()),
+            done: Notify::new(),
+        };
+        let batch: Vec<NotificationMessage> = ["skip.1", "keep.1", "skip.2", "keep.2"]
+            .into_iter()
+            .map(|e| {
+                NotificationMessage::new(
+                    Context::new(),
+                    Notification::new("p", e, Priority::Info, serde_json::json!({})),
+                )
+            })
+            .collect();
+        assert_eq!(printer.offer(&batch), BatchResult::RequeueOnly(vec![0, 2]));
+        assert_eq!(printer.state.lock().unwrap().printed, 2);
+        assert_eq!(
+            printer.offer(&batch[..1]),
+            BatchResult::RequeueOnly(vec![0])
+        );
+        assert_eq!(printer.offer_one(&batch[1]), NotificationResult::Handled);
+        assert_eq!(printer.offer_one(&batch[0]), NotificationResult::Requeue);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
