@@ -136,7 +136,8 @@ pub enum Command {
         \"INFO\").\n\n\
         Only notifications answered Handled are printed, and each is printed before it is \
         acknowledged: notifications answered Requeue (--requeue-event-type) are not printed; \
-        they go back to the broker and are printed when a later delivery is handled (by \
+        they go back to the broker (with --batch-size, only they: the rest of their batch is \
+        printed) and are printed when a later delivery is handled (by \
         another listener of the pool, or by a later run). Exits 0 after --count \
         notifications, when --timeout passes, or on SIGINT/SIGTERM, after stopping and \
         finishing what is in flight; notifications that arrive past --count are requeued \
@@ -346,8 +347,9 @@ pub struct ListenArgs {
     pub batch_timeout: Option<Duration>,
 
     /// Answer Requeue for notifications whose event_type matches this regex (anchored at the
-    /// start); they are not printed. Turns allow_requeue on. With no other listener to take
-    /// them, they come back again and again until this one exits.
+    /// start); they are not printed. With --batch-size only the matching notifications of a
+    /// batch go back; the rest of it is printed. Turns allow_requeue on. With no other
+    /// listener to take them, they come back again and again until this one exits.
     #[arg(long, value_name = "RE")]
     pub requeue_event_type: Option<String>,
 
