@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+/// The most characters a [`Error::Malformed`] reason keeps.
+pub const MAX_MALFORMED_REASON: usize = 200;
+
 /// A boxed error from a driver's client library (lapin, async-nats, ...).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -158,11 +161,21 @@ impl Error {
         }
     }
 
-    /// A malformed-message error.
+    /// A malformed-message error. The reason is cut to [`MAX_MALFORMED_REASON`] characters:
+    /// it may quote a value from the wire (serde quotes a string of the wrong type), and it
+    /// is logged, so it must never carry a body.
+    ///
+    /// ```
+    /// let e = msg_core::Error::malformed("x".repeat(100_000));
+    /// assert!(e.to_string().len() < 300);
+    /// ```
     pub fn malformed(reason: impl Into<String>) -> Self {
-        Error::Malformed {
-            reason: reason.into(),
+        let mut reason = reason.into();
+        if let Some((at, _)) = reason.char_indices().nth(MAX_MALFORMED_REASON) {
+            reason.truncate(at);
+            reason.push_str("...");
         }
+        Error::Malformed { reason }
     }
 
     /// Whether this error is a timeout (a call that got no reply or no heartbeat in time).

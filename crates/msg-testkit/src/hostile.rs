@@ -137,6 +137,10 @@ pub fn hostile_requests(mark: &str) -> Vec<HostileBody> {
             envelope(&call(mark, json!({"_timeout": "5"}))),
         ),
         refused(
+            "a _timeout that is a 100 KB string",
+            envelope(&call(mark, json!({"_timeout": "t".repeat(100_000)}))),
+        ),
+        refused(
             "a _reply_q of 300 bytes",
             envelope(&call(mark, json!({"_reply_q": "q".repeat(300)}))),
         ),
@@ -194,6 +198,10 @@ pub fn hostile_notifications(mark: &str) -> Vec<HostileBody> {
                 .into_bytes(),
         ),
         refused("an unknown priority", note(json!({"priority": "LOUD"}))),
+        refused(
+            "a priority of 100 KB",
+            note(json!({"priority": "p".repeat(100_000)})),
+        ),
         refused("no event_type", note(json!({"event_type": null}))),
         refused(
             "an event_type of 2000 bytes",
@@ -230,6 +238,9 @@ pub struct HostileReport {
     /// Compressed bodies were skipped (the transport has no compression header).
     pub compressed_skipped: bool,
 }
+
+/// The longest warning line a hostile body may cause (a longer one quotes what was sent).
+const MAX_LINE: usize = 1024;
 
 /// How long a server or listener gets to answer after a hostile body.
 const WAIT: Duration = Duration::from_secs(10);
@@ -342,6 +353,19 @@ pub async fn hostile_peer_suite(
             leaked.len(),
             leaked[0]
         ));
+    }
+    for topic in [&rpc_topic, &notify_topic] {
+        if let Some(long) = logs
+            .lines_containing(topic)
+            .into_iter()
+            .find(|l| l.len() > MAX_LINE)
+        {
+            return Err(format!(
+                "a log line of {} bytes quotes what a peer sent: {}...",
+                long.len(),
+                long.chars().take(300).collect::<String>()
+            ));
+        }
     }
     Ok(report)
 }
