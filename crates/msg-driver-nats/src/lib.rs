@@ -264,7 +264,7 @@ impl NatsDriver {
             .publish_with_reply(subject, reply, Bytes::from(body))
             .await
             .map_err(|e| Error::Delivery {
-                reason: "publishing a request to NATS failed".into(),
+                reason: format!("publishing a request to NATS failed: {e}"),
                 source: Some(Box::new(e)),
             })
     }
@@ -365,7 +365,7 @@ impl Driver for NatsDriver {
                 .publish(subject, Bytes::from(body))
                 .await
                 .map_err(|e| Error::Delivery {
-                    reason: "publishing a cast to NATS failed".into(),
+                    reason: format!("publishing a cast to NATS failed: {e}"),
                     source: Some(Box::new(e)),
                 });
         }

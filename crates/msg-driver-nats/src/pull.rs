@@ -104,7 +104,7 @@ impl ListenerState {
             .client
             .publish(subject, Bytes::from_static(body))
             .await
-            .map_err(|e| Error::driver("nats", "acknowledging", e))
+            .map_err(|e| Error::driver("nats", format!("settling a notification failed: {e}"), e))
     }
 
     /// NAKs a message that goes back unhandled: at once while the listener runs (its pull
@@ -261,7 +261,13 @@ impl Acknowledger for JsAcker {
                         .client
                         .publish(self.ack.clone(), Bytes::from(body))
                         .await
-                        .map_err(|e| Error::driver("nats", "requeueing", e))
+                        .map_err(|e| {
+                            Error::driver(
+                                "nats",
+                                format!("requeueing a notification failed: {e}"),
+                                e,
+                            )
+                        })
                 }
             }
         };

@@ -170,7 +170,7 @@ impl RpcCore {
                 .publish_with_headers(reply.clone(), h, Bytes::new())
                 .await
             {
-                tracing::warn!(error = %e, "sending a cast receipt failed");
+                tracing::warn!(subject = %shown(reply.as_str()), error = %e, "sending a cast receipt failed");
             }
         }
         self.push(Held {

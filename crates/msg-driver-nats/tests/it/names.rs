@@ -81,11 +81,14 @@ async fn names_with_dots_dashes_colons_and_at_signs_are_received_and_acked() {
     let (url, prefix) = own_prefix(&url);
     let d = connect(&url).await;
     let js = jetstream::new(d.client().clone());
+    // a name over 200 bytes is shortened with a hash
+    let long = "long.topic-".repeat(20);
     for (exchange, topic, pool) in [
         ("openstack", "a.b", None),
         ("openstack", "a.b", Some("pool.x@y:z-1")),
         ("ex.change", "t-1:x@y", Some("p_q")),
         ("ex@1:2-3", "a.b.c", None),
+        ("openstack", long.as_str(), Some("p")),
     ] {
         let target = Target::topic(topic).with_exchange(exchange);
         let mut l = d
@@ -117,6 +120,7 @@ async fn names_with_dots_dashes_colons_and_at_signs_are_received_and_acked() {
         };
         assert!(stream.bytes().all(is_name_byte), "{stream}");
         assert!(consumer.bytes().all(is_name_byte), "{consumer}");
+        assert!(consumer.len() <= 200, "{consumer}");
         let last = js
             .get_stream(&stream)
             .await
