@@ -6,6 +6,7 @@
 //! cargo xtask ci [-- <extra cargo test args>]     what .ci/run does: fmt, clippy, test
 //! cargo xtask venv                                prepare the Python interop venv
 //! cargo xtask bench [--quick]                     msg vs raw vs Python: target/bench/table.md
+//! cargo xtask cluster up|down|status [rabbitmq|nats]  local 3-node clusters (target/cluster)
 //! ```
 //!
 //! `test` makes sure RabbitMQ (127.0.0.1:5672) and NATS (127.0.0.1:4222) are
@@ -20,6 +21,7 @@
 
 mod bench;
 mod brokers;
+mod cluster;
 mod python;
 mod util;
 
@@ -53,6 +55,13 @@ commands:
                                notify publish and consume; RabbitMQ, NATS, memory://)
                                and bench/python/oslo_bench.py on RabbitMQ; writes and
                                prints target/bench/table.md (--quick: fewer, smaller)
+  cluster up|down|status [rabbitmq|nats]
+                               local 3-node RabbitMQ and NATS (JetStream) clusters on
+                               their own loopback ports, state under target/cluster:
+                               `up` starts them (a healthy one is left as is) and prints
+                               `export MSG_RABBIT_CLUSTER_URL=...` / `MSG_NATS_CLUSTER_URL`
+                               lines, `down` stops their nodes, `status` shows them
+                               (exit 1 when one is not up); see docs/clusters.md
 
 environment:
   MSG_REQUIRE_BROKERS=1  a missing broker (or interop venv) is an error, not a skip
@@ -94,6 +103,7 @@ fn run() -> Result<ExitCode> {
         }
         "ci" => ctx.ci(&args),
         "bench" => ctx.bench(&args),
+        "cluster" => cluster::run(&ctx.root, &args),
         "venv" => {
             expect_no_args("venv", &args)?;
             let python = python::ensure_python_venv(&ctx.root)?;

@@ -1,0 +1,352 @@
+//! `cargo xtask cluster up|down|status [rabbitmq|nats]`: local 3-node clusters for the
+//! cluster suites.
+//!
+//! A 3-node RabbitMQ cluster (`msg-c1@localhost` .. `msg-c3@localhost`, AMQP on
+//! 127.0.0.1:5681-5683) and a 3-node NATS cluster with clustered JetStream (`msg-n1` ..
+//! `msg-n3`, clients on 127.0.0.1:4231-4233), next to the machine's own brokers and
+//! never touching them. State (configs, start scripts, data, logs, pid files) lives
+//! under `target/cluster/`. `up` prints `export MSG_RABBIT_CLUSTER_URL=...` and
+//! `export MSG_NATS_CLUSTER_URL=...` on stdout (progress goes to stderr), so
+//! `eval "$(cargo xtask cluster up)"` sets them.
+//!
+//! - `up` leaves a healthy cluster as it is; otherwise it stops that cluster's nodes,
+//!   wipes its directory and starts three fresh nodes at once.
+//! - `down` stops every process of the clusters (found by the marker their start
+//!   scripts export, see [`process`]); data and logs stay for a post-mortem.
+//! - `status` prints each node and the cluster's health; exit status 1 when one is
+//!   not up.
+//!
+//! Every wait is bounded.
+
+mod nats;
+mod process;
+mod rabbit;
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+
+use self::process::Marked;
+use crate::util;
+
+/// How long stopped nodes get to exit after TERM before they are killed.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+/// How long a stopped cluster's ports get to close.
+const PORTS_BUDGET: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(200);
+
+/// One broker's local cluster.
+trait Cluster: Sync {
+    /// `rabbitmq` or `nats`.
+    fn name(&self) -> &'static str;
+    /// Its state directory under `target/cluster/`.
+    fn dir(&self) -> &Path;
+    /// The variable through which tests learn its URL.
+    fn env_var(&self) -> &'static str;
+    /// The URL with every node, in node order.
+    fn url(&self) -> String;
+    /// Every loopback port its nodes listen on.
+    fn ports(&self) -> Vec<u16>;
+    fn nodes(&self) -> Vec<NodeInfo>;
+    /// Fails, naming what is missing, unless the broker is installed.
+    fn check_installed(&self) -> Result<()>;
+    /// A one-line summary when every node serves and the nodes form one cluster.
+    fn health(&self) -> Result<String>;
+    /// Writes configs and start scripts into a fresh directory.
+    fn write_files(&self) -> Result<()>;
+    /// Starts the nodes and waits (bounded) until they form a cluster.
+    fn start(&self) -> Result<()>;
+    /// Asks the `running` processes to stop the broker's own way (bounded).
+    fn stop_gracefully(&self, running: &[Marked]);
+}
+
+/// A node as `status` shows it.
+#[derive(Debug)]
+struct NodeInfo {
+    name: String,
+    dir: PathBuf,
+    /// The port clients connect to.
+    port: u16,
+}
+
+/// `cargo xtask cluster <args>`.
+pub fn run(root: &Path, args: &[OsString]) -> Result<ExitCode> {
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| {
+            a.to_str()
+                .ok_or_else(|| anyhow!("argument is not valid UTF-8: {a:?}"))
+        })
+        .collect::<Result<_>>()?;
+    let (action, which) = match args.as_slice() {
+        [action] => (*action, None),
+        [action, which] => (*action, Some(*which)),
+        _ => bail!("usage: cargo xtask cluster up|down|status [rabbitmq|nats] (got {args:?})"),
+    };
+    let dir = root.join("target").join("cluster");
+    let all: [Box<dyn Cluster>; 2] = [
+        Box::new(rabbit::Rabbit::new(&dir)),
+        Box::new(nats::Nats::new(&dir)),
+    ];
+    let selected: Vec<&dyn Cluster> = match which {
+        None => all.iter().map(AsRef::as_ref).collect(),
+        Some("rabbitmq" | "rabbit") => vec![all[0].as_ref()],
+        Some("nats") => vec![all[1].as_ref()],
+        Some(other) => bail!("unknown broker `{other}` (expected rabbitmq or nats)"),
+    };
+    match action {
+        "up" => {
+            for cluster in &selected {
+                up(*cluster).with_context(|| format!("cluster up: {}", cluster.name()))?;
+            }
+            print_exports(&selected);
+            Ok(ExitCode::SUCCESS)
+        }
+        "down" => {
+            for cluster in &selected {
+                down(*cluster).with_context(|| format!("cluster down: {}", cluster.name()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        "status" => {
+            let mut all_up = true;
+            for cluster in &selected {
+                all_up &= status(*cluster);
+            }
+            if all_up {
+                print_exports(&selected);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        other => bail!("unknown cluster action `{other}` (expected up, down or status)"),
+    }
+}
+
+/// The `export VAR=URL` lines, on stdout.
+fn print_exports(clusters: &[&dyn Cluster]) {
+    for cluster in clusters {
+        println!(
+            "export {}={}",
+            cluster.env_var(),
+            util::shell_quote(&cluster.url())
+        );
+    }
+}
+
+fn up(cluster: &dyn Cluster) -> Result<()> {
+    let name = cluster.name();
+    let started = Instant::now();
+    let reason = match cluster.health() {
+        Ok(summary) => {
+            eprintln!("cluster: {name}: already up ({summary})");
+            return Ok(());
+        }
+        Err(err) => format!("{err:#}"),
+    };
+    cluster.check_installed()?;
+    let running = process::marked_under(cluster.dir());
+    if !running.is_empty() {
+        eprintln!("cluster: {name}: not healthy ({reason}); stopping its nodes to start afresh");
+        stop(cluster, &running)?;
+    }
+    let busy: Vec<u16> = cluster
+        .ports()
+        .into_iter()
+        .filter(|&p| !process::port_free(p))
+        .collect();
+    if !busy.is_empty() {
+        bail!(
+            "127.0.0.1 ports {busy:?} are in use by processes that are not nodes of {} \
+             (a cluster from another checkout? stop it there)",
+            cluster.dir().display()
+        );
+    }
+    if cluster.dir().exists() {
+        fs::remove_dir_all(cluster.dir())
+            .with_context(|| format!("removing {}", cluster.dir().display()))?;
+    }
+    cluster.write_files()?;
+    eprintln!(
+        "cluster: {name}: starting 3 nodes under {}",
+        cluster.dir().display()
+    );
+    if let Err(err) = cluster.start() {
+        let left = process::marked_under(cluster.dir());
+        if let Err(stop_err) = process::terminate(&left, STOP_GRACE) {
+            eprintln!("cluster: {name}: cleaning up: {stop_err:#}");
+        }
+        return Err(err);
+    }
+    let summary = cluster.health()?;
+    eprintln!(
+        "cluster: {name}: up in {:.1}s ({summary}; {} MiB resident)",
+        started.elapsed().as_secs_f64(),
+        resident_mib(cluster)
+    );
+    Ok(())
+}
+
+fn down(cluster: &dyn Cluster) -> Result<()> {
+    let name = cluster.name();
+    let running = process::marked_under(cluster.dir());
+    if running.is_empty() {
+        eprintln!("cluster: {name}: not running");
+        return Ok(());
+    }
+    let started = Instant::now();
+    stop(cluster, &running)?;
+    eprintln!(
+        "cluster: {name}: stopped {} processes in {:.1}s; ports free",
+        running.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Stops `running` (the broker's own way, then signals), and waits for the ports.
+fn stop(cluster: &dyn Cluster, running: &[Marked]) -> Result<()> {
+    cluster.stop_gracefully(running);
+    process::terminate(&process::marked_under(cluster.dir()), STOP_GRACE)?;
+    process::wait_ports_free(&cluster.ports(), PORTS_BUDGET)
+}
+
+/// Prints each node and the cluster's health; whether it is up.
+fn status(cluster: &dyn Cluster) -> bool {
+    let name = cluster.name();
+    let running = process::marked_under(cluster.dir());
+    for node in cluster.nodes() {
+        let procs: Vec<&Marked> = running.iter().filter(|m| m.node_dir == node.dir).collect();
+        let state = if procs.is_empty() {
+            "stopped".to_owned()
+        } else {
+            let pids: Vec<String> = procs
+                .iter()
+                .map(|m| format!("{} {}", m.pid, m.comm))
+                .collect();
+            let kib: u64 = procs.iter().map(|m| process::rss_kib(m.pid)).sum();
+            format!("running (pids {}; {} MiB)", pids.join(", "), kib / 1024)
+        };
+        let listening = if process::answers(node.port) {
+            "listening"
+        } else {
+            "not listening"
+        };
+        eprintln!(
+            "cluster: {name} {} 127.0.0.1:{} {listening}: {state}",
+            node.name, node.port
+        );
+    }
+    match cluster.health() {
+        Ok(summary) => {
+            eprintln!(
+                "cluster: {name}: up ({summary}; {} MiB resident)",
+                resident_mib(cluster)
+            );
+            true
+        }
+        Err(err) => {
+            eprintln!("cluster: {name}: NOT UP ({err:#})");
+            false
+        }
+    }
+}
+
+/// The resident memory of every process of `cluster`, in MiB.
+fn resident_mib(cluster: &dyn Cluster) -> u64 {
+    process::marked_under(cluster.dir())
+        .iter()
+        .map(|m| process::rss_kib(m.pid))
+        .sum::<u64>()
+        / 1024
+}
+
+fn write_file(path: &Path, contents: &str) -> Result<()> {
+    fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes a script and makes it executable.
+fn write_executable(path: &Path, contents: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    write_file(path, contents)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("chmod 755 {}", path.display()))
+}
+
+/// Polls `ready` until it says yes, fails, or `budget` runs out.
+fn wait_until(budget: Duration, ready: impl FnMut() -> Result<bool>) -> Result<()> {
+    wait_until_deadline(Instant::now() + budget, ready)
+}
+
+/// Polls `ready` until it says yes, fails, or `deadline` passes.
+fn wait_until_deadline(deadline: Instant, mut ready: impl FnMut() -> Result<bool>) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        if ready()? {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("gave up after {}s", started.elapsed().as_secs());
+        }
+        thread::sleep(POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_bounded() {
+        let started = Instant::now();
+        let err = wait_until(Duration::from_millis(300), || Ok(false));
+        assert!(err.is_err());
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let mut calls = 0;
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                calls += 1;
+                Ok(calls == 3)
+            })
+            .is_ok()
+        );
+        assert!(wait_until(Duration::from_secs(5), || bail!("broken")).is_err());
+    }
+
+    #[test]
+    fn clusters_do_not_share_ports_with_each_other_or_the_machine() {
+        let dir = Path::new("/w/target/cluster");
+        let mut ports = rabbit::Rabbit::new(dir).ports();
+        ports.extend(nats::Nats::new(dir).ports());
+        let count = ports.len();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), count, "a port is used twice");
+        for machine in [5672, 25672, 15672, 4369, 4222, 6222, 8222] {
+            assert!(
+                !ports.contains(&machine),
+                "{machine} belongs to the machine"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_arguments_are_errors() {
+        let root = Path::new("/nonexistent");
+        for args in [
+            &[][..],
+            &["up", "kafka"],
+            &["restart"],
+            &["up", "nats", "x"],
+        ] {
+            let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+            assert!(run(root, &args).is_err(), "{args:?}");
+        }
+    }
+}
