@@ -223,15 +223,20 @@ fn status(cluster: &dyn Cluster) -> bool {
     let running = process::marked_under(cluster.dir());
     for node in cluster.nodes() {
         let procs: Vec<&Marked> = running.iter().filter(|m| m.node_dir == node.dir).collect();
-        let state = if procs.is_empty() {
-            "stopped".to_owned()
-        } else {
-            let pids: Vec<String> = procs
-                .iter()
-                .map(|m| format!("{} {}", m.pid, m.comm))
-                .collect();
-            let kib: u64 = procs.iter().map(|m| process::rss_kib(m.pid)).sum();
-            format!("running (pids {}; {} MiB)", pids.join(", "), kib / 1024)
+        let state = match procs
+            .iter()
+            .find(|m| m.comm == "beam.smp" || m.comm == "nats-server")
+        {
+            _ if procs.is_empty() => "stopped".to_owned(),
+            main => {
+                let kib: u64 = procs.iter().map(|m| process::rss_kib(m.pid)).sum();
+                let main = main.map_or_else(String::new, |m| format!("{} pid {}, ", m.comm, m.pid));
+                format!(
+                    "running ({main}{} processes, {} MiB)",
+                    procs.len(),
+                    kib / 1024
+                )
+            }
         };
         let listening = if process::answers(node.port) {
             "listening"

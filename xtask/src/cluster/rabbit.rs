@@ -23,6 +23,8 @@ use crate::util;
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 const CTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
 const NODES: usize = 3;
+/// The node the others join.
+const SEED: u16 = 1;
 const AMQP_BASE: u16 = 5680;
 const DIST_BASE: u16 = 25680;
 const EPMD_PORT: u16 = 4369;
@@ -136,8 +138,12 @@ impl Rabbit {
         env
     }
 
+    /// A node's `rabbitmq.conf`. Nodes 2 and 3 find node 1 through classic peer
+    /// discovery and join it while they boot (a fresh node only; a node with data
+    /// rejoins its cluster), retrying every 0.5 s for up to 2 minutes, which saves
+    /// booting them alone and then `stop_app`, `join_cluster`, `start_app`.
     fn node_config(node: &Node) -> String {
-        format!(
+        let mut config = format!(
             "# Node {name} of the local RabbitMQ test cluster (cargo xtask cluster up).\n\
              # No plugin is enabled (see ../enabled_plugins): no management listener.\n\
              listeners.tcp.1 = 127.0.0.1:{port}\n\
@@ -147,7 +153,16 @@ impl Rabbit {
              log.file.level = info\n",
             name = node.name(),
             port = node.amqp_port(),
-        )
+        );
+        if node.index != SEED {
+            config.push_str(&format!(
+                "cluster_formation.peer_discovery_backend = classic_config\n\
+                 cluster_formation.classic_config.nodes.1 = msg-c{SEED}@localhost\n\
+                 cluster_formation.discovery_retry_limit = 240\n\
+                 cluster_formation.discovery_retry_interval = 500\n"
+            ));
+        }
+        config
     }
 
     fn start_script(&self, node: &Node) -> String {
@@ -272,6 +287,35 @@ impl Rabbit {
         .with_context(|| format!("AMQP did not listen on 127.0.0.1:{}", node.amqp_port()))?;
         self.ctl(node, &["await_startup", "--timeout", "60"], CTL_LIMIT)?;
         Ok(())
+    }
+
+    /// Joins nodes that booted on their own to `seed`: `stop_app` and `start_app` on
+    /// all of them at once, the joins one after the other.
+    fn join(&self, seed: &Node, nodes: &[&Node]) -> Result<()> {
+        let names: Vec<String> = nodes.iter().map(|n| n.name()).collect();
+        eprintln!(
+            "cluster: rabbitmq: joining {} to {}",
+            names.join(", "),
+            seed.name()
+        );
+        let on_all = |args: &[&str]| -> Result<()> {
+            thread::scope(|s| {
+                let runs: Vec<_> = nodes
+                    .iter()
+                    .map(|node| s.spawn(move || self.ctl(node, args, CTL_LIMIT)))
+                    .collect();
+                for run in runs {
+                    run.join()
+                        .map_err(|_| anyhow!("rabbitmqctl thread panicked"))??;
+                }
+                Ok(())
+            })
+        };
+        on_all(&["stop_app"])?;
+        for node in nodes {
+            self.ctl(node, &["join_cluster", &seed.name()], CTL_LIMIT)?;
+        }
+        on_all(&["start_app"])
     }
 
     fn failure_report(&self, node: &Node, err: &anyhow::Error) -> anyhow::Error {
@@ -407,40 +451,29 @@ impl Cluster for Rabbit {
                 .map(|w| w.join().map_err(|_| anyhow!("a node's wait panicked"))?)
                 .collect::<Result<Vec<()>>>()
         })?;
-        eprintln!(
-            "cluster: rabbitmq: 3 nodes booted in {:.1}s; joining msg-c2 and msg-c3 to msg-c1",
-            started.elapsed().as_secs_f64()
-        );
         let (seed, joiners) = self
             .nodes
             .split_first()
             .ok_or_else(|| anyhow!("no nodes"))?;
-        // stop_app and start_app run on both joiners at once; the joins themselves one
-        // after the other, as the seed's schema is changed by each.
-        let on_joiners = |args: &[&str]| -> Result<()> {
-            thread::scope(|s| {
-                let runs: Vec<_> = joiners
-                    .iter()
-                    .map(|node| s.spawn(move || self.ctl(node, args, CTL_LIMIT)))
-                    .collect();
-                for run in runs {
-                    run.join()
-                        .map_err(|_| anyhow!("rabbitmqctl thread panicked"))??;
-                }
-                Ok(())
-            })
-        };
-        on_joiners(&["stop_app"])?;
-        for node in joiners {
-            self.ctl(node, &["join_cluster", &seed.name()], CTL_LIMIT)?;
+        let running = self.running_nodes(seed)?;
+        let alone: Vec<&Node> = joiners
+            .iter()
+            .filter(|node| !running.contains(&node.name()))
+            .collect();
+        eprintln!(
+            "cluster: rabbitmq: 3 nodes booted in {:.1}s, {} of them clustered",
+            started.elapsed().as_secs_f64(),
+            running.len()
+        );
+        if !alone.is_empty() {
+            self.join(seed, &alone)?;
         }
-        on_joiners(&["start_app"])?;
         wait_until(CLUSTER_BUDGET, || {
             Ok(self
                 .running_nodes(seed)
                 .is_ok_and(|running| running.len() == self.nodes.len()))
         })
-        .context("the joined cluster did not report 3 running nodes")
+        .context("the cluster did not report 3 running nodes")
     }
 
     fn stop_gracefully(&self, running: &[Marked]) {
@@ -546,6 +579,12 @@ mod tests {
             !config.lines().any(|l| l.starts_with("management")),
             "{config}"
         );
+        assert!(
+            config.contains("cluster_formation.classic_config.nodes.1 = msg-c1@localhost\n"),
+            "{config}"
+        );
+        let seed = Rabbit::node_config(&rabbit.nodes[0]);
+        assert!(!seed.contains("cluster_formation"), "{seed}");
         assert!(!config.contains("5672"), "{config}");
     }
 
