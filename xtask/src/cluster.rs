@@ -143,7 +143,7 @@ fn print_exports(clusters: &[&dyn Cluster]) {
 fn up(cluster: &dyn Cluster) -> Result<()> {
     let name = cluster.name();
     let started = Instant::now();
-    let reason = match cluster.health() {
+    let reason = match health(cluster) {
         Ok(summary) => {
             eprintln!("cluster: {name}: already up ({summary})");
             return Ok(());
@@ -184,7 +184,7 @@ fn up(cluster: &dyn Cluster) -> Result<()> {
         }
         return Err(err);
     }
-    let summary = cluster.health()?;
+    let summary = health(cluster)?;
     eprintln!(
         "cluster: {name}: up in {:.1}s ({summary}; {} MiB resident)",
         started.elapsed().as_secs_f64(),
@@ -217,6 +217,21 @@ fn stop(cluster: &dyn Cluster, running: &[Marked]) -> Result<()> {
     process::wait_ports_free(&cluster.ports(), PORTS_BUDGET)
 }
 
+/// The cluster's health summary, provided each node runs from this checkout's
+/// `target/cluster` (a cluster another checkout started on the same ports is not ours
+/// to use or stop).
+fn health(cluster: &dyn Cluster) -> Result<String> {
+    let running = process::marked_under(cluster.dir());
+    if let Some(node) = cluster
+        .nodes()
+        .into_iter()
+        .find(|node| !running.iter().any(|m| m.node_dir == node.dir))
+    {
+        bail!("{} is not running from {}", node.name, node.dir.display());
+    }
+    cluster.health()
+}
+
 /// Prints each node and the cluster's health; whether it is up.
 fn status(cluster: &dyn Cluster) -> bool {
     let name = cluster.name();
@@ -231,9 +246,9 @@ fn status(cluster: &dyn Cluster) -> bool {
             main => {
                 let kib: u64 = procs.iter().map(|m| process::rss_kib(m.pid)).sum();
                 let main = main.map_or_else(String::new, |m| format!("{} pid {}, ", m.comm, m.pid));
+                let helpers = procs.len().saturating_sub(1);
                 format!(
-                    "running ({main}{} processes, {} MiB)",
-                    procs.len(),
+                    "running ({main}{helpers} helper processes, {} MiB)",
                     kib / 1024
                 )
             }
@@ -248,7 +263,7 @@ fn status(cluster: &dyn Cluster) -> bool {
             node.name, node.port
         );
     }
-    match cluster.health() {
+    match health(cluster) {
         Ok(summary) => {
             eprintln!(
                 "cluster: {name}: up ({summary}; {} MiB resident)",
