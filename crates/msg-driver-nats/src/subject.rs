@@ -106,9 +106,9 @@ fn unit_len(rest: &[u8]) -> usize {
 }
 
 /// Encodes name parts into one JetStream stream or consumer name made of ASCII letters,
-/// digits, `_` and `-` only: each part as [`push_name_part`] writes it (letters and digits
-/// stay; `_` is `__`, `-` is `_-`, any other byte `_XX` in upper-case hex), parts joined by
-/// a bare `-`. The encoding is injective: [`decode_name`] gives the parts back.
+/// digits, `_` and `-` only: in each part letters and digits stay, `_` is written `__`,
+/// `-` is `_-` and any other byte of the UTF-8 text `_XX` (upper-case hex); parts are joined
+/// by a bare `-`. The encoding is injective: [`decode_name`] gives the parts back.
 ///
 /// A name over 200 bytes keeps its first 160 bytes or fewer (never cutting an escape),
 /// followed by `_h` and 32 lower-case hex digits, the first 128 bits of the SHA-256 of the
