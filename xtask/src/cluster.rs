@@ -5,9 +5,9 @@
 //! 127.0.0.1:5681-5683) and a 3-node NATS cluster with clustered JetStream (`msg-n1` ..
 //! `msg-n3`, clients on 127.0.0.1:4231-4233), next to the machine's own brokers and
 //! never touching them. State (configs, start scripts, data, logs, pid files) lives
-//! under `target/cluster/`. `up` prints `export MSG_RABBIT_CLUSTER_URL=...` and
-//! `export MSG_NATS_CLUSTER_URL=...` on stdout (progress goes to stderr), so
-//! `eval "$(cargo xtask cluster up)"` sets them.
+//! under `target/cluster/`. `up` prints `export MSG_RABBIT_CLUSTER_URL=...`,
+//! `export MSG_NATS_CLUSTER_URL=...` and `export MSG_CLUSTER_DIR=...` on stdout
+//! (progress goes to stderr), so `eval "$(cargo xtask cluster up)"` sets them.
 //!
 //! - `up` leaves a healthy cluster as it is; otherwise it stops that cluster's nodes,
 //!   wipes its directory and starts three fresh nodes at once.
@@ -104,7 +104,7 @@ pub fn run(root: &Path, args: &[OsString]) -> Result<ExitCode> {
             for cluster in &selected {
                 up(*cluster).with_context(|| format!("cluster up: {}", cluster.name()))?;
             }
-            print_exports(&selected);
+            print_exports(&dir, &selected);
             Ok(ExitCode::SUCCESS)
         }
         "down" => {
@@ -119,7 +119,7 @@ pub fn run(root: &Path, args: &[OsString]) -> Result<ExitCode> {
                 all_up &= status(*cluster);
             }
             if all_up {
-                print_exports(&selected);
+                print_exports(&dir, &selected);
                 Ok(ExitCode::SUCCESS)
             } else {
                 Ok(ExitCode::FAILURE)
@@ -129,8 +129,13 @@ pub fn run(root: &Path, args: &[OsString]) -> Result<ExitCode> {
     }
 }
 
-/// The `export VAR=URL` lines, on stdout.
-fn print_exports(clusters: &[&dyn Cluster]) {
+/// The `export VAR=URL` lines, on stdout, and `MSG_CLUSTER_DIR` (where a fault test
+/// finds each node's `start` script and pid files).
+fn print_exports(dir: &Path, clusters: &[&dyn Cluster]) {
+    println!(
+        "export MSG_CLUSTER_DIR={}",
+        util::shell_quote(&dir.display().to_string())
+    );
     for cluster in clusters {
         println!(
             "export {}={}",

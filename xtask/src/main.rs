@@ -59,9 +59,10 @@ commands:
                                local 3-node RabbitMQ and NATS (JetStream) clusters on
                                their own loopback ports, state under target/cluster:
                                `up` starts them (a healthy one is left as is) and prints
-                               `export MSG_RABBIT_CLUSTER_URL=...` / `MSG_NATS_CLUSTER_URL`
-                               lines, `down` stops their nodes, `status` shows them
-                               (exit 1 when one is not up); see docs/clusters.md
+                               `export` lines for MSG_RABBIT_CLUSTER_URL,
+                               MSG_NATS_CLUSTER_URL and MSG_CLUSTER_DIR, `down` stops
+                               their nodes, `status` shows them (exit 1 when one is
+                               not up); see docs/clusters.md
 
 environment:
   MSG_REQUIRE_BROKERS=1  a missing broker (or interop venv) is an error, not a skip

@@ -20,8 +20,11 @@ use super::process::{self, MARKER, Marked};
 use super::{Cluster, NodeInfo, wait_until, wait_until_deadline, write_executable, write_file};
 use crate::util;
 
+const CLI_DIR: &str = "/usr/lib/rabbitmq/bin";
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 const CTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
+/// The CLI tools that get a wrapper with the cluster's cookie in the cluster directory.
+const WRAPPED_TOOLS: [&str; 3] = ["rabbitmqctl", "rabbitmq-queues", "rabbitmq-diagnostics"];
 const NODES: usize = 3;
 /// The node the others join.
 const SEED: u16 = 1;
@@ -91,11 +94,6 @@ impl Rabbit {
 
     fn home(&self) -> PathBuf {
         self.dir.join("home")
-    }
-
-    /// The generated `rabbitmqctl` wrapper that talks to this cluster.
-    pub fn ctl_script(&self) -> PathBuf {
-        self.dir.join("rabbitmqctl")
     }
 
     /// What every `rabbitmqctl` and node of this cluster has in its environment.
@@ -184,24 +182,27 @@ impl Rabbit {
         out
     }
 
-    fn ctl_wrapper(&self) -> String {
-        let mut out = String::from(
+    /// A wrapper that runs the CLI `tool` (`rabbitmqctl`, `rabbitmq-queues`) with this
+    /// cluster's Erlang cookie.
+    fn cli_wrapper(&self, tool: &str) -> String {
+        let mut out = format!(
             "#!/bin/sh\n\
-             # rabbitmqctl with the local RabbitMQ test cluster's Erlang cookie\n\
-             # (written by `cargo xtask cluster up`), e.g. `$0 -n msg-c1@localhost cluster_status`.\n",
+             # {tool} with the local RabbitMQ test cluster's Erlang cookie (written by\n\
+             # `cargo xtask cluster up`); name the node: `$0 -n msg-c1@localhost ...`.\n"
         );
         for (key, value) in self.common_env() {
             out.push_str(&format!("export {key}={}\n", util::shell_quote(&value)));
         }
-        out.push_str(&format!("exec {CTL} \"$@\"\n"));
+        out.push_str(&format!("exec {CLI_DIR}/{tool} \"$@\"\n"));
         out
     }
 
     /// Runs `rabbitmqctl -n NODE args...` (bounded); `Ok(stdout)` when it exits 0.
     fn ctl(&self, node: &Node, args: &[&str], limit: Duration) -> Result<String> {
-        let out_path = self
-            .dir
-            .join(format!("ctl-{}-{}.out", node.index, args.join("-")));
+        // Output goes to a file, not a pipe: a wait on a pipe cannot be bounded simply.
+        let out_dir = self.dir.join("cli-output");
+        fs::create_dir_all(&out_dir).with_context(|| format!("{}", out_dir.display()))?;
+        let out_path = out_dir.join(format!("msg-c{}-{}.out", node.index, args.join("-")));
         let out = fs::File::create(&out_path).with_context(|| format!("{}", out_path.display()))?;
         let err = out.try_clone()?;
         let mut cmd = Command::new(CTL);
@@ -417,7 +418,9 @@ impl Cluster for Rabbit {
         set_mode(&cookie, 0o400)?;
         write_file(&self.dir.join("rabbitmq-env.conf"), "")?;
         write_file(&self.dir.join("enabled_plugins"), "[].\n")?;
-        write_executable(&self.ctl_script(), &self.ctl_wrapper())?;
+        for tool in WRAPPED_TOOLS {
+            write_executable(&self.dir.join(tool), &self.cli_wrapper(tool))?;
+        }
         for node in &self.nodes {
             fs::create_dir_all(&node.dir).with_context(|| format!("{}", node.dir.display()))?;
             write_file(&node.dir.join("rabbitmq.conf"), &Self::node_config(node))?;
@@ -605,9 +608,9 @@ mod tests {
             "exec /usr/lib/rabbitmq/bin/rabbitmq-server >> \
              /w/target/cluster/rabbit/msg-c1/stdout.log 2>&1 < /dev/null\n"
         ));
-        let ctl = rabbit.ctl_wrapper();
+        let ctl = rabbit.cli_wrapper("rabbitmq-queues");
         assert!(ctl.contains("export HOME=/w/target/cluster/rabbit/home\n"));
-        assert!(ctl.ends_with("exec /usr/lib/rabbitmq/bin/rabbitmqctl \"$@\"\n"));
+        assert!(ctl.ends_with("exec /usr/lib/rabbitmq/bin/rabbitmq-queues \"$@\"\n"));
     }
 
     #[test]
