@@ -361,6 +361,76 @@ mod tests {
         }
     }
 
+    /// Starts both clusters on the installed brokers, checks them from outside (the
+    /// RabbitMQ CLI's `cluster_status`, NATS `/jsz`), stops them and checks that no
+    /// process is left and every port is free. Ignored by default: it takes the
+    /// clusters' fixed ports and stops a cluster this checkout runs.
+    #[test]
+    #[ignore = "starts real 3-node clusters (about 25 s); run with --ignored"]
+    fn up_check_down_on_the_installed_brokers() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("root");
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        let dir = root.join("target").join("cluster");
+        let ok = format!("{:?}", ExitCode::SUCCESS);
+        let code = run(root, &args(&["up"])).expect("cluster up");
+        assert_eq!(format!("{code:?}"), ok);
+        let code = run(root, &args(&["status"])).expect("cluster status");
+        assert_eq!(format!("{code:?}"), ok);
+
+        let out = std::process::Command::new(dir.join("rabbit").join("rabbitmqctl"))
+            .args([
+                "-n",
+                "msg-c1@localhost",
+                "cluster_status",
+                "--formatter",
+                "json",
+            ])
+            .output()
+            .expect("rabbitmqctl");
+        let mut running =
+            rabbit::running_nodes_of(&String::from_utf8_lossy(&out.stdout)).expect("json");
+        running.sort();
+        assert_eq!(
+            running,
+            ["msg-c1@localhost", "msg-c2@localhost", "msg-c3@localhost"]
+        );
+
+        let mut peers = Vec::new();
+        for port in [8231, 8232, 8233] {
+            let (code, body) = nats::http_get(port, "/jsz").expect("/jsz");
+            assert_eq!(code, 200);
+            let jsz: serde_json::Value = serde_json::from_str(&body).expect("jsz json");
+            let meta = &jsz["meta_cluster"];
+            assert_eq!(meta["cluster_size"], 3, "{meta}");
+            if let Some(replicas) = meta["replicas"].as_array() {
+                peers.push(meta["leader"].as_str().unwrap_or_default().to_owned());
+                peers.extend(
+                    replicas
+                        .iter()
+                        .filter_map(|r| r["name"].as_str())
+                        .map(str::to_owned),
+                );
+            }
+        }
+        peers.sort();
+        assert_eq!(peers, ["msg-n1", "msg-n2", "msg-n3"]);
+
+        let code = run(root, &args(&["down"])).expect("cluster down");
+        assert_eq!(format!("{code:?}"), ok);
+        assert_eq!(process::marked_under(&dir), []);
+        let dir_ports = rabbit::Rabbit::new(&dir)
+            .ports()
+            .into_iter()
+            .chain(nats::Nats::new(&dir).ports());
+        for port in dir_ports {
+            assert!(process::port_free(port), "port {port} still taken");
+        }
+        let code = run(root, &args(&["status"])).expect("cluster status");
+        assert_ne!(format!("{code:?}"), ok);
+    }
+
     #[test]
     fn bad_arguments_are_errors() {
         let root = Path::new("/nonexistent");

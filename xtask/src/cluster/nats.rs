@@ -195,7 +195,7 @@ fn meta_view_of(jsz: &Value) -> Result<MetaView> {
 }
 
 /// `GET path` on `127.0.0.1:port` over HTTP/1.0; the status code and body.
-fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
+pub(super) fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
     let what = || format!("GET http://127.0.0.1:{port}{path}");
     let mut stream =
         TcpStream::connect_timeout(&process::loopback(port), HTTP_TIMEOUT).with_context(what)?;

@@ -496,7 +496,7 @@ impl Cluster for Rabbit {
 }
 
 /// `running_nodes` of `rabbitmqctl cluster_status --formatter json`.
-fn running_nodes_of(json: &str) -> Result<Vec<String>> {
+pub(super) fn running_nodes_of(json: &str) -> Result<Vec<String>> {
     // The CLI may print warnings before the JSON document.
     let start = json
         .find('{')
