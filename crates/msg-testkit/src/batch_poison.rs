@@ -62,6 +62,10 @@ pub struct PoisonOutcome {
     pub poison_alone: usize,
     /// How often the handler got the poison with a good one after a first refusal.
     pub poison_with_good_again: usize,
+    /// How long after the last send every good one was handled.
+    pub good_after: Duration,
+    /// How many times the handler was called in all.
+    pub calls: usize,
     /// Whether the poison stopped coming back (its driver's redelivery cap took it to the
     /// dead-letter queue), rather than the watch ending after it came back alone
     /// `ALONE_AT_MOST` (6) times.
@@ -139,6 +143,7 @@ pub async fn batch_with_a_poison(
             .await
             .map_err(err)?;
     }
+    let sent = Instant::now();
     let handled = || -> Vec<i64> {
         let mut v: Vec<i64> = calls
             .snapshot()
@@ -161,6 +166,7 @@ pub async fn batch_with_a_poison(
         || handled().len() >= PoisonOutcome::expected_handled().len(),
     )
     .await?;
+    let good_after = sent.elapsed();
     let alone = || {
         calls
             .snapshot()
@@ -194,6 +200,8 @@ pub async fn batch_with_a_poison(
         handled: handled(),
         poison_alone: alone(),
         poison_with_good_again,
+        good_after,
+        calls: snapshot.len(),
         poison_gone,
     })
 }

@@ -81,6 +81,7 @@ async fn a_poison_in_a_batch_is_dead_lettered_alone() {
     let _ = conn.close(200, "OK".into()).await;
 
     let out = out.unwrap();
+    eprintln!("{out:?}");
     assert_eq!(out.handled, PoisonOutcome::expected_handled(), "{out:?}");
     assert!(
         out.poison_gone,

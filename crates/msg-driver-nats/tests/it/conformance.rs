@@ -92,6 +92,7 @@ async fn a_poison_in_a_batch_is_dead_lettered_alone() {
     crate::driver::delete_streams(&url, &prefix).await;
 
     let out = out.unwrap();
+    eprintln!("{out:?}");
     assert_eq!(out.handled, PoisonOutcome::expected_handled(), "{out:?}");
     assert!(
         out.poison_gone,
