@@ -481,8 +481,12 @@ struct BatchHandler {
 }
 
 impl BatchHandler {
-    /// The id a requeued notification is remembered by.
-    fn requeue_id(s: &Settle, m: &NotificationMessage) -> Option<Id> {
+    /// The id a requeued notification is remembered by (`None`: not remembered, as when
+    /// the listener never requeues).
+    fn requeue_id(&self, s: &Settle, m: &NotificationMessage) -> Option<Id> {
+        if !self.allow_requeue {
+            return None;
+        }
         s.id.clone().or_else(|| {
             m.metadata
                 .get("message_id")
@@ -492,15 +496,15 @@ impl BatchHandler {
     }
 
     /// Dispatches a batch and settles its messages; what is requeued is remembered.
-    async fn run(&self, messages: Vec<NotificationMessage>, settles: Vec<Settle>, back: bool) {
+    async fn run(&self, part: Part, back: bool) {
+        let Part {
+            messages,
+            settles,
+            ids,
+        } = part;
         if messages.is_empty() {
             return;
         }
-        let ids: Vec<Option<Id>> = settles
-            .iter()
-            .zip(&messages)
-            .map(|(s, m)| Self::requeue_id(s, m))
-            .collect();
         let requeue = if back {
             self.dispatcher.dispatch_batch_halving(messages).await
         } else {
@@ -518,27 +522,36 @@ impl BatchHandler {
     }
 }
 
+/// Part of a batch: its messages, how each is settled, and the id each is remembered by.
+#[derive(Default)]
+struct Part {
+    messages: Vec<NotificationMessage>,
+    settles: Vec<Settle>,
+    ids: Vec<Option<Id>>,
+}
+
+impl Part {
+    fn push(&mut self, m: NotificationMessage, s: Settle, id: Option<Id>) {
+        self.messages.push(m);
+        self.settles.push(s);
+        self.ids.push(id);
+    }
+}
+
 impl Handle<Vec<IncomingNotification>> for BatchHandler {
     fn handle(self: Arc<Self>, batch: Vec<IncomingNotification>) -> BoxFuture<'static, ()> {
         async move {
-            let (mut fresh, mut back) = (
-                (
-                    Vec::with_capacity(batch.len()),
-                    Vec::with_capacity(batch.len()),
-                ),
-                (Vec::new(), Vec::new()),
-            );
+            let (mut fresh, mut back) = (Part::default(), Part::default());
             for incoming in batch {
                 if let Some((m, s)) = take(incoming, &self.dedup).await {
-                    let seen =
-                        Self::requeue_id(&s, &m).is_some_and(|id| self.requeued.contains(&id));
-                    let (messages, settles) = if seen { &mut back } else { &mut fresh };
-                    messages.push(m);
-                    settles.push(s);
+                    let id = self.requeue_id(&s, &m);
+                    let seen = id.as_ref().is_some_and(|id| self.requeued.contains(id));
+                    let part = if seen { &mut back } else { &mut fresh };
+                    part.push(m, s, id);
                 }
             }
-            self.run(back.0, back.1, true).await;
-            self.run(fresh.0, fresh.1, false).await;
+            self.run(back, true).await;
+            self.run(fresh, false).await;
         }
         .boxed()
     }
