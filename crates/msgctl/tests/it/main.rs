@@ -712,3 +712,72 @@ fn a_rabbitmq_name_over_255_bytes_is_bad_input() {
     let err = fails_with(&o, 2);
     assert!(err.contains("field `topic`"), "{err}");
 }
+
+/// The event types `msgctl listen` printed, one JSON line each.
+fn event_types(o: &Output) -> Vec<String> {
+    stdout(o)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["event_type"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn listen_in_batches_requeues_only_the_matching_ones_on_rabbitmq() {
+    let Some(url) = broker_url("MSG_RABBIT_URL") else {
+        return;
+    };
+    let topic = format!("msgctl-batch-requeue-{}", std::process::id());
+    for event in ["skip.1", "keep.1", "skip.2", "keep.2"] {
+        let o = msgctl(&[
+            "--url",
+            &url,
+            "notify",
+            "--topic",
+            &topic,
+            "--priority",
+            "info",
+            "--publisher-id",
+            "p",
+            "--event-type",
+            event,
+            "{}",
+        ]);
+        assert!(o.status.success(), "notify: {}", stderr(&o));
+    }
+    let listen = |extra: &[&str]| {
+        let mut args = vec![
+            "--url",
+            &url,
+            "listen",
+            "--topic",
+            &topic,
+            "--priority",
+            "info",
+            "--count",
+            "2",
+            "--timeout",
+            "10",
+        ];
+        args.extend_from_slice(extra);
+        msgctl(&args)
+    };
+    let o = listen(&[
+        "--batch-size",
+        "4",
+        "--batch-timeout",
+        "0.5",
+        "--requeue-event-type",
+        "skip",
+    ]);
+    assert!(o.status.success(), "listen: {}", stderr(&o));
+    assert_eq!(event_types(&o), ["keep.1", "keep.2"]);
+    // the matching ones went back, and only they
+    let o = listen(&[]);
+    assert!(o.status.success(), "listen: {}", stderr(&o));
+    let mut rest = event_types(&o);
+    rest.sort_unstable();
+    assert_eq!(rest, ["skip.1", "skip.2"]);
+}
