@@ -1,4 +1,7 @@
-//! Consumers that survive reconnects, and the listener streams over them.
+//! Consumers that survive reconnects and broker cancellations, and the listener streams over
+//! them.
+
+mod recovery;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -37,18 +40,23 @@ pub(crate) struct ChannelGuard {
     pub(crate) channel: Channel,
     pub(crate) generation: u64,
     pub(crate) acks: Arc<Acks>,
+    /// The state of the connection the channel is on: a consumer that ends while it is
+    /// still connected was cancelled by the broker, or lost its channel.
+    connection: lapin::ConnectionStatus,
+    /// Set once a recovery from this channel started (its consumers end one by one).
+    recovering: AtomicBool,
+    /// Where the close runs: the last holder may be a lapin delegate, outside the runtime.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Drop for ChannelGuard {
     fn drop(&mut self) {
         let channel = self.channel.clone();
         let acks = self.acks.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = acks.flush().await;
-                let _ = channel.close(200, "OK".into()).await;
-            });
-        }
+        self.runtime.spawn(async move {
+            let _ = acks.flush().await;
+            let _ = channel.close(200, "OK".into()).await;
+        });
     }
 }
 
@@ -90,6 +98,7 @@ pub(crate) enum Sink {
 
 /// Consumes some queues on a channel of its own, and again on every new connection.
 pub(crate) struct ConsumerCore {
+    sup: Arc<Supervisor>,
     queues: Vec<String>,
     prefetch: u16,
     no_ack: bool,
@@ -119,6 +128,7 @@ impl fmt::Debug for ConsumerCore {
 
 impl ConsumerCore {
     pub(crate) fn new(
+        sup: Arc<Supervisor>,
         queues: Vec<String>,
         prefetch: u16,
         no_ack: bool,
@@ -126,6 +136,7 @@ impl ConsumerCore {
         sink: Sink,
     ) -> Arc<Self> {
         Arc::new(ConsumerCore {
+            sup,
             queues,
             prefetch,
             no_ack,
@@ -146,18 +157,8 @@ impl ConsumerCore {
             let mut st = lock(&self.state);
             (st.channel.take(), std::mem::take(&mut st.tags))
         };
-        if let Some(guard) = channel
-            && let Ok(rt) = tokio::runtime::Handle::try_current()
-        {
-            rt.spawn(async move {
-                for tag in tags {
-                    let _ = guard
-                        .channel
-                        .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-                        .await;
-                }
-                drop(guard);
-            });
+        if let Some(guard) = channel {
+            cancel_later(guard, tags);
         }
         if let Sink::Stream(tx) = &self.sink {
             let _ = tx.send(Item::Stop);
@@ -212,75 +213,132 @@ impl Sink {
     }
 }
 
+impl ConsumerCore {
+    /// Opens a channel on `conn` and consumes every queue on it; returns the channel and
+    /// the consumer tags.
+    async fn consume_on(self: &Arc<Self>, conn: &Conn) -> Result<(Arc<ChannelGuard>, Vec<String>)> {
+        let channel = open_channel(conn).await?;
+        let consumed = self.consume_all(conn, &channel).await;
+        if consumed.is_err() {
+            // consumers already started on it end with it (not the current channel: ignored)
+            let _ = channel.close(200, "OK".into()).await;
+        }
+        consumed
+    }
+
+    async fn consume_all(
+        self: &Arc<Self>,
+        conn: &Conn,
+        channel: &Channel,
+    ) -> Result<(Arc<ChannelGuard>, Vec<String>)> {
+        if self.prefetch > 0 {
+            channel
+                .basic_qos(self.prefetch, BasicQosOptions::default())
+                .await
+                .map_err(|e| Error::driver("amqp", "setting the prefetch", e))?;
+        }
+        let guard = Arc::new(ChannelGuard {
+            channel: channel.clone(),
+            generation: conn.generation,
+            acks: Arc::new(Acks::new(channel.clone(), self.prefetch)),
+            connection: conn.connection.status().clone(),
+            recovering: AtomicBool::new(false),
+            runtime: self.sup.runtime.clone(),
+        });
+        let mut tags = Vec::with_capacity(self.queues.len());
+        for queue in &self.queues {
+            let consumer = channel
+                .basic_consume(
+                    queue.as_str().into(),
+                    "".into(),
+                    BasicConsumeOptions {
+                        no_ack: self.no_ack,
+                        ..BasicConsumeOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| Error::driver("amqp", format!("consuming queue `{queue}`"), e))?;
+            tags.push(consumer.tag().to_string());
+            let core = Arc::downgrade(self);
+            let guard = guard.clone();
+            let queue: Arc<str> = Arc::from(queue.as_str());
+            consumer.set_delegate(move |delivery: DeliveryResult| {
+                if let Some(core) = core.upgrade() {
+                    match delivery {
+                        Ok(Some(d)) => core.deliver(d, &guard, &queue),
+                        // lapin ends a consumer with `None` for a broker's `basic.cancel`
+                        // and when its channel or connection closes
+                        Ok(None) => core.consumer_ended(&guard, &queue),
+                        Err(e) => {
+                            tracing::debug!(queue = &*queue, error = %e, "consumer error")
+                        }
+                    }
+                }
+                std::future::ready(())
+            });
+        }
+        Ok((guard, tags))
+    }
+
+    /// Makes `guard` the channel consumed from, unless the consumer stopped or already
+    /// consumes on a newer connection (then its consumers are cancelled). Returns the
+    /// channel and tags it replaced.
+    fn install(
+        &self,
+        guard: Arc<ChannelGuard>,
+        tags: Vec<String>,
+    ) -> Option<(Arc<ChannelGuard>, Vec<String>)> {
+        let mut st = lock(&self.state);
+        let newer = st
+            .channel
+            .as_ref()
+            .is_some_and(|c| c.generation > guard.generation);
+        if self.stopped.load(Ordering::Acquire) || newer {
+            drop(st);
+            cancel_later(guard, tags);
+            return None;
+        }
+        st.acks = Some(guard.acks.clone());
+        let old_tags = std::mem::replace(&mut st.tags, tags);
+        st.channel
+            .replace(guard)
+            .map(|old_guard| (old_guard, old_tags))
+    }
+
+    /// Whether `guard` is the channel consumed from now.
+    fn is_current(&self, guard: &Arc<ChannelGuard>) -> bool {
+        lock(&self.state)
+            .channel
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, guard))
+    }
+}
+
+/// Cancels consumers (in the background); the channel closes once the deliveries taken
+/// from it are settled.
+fn cancel_later(guard: Arc<ChannelGuard>, tags: Vec<String>) {
+    let runtime = guard.runtime.clone();
+    runtime.spawn(async move {
+        for tag in tags {
+            let _ = guard
+                .channel
+                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                .await;
+        }
+        drop(guard);
+    });
+}
+
 impl Resumable for ConsumerCore {
     fn resume(self: Arc<Self>, conn: Arc<Conn>) -> BoxFuture<'static, Result<()>> {
         async move {
             if self.stopped.load(Ordering::Acquire) {
                 return Ok(());
             }
-            let channel = open_channel(&conn).await?;
-            if self.prefetch > 0 {
-                channel
-                    .basic_qos(self.prefetch, BasicQosOptions::default())
-                    .await
-                    .map_err(|e| Error::driver("amqp", "setting the prefetch", e))?;
-            }
-            let guard = Arc::new(ChannelGuard {
-                channel: channel.clone(),
-                generation: conn.generation,
-                acks: Arc::new(Acks::new(channel.clone(), self.prefetch)),
-            });
-            let mut tags = Vec::with_capacity(self.queues.len());
-            for queue in &self.queues {
-                let consumer = channel
-                    .basic_consume(
-                        queue.as_str().into(),
-                        "".into(),
-                        BasicConsumeOptions {
-                            no_ack: self.no_ack,
-                            ..BasicConsumeOptions::default()
-                        },
-                        FieldTable::default(),
-                    )
-                    .await
-                    .map_err(|e| Error::driver("amqp", format!("consuming queue `{queue}`"), e))?;
-                tags.push(consumer.tag().to_string());
-                let core = Arc::downgrade(&self);
-                let guard = guard.clone();
-                let queue: Arc<str> = Arc::from(queue.as_str());
-                consumer.set_delegate(move |delivery: DeliveryResult| {
-                    if let Some(core) = core.upgrade() {
-                        match delivery {
-                            Ok(Some(d)) => core.deliver(d, &guard, &queue),
-                            Ok(None) => {
-                                if !core.stopped.load(Ordering::Acquire) {
-                                    tracing::warn!(
-                                        queue = &*queue,
-                                        "the broker cancelled our consumer (queue deleted?)"
-                                    );
-                                    if let Sink::Replies(w) = &core.sink {
-                                        w.fail_all(|| Error::Delivery {
-                                            reason: "the reply queue vanished".into(),
-                                            source: None,
-                                        });
-                                    }
-                                }
-                            }
-                            Err(e) => {
-                                tracing::debug!(queue = &*queue, error = %e, "consumer error")
-                            }
-                        }
-                    }
-                    std::future::ready(())
-                });
-            }
-            let mut st = lock(&self.state);
-            if self.stopped.load(Ordering::Acquire) {
-                return Ok(());
-            }
-            st.acks = Some(guard.acks.clone());
-            st.channel = Some(guard);
-            st.tags = tags;
+            let (guard, tags) = self.consume_on(&conn).await?;
+            // what it replaces was on a connection that is gone
+            drop(self.install(guard, tags));
             Ok(())
         }
         .boxed()

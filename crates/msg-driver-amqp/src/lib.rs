@@ -221,6 +221,7 @@ impl AmqpDriver {
                 self.sup.declare(vec![self.transient_queue(&name)]).await?;
                 let waiters = Arc::new(ReplyWaiters::default());
                 let core = ConsumerCore::new(
+                    self.sup.clone(),
                     vec![name.clone()],
                     0,
                     true,
@@ -442,6 +443,7 @@ impl Driver for AmqpDriver {
             .await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let core = ConsumerCore::new(
+            self.sup.clone(),
             vec![topic.to_string(), direct, fanout_queue.clone()],
             self.prefetch(options),
             false,
@@ -482,6 +484,7 @@ impl Driver for AmqpDriver {
         self.sup.declare(decls).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let core = ConsumerCore::new(
+            self.sup.clone(),
             queues,
             self.prefetch(options),
             false,

@@ -127,6 +127,8 @@ pub(crate) struct Supervisor {
     /// bound to them non-durable too).
     non_durable_fallback: Mutex<HashSet<String>>,
     consumers: Mutex<Vec<Weak<dyn Resumable>>>,
+    /// The runtime the driver was opened on (lapin calls consumer delegates outside it).
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 impl fmt::Debug for Supervisor {
@@ -243,6 +245,7 @@ impl Supervisor {
             declared: Mutex::default(),
             non_durable_fallback: Mutex::default(),
             consumers: Mutex::default(),
+            runtime: tokio::runtime::Handle::current(),
         });
         // first connection: every host once; a broker that is down is a clear error
         let mut last = None;
@@ -490,6 +493,30 @@ impl Supervisor {
             }
         }
         Ok(())
+    }
+
+    /// Declares these queues again from the record, with their bindings and the exchanges
+    /// those bind to (after the broker deleted a queue under a consumer).
+    pub(crate) async fn redeclare_queues(&self, conn: &Conn, queues: &[String]) -> Result<()> {
+        let decls: Vec<Decl> = {
+            let guard = lock(&self.declared);
+            let record = &guard.0;
+            let ours = |q: &str| queues.iter().any(|x| x == q);
+            let exchanges = record.iter().filter(|d| match d {
+                Decl::Exchange { name, .. } => record.iter().any(|b| {
+                    matches!(b, Decl::Bind { queue, exchange, .. } if exchange == name && ours(queue))
+                }),
+                _ => false,
+            });
+            let queues = record
+                .iter()
+                .filter(|d| matches!(d, Decl::Queue { name, .. } if ours(name)));
+            let binds = record
+                .iter()
+                .filter(|d| matches!(d, Decl::Bind { queue, .. } if ours(queue)));
+            exchanges.chain(queues).chain(binds).cloned().collect()
+        };
+        self.declare_on(conn, &decls).await.map(drop)
     }
 
     /// Declares on a channel of its own (a refused declaration closes its channel); returns

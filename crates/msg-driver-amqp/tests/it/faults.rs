@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::proxy::Proxy;
 use crate::rabbit_url;
 
-async fn open(url: &str) -> Transport {
+pub(crate) async fn open(url: &str) -> Transport {
     DriverRegistry::new()
         .with(msg_driver_amqp::factory())
         .open(url)
@@ -24,7 +24,7 @@ async fn open(url: &str) -> Transport {
         .unwrap()
 }
 
-fn unique(base: &str) -> String {
+pub(crate) fn unique(base: &str) -> String {
     format!(
         "{base}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..10]
@@ -32,7 +32,7 @@ fn unique(base: &str) -> String {
 }
 
 /// Runs rabbitmqctl (bounded); `None` when it isn't installed or can't talk to the node.
-fn rabbitmqctl(args: &[&str]) -> Option<String> {
+pub(crate) fn rabbitmqctl(args: &[&str]) -> Option<String> {
     let out = std::process::Command::new("timeout")
         .arg("60")
         .arg("rabbitmqctl")

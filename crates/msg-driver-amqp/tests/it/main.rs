@@ -2,11 +2,13 @@
 //! and interop with Python oslo.messaging.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+mod broker_events;
 mod cluster_options;
 mod conformance;
 mod faults;
 mod hostile;
 mod interop;
+mod logs;
 mod proxy;
 mod tls;
 

@@ -1,0 +1,277 @@
+//! Broker events over a real RabbitMQ: the broker cancels our consumers (their queue deleted
+//! from another connection) and msg consumes again; a lost connection is logged as one, not
+//! as a cancel.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lapin::Connection;
+use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use msg_client::{Notifier, RpcClient};
+use msg_core::{Context, Priority, Target};
+use msg_dispatch::{Endpoint, HandlerError, NotificationEndpoint, NotificationResult};
+use msg_server::{NotificationListener, RpcServer};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::faults::{open, rabbitmqctl, unique};
+use crate::logs;
+use crate::proxy::Proxy;
+use crate::rabbit_url;
+use crate::raw_connection;
+
+/// How long recovery may take (it starts at once; back-off only after a failure).
+const RECOVERY: Duration = Duration::from_secs(20);
+
+/// Deletes a queue from a connection of its own, as an operator would.
+async fn delete_queue(conn: &Connection, queue: &str) {
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_delete(queue.into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    let _ = ch.close(200, "OK".into()).await;
+}
+
+/// The consumers of `queue` (0 while it doesn't exist).
+async fn consumers(conn: &Connection, queue: &str) -> u32 {
+    let ch = conn.create_channel().await.unwrap();
+    let declared = ch
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    let _ = ch.close(200, "OK".into()).await;
+    declared.map(|q| q.consumer_count()).unwrap_or(0)
+}
+
+/// Waits (bounded) until every queue exists again and has a consumer.
+async fn wait_consumed(conn: &Connection, queues: &[String]) {
+    let start = Instant::now();
+    for queue in queues {
+        loop {
+            if consumers(conn, queue).await >= 1 {
+                break;
+            }
+            if start.elapsed() > RECOVERY {
+                for line in logs::captured().lines_with(&[queue]) {
+                    eprintln!("{line}");
+                }
+                panic!("queue `{queue}` has no consumer {RECOVERY:?} after the broker deleted it");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    eprintln!("consumed again after {:?}", start.elapsed());
+}
+
+/// The queue whose name starts with `prefix`, by rabbitmqctl; `None` when it isn't usable.
+fn queue_named_like(prefix: &str) -> Option<String> {
+    rabbitmqctl(&["-q", "list_queues", "name", "--no-table-headers"])?
+        .lines()
+        .map(str::trim)
+        .find(|n| n.starts_with(prefix))
+        .map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rpc_server_whose_queues_the_broker_deletes_keeps_serving() {
+    let Some(url) = rabbit_url("amqp: broker cancels an RPC server's consumers") else {
+        return;
+    };
+    let _logs = logs::captured();
+    let topic = unique("cancel-rpc");
+    let transport = open(&url).await;
+    let (noted_tx, mut noted) = mpsc::unbounded_channel::<Value>();
+    let noted_tx = Arc::new(Mutex::new(noted_tx));
+    let server = RpcServer::builder(transport.clone(), Target::server(&topic, "s1"))
+        .endpoint(
+            Endpoint::new()
+                .method("echo", |_c: Context, a: Value| async move {
+                    Ok::<_, HandlerError>(a)
+                })
+                .method("note", move |_c: Context, a: Value| {
+                    let tx = noted_tx.clone();
+                    async move {
+                        let _ = tx.lock().unwrap().send(a);
+                        Ok::<_, HandlerError>(Value::Null)
+                    }
+                }),
+        )
+        .start()
+        .await
+        .unwrap();
+    let client =
+        RpcClient::new(transport.clone(), Target::topic(&topic)).timeout(Duration::from_secs(5));
+    let direct = client.clone().server("s1");
+    let fanout = client.clone().fanout(true);
+    let _: Value = client
+        .call(&Context::new(), "echo", json!({"i": 0}))
+        .await
+        .unwrap();
+
+    let mut queues = vec![topic.clone(), format!("{topic}.s1")];
+    match queue_named_like(&format!("{topic}_fanout_")) {
+        Some(q) => queues.push(q),
+        None => eprintln!("rabbitmqctl can't list queues: the fanout queue is not deleted"),
+    }
+    let raw = raw_connection(&url).await;
+    for q in &queues {
+        delete_queue(&raw, q).await;
+    }
+    wait_consumed(&raw, &queues).await;
+
+    for i in 1..=3 {
+        let v: Value = client
+            .call(&Context::new(), "echo", json!({ "i": i }))
+            .await
+            .unwrap();
+        assert_eq!(v, json!({ "i": i }));
+        let v: Value = direct
+            .call(&Context::new(), "echo", json!({ "i": i }))
+            .await
+            .unwrap();
+        assert_eq!(v, json!({ "i": i }));
+    }
+    if queues.len() == 3 {
+        fanout
+            .cast(&Context::new(), "note", json!({"when": "after"}))
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), noted.recv())
+            .await
+            .expect("a fanout cast after the deletion reached the server");
+        assert_eq!(got, Some(json!({"when": "after"})));
+    }
+    // a second deletion is recovered as well
+    delete_queue(&raw, &topic).await;
+    wait_consumed(&raw, std::slice::from_ref(&topic)).await;
+    let v: Value = client
+        .call(&Context::new(), "echo", json!({"i": 9}))
+        .await
+        .unwrap();
+    assert_eq!(v, json!({"i": 9}));
+
+    let _ = raw.close(200, "OK".into()).await;
+    server.shutdown(Duration::from_secs(5)).await.unwrap();
+    transport.cleanup().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_listeners_whose_queues_the_broker_deletes_keep_receiving() {
+    let Some(url) = rabbit_url("amqp: broker cancels a notification listener's consumer") else {
+        return;
+    };
+    let _logs = logs::captured();
+    let topic = unique("cancel-notify");
+    let pool = unique("cancel-pool");
+    let transport = open(&url).await;
+    let listener_for = |pool: Option<&str>| {
+        let (tx, rx) = mpsc::unbounded_channel::<u64>();
+        let builder = NotificationListener::builder(transport.clone(), [Target::topic(&topic)])
+            .endpoint(NotificationEndpoint::new().on(Priority::Info, move |m| {
+                let tx = tx.clone();
+                async move {
+                    if let Some(i) = m.payload["i"].as_u64() {
+                        let _ = tx.send(i);
+                    }
+                    NotificationResult::Handled
+                }
+            }));
+        let builder = match pool {
+            Some(p) => builder.pool(p),
+            None => builder,
+        };
+        (builder, rx)
+    };
+    let (plain, mut plain_rx) = listener_for(None);
+    let plain = plain.start().await.unwrap();
+    let (pooled, mut pooled_rx) = listener_for(Some(&pool));
+    let pooled = pooled.start().await.unwrap();
+    let notifier = Notifier::new(transport.clone()).topics([topic.as_str()]);
+
+    let queues = vec![format!("{topic}.info"), pool.clone()];
+    let raw = raw_connection(&url).await;
+    for q in &queues {
+        delete_queue(&raw, q).await;
+    }
+    wait_consumed(&raw, &queues).await;
+
+    for i in 0..5u64 {
+        notifier
+            .info(&Context::new(), "cancel.test", json!({ "i": i }))
+            .await
+            .unwrap();
+    }
+    for (name, rx) in [("plain", &mut plain_rx), ("pool", &mut pooled_rx)] {
+        let mut got = Vec::new();
+        while got.len() < 5 {
+            match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+                Ok(Some(i)) => got.push(i),
+                _ => {
+                    panic!("the {name} listener received {got:?} of 5 after its queue was deleted")
+                }
+            }
+        }
+        got.sort_unstable();
+        assert_eq!(got, vec![0, 1, 2, 3, 4], "{name}");
+    }
+
+    let _ = raw.close(200, "OK".into()).await;
+    plain.shutdown(Duration::from_secs(5)).await.unwrap();
+    pooled.shutdown(Duration::from_secs(5)).await.unwrap();
+    transport.cleanup().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_is_logged_as_one_not_as_a_cancel() {
+    let Some(url) = rabbit_url("amqp: a lost connection is not a cancel") else {
+        return;
+    };
+    let _ = url;
+    let logs = logs::captured();
+    let upstream: SocketAddr = "127.0.0.1:5672".parse().unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let proxied = format!(
+        "rabbit://guest:guest@127.0.0.1:{}/?rabbit_retry_interval=0.2&kombu_reconnect_delay=0.1",
+        proxy.port
+    );
+    let topic = unique("cut-notify");
+    let queue = format!("{topic}.info");
+    let transport = open(&proxied).await;
+    let listener = NotificationListener::builder(transport.clone(), [Target::topic(&topic)])
+        .endpoint(
+            NotificationEndpoint::new().on(Priority::Info, |_m| async move {
+                NotificationResult::Handled
+            }),
+        )
+        .start()
+        .await
+        .unwrap();
+
+    proxy.cut();
+    let ended = logs
+        .wait_for(
+            &[&queue, "ended with its connection"],
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(
+        ended.is_some(),
+        "the lost connection wasn't logged as such for `{queue}`"
+    );
+    assert_eq!(
+        logs.lines_with(&[&queue, "cancel"]),
+        Vec::<String>::new(),
+        "a lost connection was logged as a cancel"
+    );
+
+    listener.shutdown(Duration::from_secs(5)).await.unwrap();
+    transport.cleanup().await.unwrap();
+}
