@@ -558,24 +558,40 @@ impl Drop for AmqpResponder {
 }
 
 impl AmqpResponder {
+    /// Publishes a reply or heartbeat to the caller's reply queue, mandatory (with
+    /// `direct_mandatory_flag`) and confirmed: a reply whose queue is gone comes back, and is
+    /// logged here without its body. (Confirming also lets lapin forget the publish: an
+    /// unawaited confirm stays in its channel's list until the channel fails.)
     async fn send(&self, reply: WireReply) -> Result<()> {
         let Some(reply_q) = &self.reply_q else {
             return Ok(());
         };
         let sup = &self.shared.sup;
         let compression = sup.options.kombu_compression.as_deref();
+        let what = if reply.ending { "reply" } else { "heartbeat" };
+        let msg_id = reply.msg_id.clone();
         let body = body::compress(reply.encode()?, compression)?;
         let props = body::properties(None, compression);
-        sup.publish(Outgoing {
-            exchange: "",
-            key: reply_q,
-            body: &body,
-            properties: &props,
-            mandatory: sup.options.direct_mandatory_flag,
-            confirm: false,
-            retry: Retry::Attempts(1),
-        })
-        .await?;
+        let routed = sup
+            .publish(Outgoing {
+                exchange: "",
+                key: reply_q,
+                body: &body,
+                properties: &props,
+                mandatory: sup.options.direct_mandatory_flag,
+                confirm: true,
+                retry: Retry::Attempts(1),
+            })
+            .await?;
+        if !routed {
+            tracing::warn!(
+                msg_id,
+                reply_queue = reply_q.as_str(),
+                bytes = body.len(),
+                "the broker returned a {what}: its reply queue does not exist (the caller is \
+                 gone, or the queue was deleted); dropped"
+            );
+        }
         Ok(())
     }
 }

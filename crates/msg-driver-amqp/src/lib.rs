@@ -45,6 +45,20 @@ use consumer::{
     AmqpStop, AmqpStream, ConsumerCore, Shared, Sink, decode_notification, decode_request,
 };
 pub use options::RabbitOptions;
+
+/// A `tracing` filter directive that silences lapin's own line for a message the broker
+/// returned. lapin logs every returned message whole, body included (as decimal bytes), at
+/// `warn` under `lapin::returned_messages`, before the driver sees it, and offers no way to
+/// turn that off; the driver logs its own warning instead (message id, queue, size, never the
+/// body). Add this to a subscriber's filter, after the directives it reads from the
+/// environment (msgctl does):
+///
+/// ```
+/// let filter = tracing_subscriber::EnvFilter::new("warn")
+///     .add_directive(msg_driver_amqp::SILENCE_LAPIN_RETURNS.parse().unwrap());
+/// # drop(filter);
+/// ```
+pub const SILENCE_LAPIN_RETURNS: &str = "lapin::returned_messages=off";
 use supervisor::{Decl, Outgoing, Supervisor, queue_args};
 
 /// The factory for `rabbit://`, `amqp://` and `amqps://`.

@@ -60,7 +60,10 @@ fn init_logging(cli: &Cli) {
         Command::Demo(_) => "warn,lapin=off,msg_dispatch::rpc=error",
         _ => "warn,lapin=off",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(default))
+        // lapin logs a returned message whole, body included, whatever RUST_LOG says
+        .add_directive(msg::amqp::SILENCE_LAPIN_RETURNS.parse().unwrap_or_default());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

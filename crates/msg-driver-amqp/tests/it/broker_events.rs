@@ -1,14 +1,14 @@
 //! Broker events over a real RabbitMQ: the broker cancels our consumers (their queue deleted
 //! from another connection) and msg consumes again; a lost connection is logged as one, not
-//! as a cancel.
+//! as a cancel; a reply the broker returns is logged once, without its body.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lapin::Connection;
-use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection};
 use msg_client::{Notifier, RpcClient};
 use msg_core::{Context, Priority, Target};
 use msg_dispatch::{Endpoint, HandlerError, NotificationEndpoint, NotificationResult};
@@ -273,5 +273,82 @@ async fn a_lost_connection_is_logged_as_one_not_as_a_cancel() {
     );
 
     listener.shutdown(Duration::from_secs(5)).await.unwrap();
+    transport.cleanup().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_to_a_reply_queue_that_is_gone_is_logged_once_without_its_body() {
+    let Some(url) = rabbit_url("amqp: a returned reply") else {
+        return;
+    };
+    let logs = logs::captured();
+    let topic = unique("returned-reply");
+    let transport = open(&url).await;
+    let (answered_tx, mut answered) = mpsc::unbounded_channel::<()>();
+    let answered_tx = Arc::new(Mutex::new(answered_tx));
+    let server = RpcServer::builder(transport.clone(), Target::server(&topic, "s1"))
+        .endpoint(
+            Endpoint::new().method("echo", move |_c: Context, a: Value| {
+                let tx = answered_tx.clone();
+                async move {
+                    let _ = tx.lock().unwrap().send(());
+                    Ok::<_, HandlerError>(a)
+                }
+            }),
+        )
+        .start()
+        .await
+        .unwrap();
+
+    // a call from a caller whose reply queue doesn't exist (any more), sent raw
+    let msg_id = uuid::Uuid::new_v4().simple().to_string();
+    let reply_q = unique("reply_gone");
+    let secret = unique("SECRET-BODY");
+    let inner = json!({
+        "method": "echo",
+        "args": { "s": secret },
+        "_msg_id": msg_id,
+        "_reply_q": reply_q,
+        "_unique_id": uuid::Uuid::new_v4().simple().to_string(),
+    });
+    let body = json!({ "oslo.version": "2.0", "oslo.message": inner.to_string() }).to_string();
+    let raw = raw_connection(&url).await;
+    let ch = raw.create_channel().await.unwrap();
+    ch.basic_publish(
+        "openstack".into(),
+        topic.as_str().into(),
+        BasicPublishOptions::default(),
+        body.as_bytes(),
+        BasicProperties::default().with_content_type("application/json".into()),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), answered.recv())
+        .await
+        .expect("the server handled the call");
+
+    let warning = logs
+        .wait_for(&[&msg_id, &reply_q, "bytes="], Duration::from_secs(10))
+        .await;
+    assert!(
+        warning.is_some(),
+        "no warning names the returned reply's msg id and queue"
+    );
+    eprintln!("{}", warning.unwrap_or_default());
+    assert_eq!(
+        logs.lines_with(&[&msg_id]).len(),
+        1,
+        "one warning per returned reply"
+    );
+    assert_eq!(
+        logs.lines_with(&[&secret]),
+        Vec::<String>::new(),
+        "a reply's body reached the log"
+    );
+
+    let _ = raw.close(200, "OK".into()).await;
+    server.shutdown(Duration::from_secs(5)).await.unwrap();
     transport.cleanup().await.unwrap();
 }

@@ -21,16 +21,18 @@ impl Write for Sink {
     }
 }
 
-/// The captured log (everything at warn and above, msg's own lines from debug on).
+/// The captured log (everything at warn and above, msg's own lines from debug on), filtered
+/// as the driver's docs advise (lapin's line for a returned message, body included, off).
 pub fn captured() -> Logs {
     static LOGS: OnceLock<Logs> = OnceLock::new();
     LOGS.get_or_init(|| {
         let logs = Logs::default();
         let buf = logs.0.clone();
         let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "warn,msg_driver_amqp=debug",
-            ))
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::new("warn,msg_driver_amqp=debug")
+                    .add_directive(msg_driver_amqp::SILENCE_LAPIN_RETURNS.parse().unwrap()),
+            )
             .with_ansi(false)
             .with_writer(move || Sink(buf.clone()))
             .finish();
