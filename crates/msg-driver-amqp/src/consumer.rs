@@ -581,6 +581,7 @@ impl AmqpResponder {
                 mandatory: sup.options.direct_mandatory_flag,
                 confirm: true,
                 retry: Retry::Attempts(1),
+                timeout: None,
             })
             .await?;
         if !routed {
@@ -735,6 +736,7 @@ impl Acknowledger for AmqpAcker {
                 mandatory: false,
                 confirm: true,
                 retry: Retry::Attempts(2),
+                timeout: None,
             })
             .await?;
             lock(&self.shared.requeues).remove(&self.key);

@@ -6,9 +6,13 @@
 //! share one RabbitMQ and talk to each other: RPC both ways, notifications both ways, pools
 //! shared between Python and Rust listeners.
 //!
-//! It supervises its own connection (lapin's recovery knows one URI and gives up): the URL's
+//! It supervises its own connections (lapin's recovery knows one URI and gives up): the URL's
 //! hosts in rotation, reconnection with back-off, every exchange, queue and binding
-//! re-declared from its own record, every consumer resumed. Options are oslo's
+//! re-declared from its own record, every consumer resumed; a consumer the broker cancels
+//! (its queue deleted, its node failed) is declared again and resumed alone. It consumes and
+//! publishes on two connections: under a memory or disk alarm RabbitMQ blocks only the
+//! publishing one, so consumption and acknowledgements go on, and a send fails within its
+//! timeout saying that the broker blocks publishers. Options are oslo's
 //! `[oslo_messaging_rabbit]` names, read from the URL's query ([`RabbitOptions`]).
 //!
 //! ```no_run
@@ -348,6 +352,7 @@ impl Driver for AmqpDriver {
                 mandatory: options.at_least_once,
                 confirm: options.at_least_once,
                 retry: options.retry,
+                timeout: options.timeout,
             })
             .await?;
         if !routed {
@@ -355,9 +360,22 @@ impl Driver for AmqpDriver {
                 destination: format!("{exchange}/{key}"),
             });
         }
-        pending
+        match pending
             .wait(request, options.timeout, options.call_monitor_timeout)
             .await
+        {
+            // no reply in time while RabbitMQ blocks publishing: the reply is held back too
+            Err(Error::Timeout { .. }) if let Some(reason) = self.sup.publishing_blocked() => {
+                Err(supervisor::blocked_error(
+                    &reason,
+                    &exchange,
+                    &key,
+                    "got no reply",
+                    options.timeout,
+                ))
+            }
+            other => other,
+        }
     }
 
     async fn cast(
@@ -373,6 +391,7 @@ impl Driver for AmqpDriver {
             self.compression(),
         )?;
         let props = body::properties(None, self.compression());
+        // the timeout bounds the wait for the confirm (and for a blocked connection)
         let routed = self
             .sup
             .publish(Outgoing {
@@ -383,6 +402,7 @@ impl Driver for AmqpDriver {
                 mandatory: options.at_least_once,
                 confirm: true,
                 retry: options.retry,
+                timeout: options.timeout,
             })
             .await?;
         if !routed {
@@ -428,6 +448,7 @@ impl Driver for AmqpDriver {
                 mandatory: false,
                 confirm: true,
                 retry,
+                timeout: None,
             })
             .await?;
         Ok(())

@@ -1,6 +1,8 @@
-//! The connection supervisor: one connection at a time across the URL's hosts (shuffled
-//! once, then round robin, as oslo), reconnection with back-off, re-declaration of every
-//! exchange, queue and binding from our own record, and resumption of every consumer.
+//! The connection supervisor: one pair of connections at a time (one consumes, one publishes)
+//! across the URL's hosts (shuffled once, then round robin, as oslo), reconnection with
+//! back-off, re-declaration of every exchange, queue and binding from our own record, and
+//! resumption of every consumer; RabbitMQ's flow control (`connection.blocked`) watched and
+//! logged.
 //! lapin's own recovery is not used: it knows one URI and gives up.
 
 use std::collections::HashSet;
@@ -26,11 +28,64 @@ use tokio::sync::watch;
 
 use crate::options::RabbitOptions;
 
-/// One live connection and its publishing channel (publisher confirms on).
+/// One live pair of connections to a host: one consumes (and declares, and acks), the other
+/// publishes, on a channel with publisher confirms. RabbitMQ blocks a connection that
+/// publishes during a memory or disk alarm (it stops reading from it), so consumption and
+/// acknowledgements go on while sends wait; oslo sends on connections of their own too.
 pub(crate) struct Conn {
     pub(crate) connection: Connection,
+    publish_connection: Connection,
     pub(crate) publisher: Channel,
     pub(crate) generation: u64,
+    /// Why RabbitMQ blocks the publishing connection, while it does (woken on a change).
+    blocked: watch::Sender<Option<String>>,
+}
+
+impl Conn {
+    /// Why RabbitMQ blocks publishing, if it does.
+    pub(crate) fn blocked(&self) -> Option<String> {
+        if !self.publish_connection.status().blocked() {
+            return None;
+        }
+        Some(
+            self.blocked
+                .borrow()
+                .clone()
+                .unwrap_or_else(|| "no reason given".into()),
+        )
+    }
+
+    /// Waits until publishing is not blocked, until `deadline` at most; `Err` with the
+    /// broker's reason when it still is then.
+    async fn wait_unblocked(
+        &self,
+        deadline: Option<tokio::time::Instant>,
+    ) -> std::result::Result<(), String> {
+        let mut changes = self.blocked.subscribe();
+        loop {
+            let Some(reason) = self.blocked() else {
+                return Ok(());
+            };
+            let changed = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, changes.changed()).await {
+                    Ok(changed) => changed,
+                    Err(_) => return Err(reason),
+                },
+                None => changes.changed().await,
+            };
+            if changed.is_err() {
+                // the connection is gone: the publish fails on its own
+                return Ok(());
+            }
+        }
+    }
+
+    /// Closes both connections, each bounded.
+    async fn close(&self, code: u16, text: &str) {
+        let bound = Duration::from_secs(5);
+        let _ = tokio::time::timeout(bound, self.connection.close(code, text.into())).await;
+        let _ = tokio::time::timeout(bound, self.publish_connection.close(code, text.into())).await;
+    }
 }
 
 impl fmt::Debug for Conn {
@@ -108,6 +163,9 @@ pub(crate) struct Outgoing<'a> {
     /// Wait for the broker's confirm.
     pub(crate) confirm: bool,
     pub(crate) retry: Retry,
+    /// How long the send may take, waiting for a blocked connection included (`None`: no
+    /// bound here).
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// The connection supervisor shared by a driver's clients and listeners.
@@ -265,7 +323,7 @@ impl Supervisor {
     async fn open_next(self: &Arc<Self>) -> Result<Arc<Conn>> {
         let idx = self.next_host.fetch_add(1, Ordering::Relaxed) % self.hosts.len();
         let host = &self.hosts[idx];
-        let mut props = ConnectionProperties::default();
+        let props = ConnectionProperties::default();
         let name = self.options.connection_name.clone().unwrap_or_else(|| {
             format!(
                 "msg:{}:{}",
@@ -275,8 +333,67 @@ impl Supervisor {
                 std::process::id()
             )
         });
-        props = props.with_connection_name(name.into());
         let limit = self.options.connect_timeout();
+        let connection = self
+            .open_connection(
+                host,
+                props.clone().with_connection_name(name.clone().into()),
+                limit,
+            )
+            .await?;
+        let publish_connection = match self
+            .open_connection(
+                host,
+                props.with_connection_name(format!("{name}:publish").into()),
+                limit,
+            )
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = connection.close(200, "OK".into()).await;
+                return Err(e);
+            }
+        };
+        let publisher = async {
+            let publisher = publish_connection
+                .create_channel()
+                .await
+                .map_err(|e| amqp_err("opening the publishing channel", e))?;
+            publisher
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(|e| amqp_err("enabling publisher confirms", e))?;
+            Ok::<_, Error>(publisher)
+        }
+        .await;
+        let publisher = match publisher {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = connection.close(200, "OK".into()).await;
+                let _ = publish_connection.close(200, "OK".into()).await;
+                return Err(e);
+            }
+        };
+        let generation = self.generations.fetch_add(1, Ordering::AcqRel) + 1;
+        let conn = Conn {
+            connection,
+            publish_connection,
+            publisher,
+            generation,
+            blocked: watch::channel(None).0,
+        };
+        tracing::info!(host = host.label, generation, "connected to RabbitMQ");
+        Ok(Arc::new(conn))
+    }
+
+    /// Opens one connection to `host`, within `limit`.
+    async fn open_connection(
+        &self,
+        host: &Host,
+        props: ConnectionProperties,
+        limit: Duration,
+    ) -> Result<Connection> {
         let connect = async {
             match &self.tls {
                 Some(tls) => {
@@ -296,48 +413,82 @@ impl Supervisor {
                     .map_err(|e| connect_error(&host.label, e)),
             }
         };
-        let connection =
-            tokio::time::timeout(limit, connect)
-                .await
-                .map_err(|_| Error::Delivery {
-                    reason: format!("connecting to {} timed out after {limit:?}", host.label),
-                    source: None,
-                })??;
-        let publisher = connection
-            .create_channel()
+        tokio::time::timeout(limit, connect)
             .await
-            .map_err(|e| amqp_err("opening the publishing channel", e))?;
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| amqp_err("enabling publisher confirms", e))?;
-        let generation = self.generations.fetch_add(1, Ordering::AcqRel) + 1;
-        tracing::info!(host = host.label, generation, "connected to RabbitMQ");
-        Ok(Arc::new(Conn {
-            connection,
-            publisher,
-            generation,
-        }))
+            .map_err(|_| Error::Delivery {
+                reason: format!("connecting to {} timed out after {limit:?}", host.label),
+                source: None,
+            })?
     }
 
-    /// Makes a connection current and watches it for failure.
+    /// Makes a connection current and watches it: for failure, and for RabbitMQ blocking
+    /// and unblocking its publishing connection.
     fn install(self: &Arc<Self>, conn: Arc<Conn>) {
         let generation = conn.generation;
-        let mut events = conn.connection.events_listener().boxed();
+        let statuses = [
+            conn.connection.status().clone(),
+            conn.publish_connection.status().clone(),
+        ];
+        let consuming = conn.connection.events_listener().map(|e| (0, e));
+        let publishing = conn.publish_connection.events_listener().map(|e| (1, e));
+        let mut events = futures::stream::select(consuming, publishing).boxed();
+        let watched = Arc::downgrade(&conn);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(conn);
         self.reconnecting.store(false, Ordering::Release);
         self.generation_tx.send_replace(generation);
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
-            while let Some(event) = events.next().await {
-                if let lapin::Event::Error(e) = event {
-                    let Some(sup) = weak.upgrade() else { return };
-                    if sup.closed.load(Ordering::Acquire) {
+            while let Some((index, event)) = events.next().await {
+                let which = if index == 0 {
+                    "consuming"
+                } else {
+                    "publishing"
+                };
+                match event {
+                    // lapin reports a channel the broker closed (a refused declaration) as an
+                    // error of its connection too; the connection is still connected then
+                    lapin::Event::Error(e)
+                        if statuses.get(index).is_some_and(|s| s.connected()) =>
+                    {
+                        tracing::debug!(error = %e, connection = which, "the broker closed a channel");
+                    }
+                    lapin::Event::Error(e) => {
+                        let Some(sup) = weak.upgrade() else { return };
+                        if sup.closed.load(Ordering::Acquire) {
+                            return;
+                        }
+                        tracing::warn!(
+                            error = %e,
+                            generation,
+                            connection = which,
+                            "the RabbitMQ connection failed"
+                        );
+                        sup.connection_lost(generation);
                         return;
                     }
-                    tracing::warn!(error = %e, generation, "the RabbitMQ connection failed");
-                    sup.connection_lost(generation);
-                    return;
+                    lapin::Event::ConnectionBlocked(reason) => {
+                        tracing::warn!(
+                            reason,
+                            generation,
+                            connection = which,
+                            "RabbitMQ blocks our publishing (a memory or disk alarm): sends wait \
+                             for it to lift, and fail when their timeout passes"
+                        );
+                        if let Some(conn) = watched.upgrade() {
+                            conn.blocked.send_replace(Some(reason));
+                        }
+                    }
+                    lapin::Event::ConnectionUnblocked => {
+                        tracing::info!(
+                            generation,
+                            connection = which,
+                            "RabbitMQ unblocked our publishing"
+                        );
+                        if let Some(conn) = watched.upgrade() {
+                            conn.blocked.send_replace(None);
+                        }
+                    }
+                    _ => {}
                 }
             }
             if let Some(sup) = weak.upgrade()
@@ -392,12 +543,16 @@ impl Supervisor {
 
     /// Reports that a connection failed; starts reconnecting if it was the current one.
     pub(crate) fn connection_lost(self: &Arc<Self>, generation: u64) {
-        {
+        let lost = {
             let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
             match &*cur {
-                Some(c) if c.generation == generation => *cur = None,
+                Some(c) if c.generation == generation => cur.take(),
                 _ => return,
             }
+        };
+        if let Some(lost) = lost {
+            // one of the pair failed: the other goes too (consumers resume on the next pair)
+            tokio::spawn(async move { lost.close(320, "the other connection failed").await });
         }
         if self.reconnecting.swap(true, Ordering::AcqRel) {
             return;
@@ -425,7 +580,7 @@ impl Supervisor {
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "restoring topology after a reconnect failed");
-                        let _ = conn.connection.close(320, "restore failed".into()).await;
+                        conn.close(320, "restore failed").await;
                     }
                 },
                 Err(e) => tracing::warn!(error = %e, attempt, "reconnecting to RabbitMQ failed"),
@@ -652,7 +807,8 @@ impl Supervisor {
 
     /// Publishes, waiting for the broker's confirm when `confirm`; retried across
     /// reconnects as `retry` allows, with the same bytes (so the same `_unique_id`).
-    /// Returns `Ok(false)` when a mandatory message came back unroutable.
+    /// Returns `Ok(false)` when a mandatory message came back unroutable. While RabbitMQ
+    /// blocks publishing it waits, within `timeout`, then fails saying so.
     pub(crate) async fn publish(self: &Arc<Self>, out: Outgoing<'_>) -> Result<bool> {
         let Outgoing {
             exchange,
@@ -662,27 +818,59 @@ impl Supervisor {
             mandatory,
             confirm,
             retry,
+            timeout,
         } = out;
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let mut attempt = 0u32;
         loop {
             let conn = self.connection(retry, &mut attempt).await?;
-            let sent = conn
-                .publisher
-                .basic_publish(
-                    ShortString::from(exchange),
-                    ShortString::from(key),
-                    BasicPublishOptions {
-                        mandatory,
-                        immediate: false,
-                    },
-                    body,
-                    properties.clone(),
-                )
-                .await;
-            let outcome = match sent {
-                Ok(pending) if confirm => pending.await,
-                Ok(_) => return Ok(true),
-                Err(e) => Err(e),
+            if let Err(reason) = conn.wait_unblocked(deadline).await {
+                return Err(blocked_error(
+                    &reason,
+                    exchange,
+                    key,
+                    "was not sent",
+                    timeout,
+                ));
+            }
+            let send = async {
+                match conn
+                    .publisher
+                    .basic_publish(
+                        ShortString::from(exchange),
+                        ShortString::from(key),
+                        BasicPublishOptions {
+                            mandatory,
+                            immediate: false,
+                        },
+                        body,
+                        properties.clone(),
+                    )
+                    .await
+                {
+                    Ok(pending) if confirm => pending.await,
+                    Ok(_) => Ok(Confirmation::NotRequested),
+                    Err(e) => Err(e),
+                }
+            };
+            let outcome = match (deadline, timeout) {
+                (Some(d), Some(t)) => match tokio::time::timeout_at(d, send).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        return Err(match conn.blocked() {
+                            Some(reason) => {
+                                blocked_error(&reason, exchange, key, "was not confirmed", timeout)
+                            }
+                            None => Error::Timeout {
+                                what: format!(
+                                    "RabbitMQ's confirm of a message to {exchange}/{key}"
+                                ),
+                                after: t,
+                            },
+                        });
+                    }
+                },
+                _ => send.await,
             };
             match outcome {
                 Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => return Ok(true),
@@ -709,6 +897,11 @@ impl Supervisor {
         }
     }
 
+    /// Why RabbitMQ blocks our publishing now, if it does.
+    pub(crate) fn publishing_blocked(&self) -> Option<String> {
+        self.current().and_then(|c| c.blocked())
+    }
+
     /// Closes the connection for good.
     pub(crate) async fn close(&self) {
         self.closed.store(true, Ordering::Release);
@@ -730,13 +923,31 @@ impl Supervisor {
         }
         if let Some(conn) = conn {
             // a close-ok that never comes must not hang the caller's cleanup
-            let _ = tokio::time::timeout(bound, conn.connection.close(200, "OK".into())).await;
+            conn.close(200, "OK").await;
         }
     }
 
     /// Whether `close` was called.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// The error of a send that RabbitMQ's flow control held back.
+pub(crate) fn blocked_error(
+    reason: &str,
+    exchange: &str,
+    key: &str,
+    what: &str,
+    within: Option<Duration>,
+) -> Error {
+    let within = within.map(|t| format!(" within {t:?}")).unwrap_or_default();
+    Error::Delivery {
+        reason: format!(
+            "RabbitMQ is blocking publishers ({reason}; a memory or disk alarm): the message to \
+             {exchange}/{key} {what}{within}"
+        ),
+        source: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Broker events over a real RabbitMQ: the broker cancels our consumers (their queue deleted
 //! from another connection) and msg consumes again; a lost connection is logged as one, not
-//! as a cancel; a reply the broker returns is logged once, without its body.
+//! as a cancel; a reply the broker returns is logged once, without its body; while RabbitMQ
+//! blocks publishing (flow control), sends fail within their timeout, saying so.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::faults::{open, rabbitmqctl, unique};
 use crate::logs;
-use crate::proxy::Proxy;
+use crate::proxy::{self, Proxy};
 use crate::rabbit_url;
 use crate::raw_connection;
 
@@ -351,4 +352,98 @@ async fn a_reply_to_a_reply_queue_that_is_gone_is_logged_once_without_its_body()
     let _ = raw.close(200, "OK".into()).await;
     server.shutdown(Duration::from_secs(5)).await.unwrap();
     transport.cleanup().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_fail_within_their_timeout_while_rabbitmq_blocks_publishing() {
+    let Some(url) = rabbit_url("amqp: flow control") else {
+        return;
+    };
+    let logs = logs::captured();
+    let topic = unique("blocked");
+    let server_side = open(&url).await;
+    let server = RpcServer::builder(server_side.clone(), Target::server(&topic, "s1"))
+        .endpoint(
+            Endpoint::new().method("echo", |_c: Context, a: Value| async move {
+                Ok::<_, HandlerError>(a)
+            }),
+        )
+        .start()
+        .await
+        .unwrap();
+    // the client reaches RabbitMQ through a proxy that tells it the broker blocks it (no
+    // alarm on the broker other tests share)
+    let upstream: SocketAddr = "127.0.0.1:5672".parse().unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let proxied = format!("rabbit://guest:guest@127.0.0.1:{}/", proxy.port);
+    let client_side = open(&proxied).await;
+    let timeout = Duration::from_secs(2);
+    let client = RpcClient::new(client_side.clone(), Target::topic(&topic)).timeout(timeout);
+    let _: Value = client
+        .call(&Context::new(), "echo", json!({"i": 0}))
+        .await
+        .unwrap();
+
+    let reason = unique("low on memory, test alarm");
+    proxy.inject_to_clients(&proxy::connection_blocked(&reason));
+    let warned = logs
+        .wait_for(&[&reason, "blocks our publishing"], Duration::from_secs(5))
+        .await;
+    assert!(
+        warned.is_some(),
+        "no warning that RabbitMQ blocks publishing"
+    );
+
+    let start = Instant::now();
+    let call = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.call::<Value>(&Context::new(), "echo", json!({"i": 1})),
+    )
+    .await
+    .expect("a call while blocked returns");
+    let took = start.elapsed();
+    let e = call.expect_err("a call while RabbitMQ blocks publishing fails");
+    eprintln!("call while blocked: {e} (after {took:?})");
+    assert!(
+        e.to_string().contains("blocking publishers") && e.to_string().contains(&reason),
+        "{e}"
+    );
+    assert!(took < timeout + Duration::from_secs(1), "{took:?}");
+
+    let start = Instant::now();
+    let cast = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.cast(&Context::new(), "echo", json!({"i": 2})),
+    )
+    .await
+    .expect("a cast while blocked returns");
+    let took = start.elapsed();
+    let e = cast.expect_err("a cast while RabbitMQ blocks publishing fails");
+    eprintln!("cast while blocked: {e} (after {took:?})");
+    assert!(e.to_string().contains("blocking publishers"), "{e}");
+    assert!(took < timeout + Duration::from_secs(1), "{took:?}");
+
+    proxy.inject_to_clients(&proxy::connection_unblocked());
+    let start = Instant::now();
+    loop {
+        match client
+            .call::<Value>(&Context::new(), "echo", json!({"i": 3}))
+            .await
+        {
+            Ok(v) => {
+                assert_eq!(v, json!({"i": 3}));
+                break;
+            }
+            Err(e) => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "calls fail after RabbitMQ unblocked publishing: {e}"
+                );
+            }
+        }
+    }
+
+    server.shutdown(Duration::from_secs(5)).await.unwrap();
+    client_side.cleanup().await.unwrap();
+    server_side.cleanup().await.unwrap();
 }

@@ -1,17 +1,20 @@
 //! A loopback TCP proxy the fault tests put between the driver and RabbitMQ: it can freeze
 //! the connections it carries (bytes stop flowing, sockets stay open: only heartbeats can
-//! tell) and cut them; and, with a certificate, terminate TLS in front of the broker.
+//! tell) and cut them; inject AMQP frames towards the client, between the broker's frames
+//! (as `connection.blocked` from a broker in alarm, without setting an alarm on a broker
+//! other tests share); and, with a certificate, terminate TLS in front of the broker.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 struct Carried {
     frozen: watch::Sender<bool>,
+    inject: mpsc::UnboundedSender<Vec<u8>>,
     task: JoinHandle<()>,
 }
 
@@ -37,6 +40,7 @@ impl Proxy {
         let acceptor = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let (frozen, rx) = watch::channel(false);
+                let (inject, injected) = mpsc::unbounded_channel();
                 let tls = tls.clone();
                 let task = tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else {
@@ -49,15 +53,19 @@ impl Proxy {
                                 return;
                             };
                             let (cr, cw) = tokio::io::split(client);
-                            pump_both(cr, cw, sr, sw, rx).await;
+                            pump_both(cr, cw, sr, sw, rx, injected).await;
                         }
                         None => {
                             let (cr, cw) = client.into_split();
-                            pump_both(cr, cw, sr, sw, rx).await;
+                            pump_both(cr, cw, sr, sw, rx, injected).await;
                         }
                     }
                 });
-                list.lock().unwrap().push(Carried { frozen, task });
+                list.lock().unwrap().push(Carried {
+                    frozen,
+                    inject,
+                    task,
+                });
             }
         });
         Proxy {
@@ -71,6 +79,14 @@ impl Proxy {
     pub fn freeze(&self) {
         for c in self.carried.lock().unwrap().iter() {
             c.frozen.send_replace(true);
+        }
+    }
+
+    /// Sends `frame` (whole AMQP frames) to the client of every connection carried now,
+    /// between two of the broker's frames.
+    pub fn inject_to_clients(&self, frame: &[u8]) {
+        for c in self.carried.lock().unwrap().iter() {
+            let _ = c.inject.send(frame.to_vec());
         }
     }
 
@@ -99,8 +115,14 @@ impl Drop for Proxy {
     }
 }
 
-async fn pump_both<CR, CW, SR, SW>(cr: CR, cw: CW, sr: SR, sw: SW, frozen: watch::Receiver<bool>)
-where
+async fn pump_both<CR, CW, SR, SW>(
+    cr: CR,
+    cw: CW,
+    sr: SR,
+    sw: SW,
+    frozen: watch::Receiver<bool>,
+    injected: mpsc::UnboundedReceiver<Vec<u8>>,
+) where
     CR: AsyncRead + Unpin,
     CW: AsyncWrite + Unpin,
     SR: AsyncRead + Unpin,
@@ -108,8 +130,76 @@ where
 {
     tokio::select! {
         _ = pump(cr, sw, frozen.clone()) => {}
-        _ = pump(sr, cw, frozen) => {}
+        _ = pump_frames(sr, cw, frozen, injected) => {}
     }
+}
+
+/// The broker-to-client direction: whole frames only, so frames injected go between them.
+async fn pump_frames<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    mut from: R,
+    mut to: W,
+    mut frozen: watch::Receiver<bool>,
+    mut injected: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if *frozen.borrow() && frozen.wait_for(|f| !*f).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::select! {
+            r = from.read(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+            },
+            Some(frame) = injected.recv() => {
+                if to.write_all(&frame).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            _ = frozen.changed() => continue,
+        }
+        if *frozen.borrow() {
+            std::future::pending::<()>().await;
+        }
+        // an AMQP frame: type (1), channel (2), size (4), payload (size), end (1)
+        let mut whole = 0;
+        while pending.len() >= whole + 7 {
+            let size = u32::from_be_bytes(pending[whole + 3..whole + 7].try_into().unwrap());
+            let end = whole + 7 + size as usize + 1;
+            if pending.len() < end {
+                break;
+            }
+            whole = end;
+        }
+        if whole > 0 {
+            if to.write_all(&pending[..whole]).await.is_err() {
+                return;
+            }
+            pending.drain(..whole);
+        }
+    }
+}
+
+/// A `connection.blocked` frame (class 10, method 60) with this reason.
+pub fn connection_blocked(reason: &str) -> Vec<u8> {
+    let mut payload = vec![0, 10, 0, 60, u8::try_from(reason.len()).unwrap()];
+    payload.extend_from_slice(reason.as_bytes());
+    method_frame(&payload)
+}
+
+/// A `connection.unblocked` frame (class 10, method 61).
+pub fn connection_unblocked() -> Vec<u8> {
+    method_frame(&[0, 10, 0, 61])
+}
+
+fn method_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![1, 0, 0];
+    frame.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame.push(0xCE);
+    frame
 }
 
 async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
