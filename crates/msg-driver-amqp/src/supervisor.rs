@@ -37,6 +37,8 @@ pub(crate) struct Conn {
     publish_connection: Connection,
     pub(crate) publisher: Channel,
     pub(crate) generation: u64,
+    /// `host:port`, for logs.
+    host: String,
     /// Why RabbitMQ blocks the publishing connection, while it does (woken on a change).
     blocked: watch::Sender<Option<String>>,
 }
@@ -381,6 +383,7 @@ impl Supervisor {
             publish_connection,
             publisher,
             generation,
+            host: host.label.clone(),
             blocked: watch::channel(None).0,
         };
         tracing::info!(host = host.label, generation, "connected to RabbitMQ");
@@ -433,6 +436,7 @@ impl Supervisor {
         let publishing = conn.publish_connection.events_listener().map(|e| (1, e));
         let mut events = futures::stream::select(consuming, publishing).boxed();
         let watched = Arc::downgrade(&conn);
+        let host = conn.host.clone();
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(conn);
         self.reconnecting.store(false, Ordering::Release);
         self.generation_tx.send_replace(generation);
@@ -460,6 +464,7 @@ impl Supervisor {
                         tracing::warn!(
                             error = %e,
                             generation,
+                            host,
                             connection = which,
                             "the RabbitMQ connection failed"
                         );
@@ -470,6 +475,7 @@ impl Supervisor {
                         tracing::warn!(
                             reason,
                             generation,
+                            host,
                             connection = which,
                             "RabbitMQ blocks our publishing (a memory or disk alarm): sends wait \
                              for it to lift, and fail when their timeout passes"
@@ -481,6 +487,7 @@ impl Supervisor {
                     lapin::Event::ConnectionUnblocked => {
                         tracing::info!(
                             generation,
+                            host,
                             connection = which,
                             "RabbitMQ unblocked our publishing"
                         );

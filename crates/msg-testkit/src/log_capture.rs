@@ -2,7 +2,9 @@
 //! once, never with its body).
 //!
 //! [`capture_logs`] installs the process's global `tracing` subscriber once: warnings and
-//! errors of every target go into an in-memory buffer the cases read; with `MSG_TEST_LOG` set
+//! errors of every target go into an in-memory buffer the cases read, filtered as msg's docs
+//! advise users to (lapin's line for a message the broker returned holds the whole body: off,
+//! as `msg_driver_amqp::SILENCE_LAPIN_RETURNS` says); with `MSG_TEST_LOG` set
 //! (a filter such as `msg_driver_amqp=debug`) the same events also go to stderr. A test binary
 //! that wants both calls it first instead of installing its own subscriber.
 
@@ -12,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer, filter::LevelFilter};
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// The most lines kept; older ones are dropped first.
 const MAX_LINES: usize = 50_000;
@@ -56,7 +58,7 @@ pub fn capture_logs() -> Result<CapturedLogs, String> {
             let kept = tracing_subscriber::fmt::layer()
                 .with_ansi(false)
                 .with_writer(LineWriter(logs.clone()))
-                .with_filter(LevelFilter::WARN);
+                .with_filter(EnvFilter::new("warn,lapin::returned_messages=off"));
             let shown = std::env::var("MSG_TEST_LOG").ok().map(|filter| {
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)

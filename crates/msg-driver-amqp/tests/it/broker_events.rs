@@ -14,17 +14,45 @@ use msg_client::{Notifier, RpcClient};
 use msg_core::{Context, Priority, Target};
 use msg_dispatch::{Endpoint, HandlerError, NotificationEndpoint, NotificationResult};
 use msg_server::{NotificationListener, RpcServer};
+use msg_testkit::CapturedLogs;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::faults::{open, rabbitmqctl, unique};
-use crate::logs;
 use crate::proxy::{self, Proxy};
 use crate::rabbit_url;
 use crate::raw_connection;
 
 /// How long recovery may take (it starts at once; back-off only after a failure).
 const RECOVERY: Duration = Duration::from_secs(20);
+
+/// The process's captured warnings (shared by every test of this binary: look only for
+/// lines naming this test's own queues, ids or ports).
+fn logs() -> CapturedLogs {
+    msg_testkit::capture_logs().expect("this test binary's global subscriber is the capture")
+}
+
+/// The captured lines that contain every one of `parts`.
+fn lines_with(logs: &CapturedLogs, parts: &[&str]) -> Vec<String> {
+    logs.lines_containing(parts[0])
+        .into_iter()
+        .filter(|l| parts.iter().all(|p| l.contains(p)))
+        .collect()
+}
+
+/// Waits (bounded) for a captured line that contains every one of `parts`.
+async fn wait_for_line(logs: &CapturedLogs, parts: &[&str], within: Duration) -> Option<String> {
+    let start = Instant::now();
+    loop {
+        if let Some(l) = lines_with(logs, parts).into_iter().next() {
+            return Some(l);
+        }
+        if start.elapsed() > within {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 /// Deletes a queue from a connection of its own, as an operator would.
 async fn delete_queue(conn: &Connection, queue: &str) {
@@ -61,7 +89,7 @@ async fn wait_consumed(conn: &Connection, queues: &[String]) {
                 break;
             }
             if start.elapsed() > RECOVERY {
-                for line in logs::captured().lines_with(&[queue]) {
+                for line in logs().lines_containing(queue) {
                     eprintln!("{line}");
                 }
                 panic!("queue `{queue}` has no consumer {RECOVERY:?} after the broker deleted it");
@@ -86,7 +114,7 @@ async fn an_rpc_server_whose_queues_the_broker_deletes_keeps_serving() {
     let Some(url) = rabbit_url("amqp: broker cancels an RPC server's consumers") else {
         return;
     };
-    let _logs = logs::captured();
+    let _logs = logs();
     let topic = unique("cancel-rpc");
     let transport = open(&url).await;
     let (noted_tx, mut noted) = mpsc::unbounded_channel::<Value>();
@@ -169,7 +197,7 @@ async fn notification_listeners_whose_queues_the_broker_deletes_keep_receiving()
     let Some(url) = rabbit_url("amqp: broker cancels a notification listener's consumer") else {
         return;
     };
-    let _logs = logs::captured();
+    let _logs = logs();
     let topic = unique("cancel-notify");
     let pool = unique("cancel-pool");
     let transport = open(&url).await;
@@ -235,8 +263,7 @@ async fn a_lost_connection_is_logged_as_one_not_as_a_cancel() {
     let Some(url) = rabbit_url("amqp: a lost connection is not a cancel") else {
         return;
     };
-    let _ = url;
-    let logs = logs::captured();
+    let logs = logs();
     let upstream: SocketAddr = "127.0.0.1:5672".parse().unwrap();
     let proxy = Proxy::start(upstream).await;
     let proxied = format!(
@@ -246,33 +273,56 @@ async fn a_lost_connection_is_logged_as_one_not_as_a_cancel() {
     let topic = unique("cut-notify");
     let queue = format!("{topic}.info");
     let transport = open(&proxied).await;
+    let (received_tx, mut received) = mpsc::unbounded_channel::<()>();
     let listener = NotificationListener::builder(transport.clone(), [Target::topic(&topic)])
-        .endpoint(
-            NotificationEndpoint::new().on(Priority::Info, |_m| async move {
+        .endpoint(NotificationEndpoint::new().on(Priority::Info, move |_m| {
+            let tx = received_tx.clone();
+            async move {
+                let _ = tx.send(());
                 NotificationResult::Handled
-            }),
-        )
+            }
+        }))
         .start()
         .await
         .unwrap();
 
     proxy.cut();
-    let ended = logs
-        .wait_for(
-            &[&queue, "ended with its connection"],
-            Duration::from_secs(10),
-        )
-        .await;
-    assert!(
-        ended.is_some(),
-        "the lost connection wasn't logged as such for `{queue}`"
-    );
+    // the supervisor says the connection (through this test's proxy port) failed
+    let port = format!("127.0.0.1:{}", proxy.port);
+    let failed = wait_for_line(
+        &logs,
+        &[&port, "the RabbitMQ connection failed"],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(failed.is_some(), "the lost connection wasn't logged as one");
+    // once the listener receives again, whatever its consumers' ends logged is in
+    let direct = open(&url).await;
+    let notifier = Notifier::new(direct.clone()).topics([topic.as_str()]);
+    let start = Instant::now();
+    loop {
+        notifier
+            .info(&Context::new(), "cut.test", json!({}))
+            .await
+            .unwrap();
+        if tokio::time::timeout(Duration::from_millis(500), received.recv())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < RECOVERY,
+            "the listener didn't receive again after the cut"
+        );
+    }
     assert_eq!(
-        logs.lines_with(&[&queue, "cancel"]),
+        lines_with(&logs, &[&queue, "cancel"]),
         Vec::<String>::new(),
         "a lost connection was logged as a cancel"
     );
 
+    direct.cleanup().await.unwrap();
     listener.shutdown(Duration::from_secs(5)).await.unwrap();
     transport.cleanup().await.unwrap();
 }
@@ -282,7 +332,7 @@ async fn a_reply_to_a_reply_queue_that_is_gone_is_logged_once_without_its_body()
     let Some(url) = rabbit_url("amqp: a returned reply") else {
         return;
     };
-    let logs = logs::captured();
+    let logs = logs();
     let topic = unique("returned-reply");
     let transport = open(&url).await;
     let (answered_tx, mut answered) = mpsc::unbounded_channel::<()>();
@@ -330,21 +380,24 @@ async fn a_reply_to_a_reply_queue_that_is_gone_is_logged_once_without_its_body()
         .await
         .expect("the server handled the call");
 
-    let warning = logs
-        .wait_for(&[&msg_id, &reply_q, "bytes="], Duration::from_secs(10))
-        .await;
+    let warning = wait_for_line(
+        &logs,
+        &[&msg_id, &reply_q, "bytes="],
+        Duration::from_secs(10),
+    )
+    .await;
     assert!(
         warning.is_some(),
         "no warning names the returned reply's msg id and queue"
     );
     eprintln!("{}", warning.unwrap_or_default());
     assert_eq!(
-        logs.lines_with(&[&msg_id]).len(),
+        logs.lines_containing(&msg_id).len(),
         1,
         "one warning per returned reply"
     );
     assert_eq!(
-        logs.lines_with(&[&secret]),
+        logs.lines_containing(&secret),
         Vec::<String>::new(),
         "a reply's body reached the log"
     );
@@ -359,7 +412,7 @@ async fn sends_fail_within_their_timeout_while_rabbitmq_blocks_publishing() {
     let Some(url) = rabbit_url("amqp: flow control") else {
         return;
     };
-    let logs = logs::captured();
+    let logs = logs();
     let topic = unique("blocked");
     let server_side = open(&url).await;
     let server = RpcServer::builder(server_side.clone(), Target::server(&topic, "s1"))
@@ -386,9 +439,12 @@ async fn sends_fail_within_their_timeout_while_rabbitmq_blocks_publishing() {
 
     let reason = unique("low on memory, test alarm");
     proxy.inject_to_clients(&proxy::connection_blocked(&reason));
-    let warned = logs
-        .wait_for(&[&reason, "blocks our publishing"], Duration::from_secs(5))
-        .await;
+    let warned = wait_for_line(
+        &logs,
+        &[&reason, "blocks our publishing"],
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(
         warned.is_some(),
         "no warning that RabbitMQ blocks publishing"

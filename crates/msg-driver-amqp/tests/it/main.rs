@@ -8,7 +8,6 @@ mod conformance;
 mod faults;
 mod hostile;
 mod interop;
-mod logs;
 mod proxy;
 mod tls;
 
