@@ -959,8 +959,18 @@ pub(crate) fn blocked_error(
 }
 
 fn connect_error(host: &str, e: lapin::Error) -> Error {
+    let reason = match e.kind() {
+        // something answered that doesn't speak AMQP 0-9-1 (an HTTP or NATS port, a typo)
+        lapin::ErrorKind::ParsingError(_) | lapin::ErrorKind::InvalidProtocolVersion(_) => {
+            format!(
+                "not an AMQP server at {host}? (can't connect to RabbitMQ there: its answer \
+                 isn't AMQP 0-9-1: {e})"
+            )
+        }
+        _ => format!("can't connect to RabbitMQ at {host}: {e}"),
+    };
     Error::Delivery {
-        reason: format!("can't connect to RabbitMQ at {host}: {e}"),
+        reason,
         source: Some(Box::new(e)),
     }
 }

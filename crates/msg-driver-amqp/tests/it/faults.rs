@@ -376,6 +376,38 @@ async fn a_broker_that_is_down_is_a_clear_error() {
 }
 
 #[tokio::test]
+async fn a_port_that_is_not_amqp_is_a_clear_error() {
+    // a server that answers as an HTTP server does to AMQP's protocol header
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut header = [0u8; 8];
+            let _ = socket.read_exact(&mut header).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    let err = DriverRegistry::new()
+        .with(msg_driver_amqp::factory())
+        .open(&format!(
+            "rabbit://guest:s3cret@127.0.0.1:{port}/?connection_timeout=5"
+        ))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    eprintln!("{text}");
+    assert!(
+        text.contains(&format!("not an AMQP server at 127.0.0.1:{port}?")),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"), "the password leaked: {text}");
+    server.abort();
+}
+
+#[tokio::test]
 async fn a_refused_login_is_a_clear_error_without_the_password() {
     let Some(_) = rabbit_url("amqp: refused login") else {
         return;
