@@ -503,3 +503,98 @@ async fn sends_fail_within_their_timeout_while_rabbitmq_blocks_publishing() {
     client_side.cleanup().await.unwrap();
     server_side.cleanup().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_keeps_consuming_while_rabbitmq_blocks_its_publishing() {
+    let Some(url) = rabbit_url("amqp: consuming under flow control") else {
+        return;
+    };
+    let logs = logs();
+    let topic = unique("alarm");
+    // the server reaches RabbitMQ through a proxy that plays a broker in alarm: a connection
+    // that published is told it is blocked (and lapin then writes nothing more on it)
+    let upstream: SocketAddr = "127.0.0.1:5672".parse().unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let proxied = format!(
+        "rabbit://guest:guest@127.0.0.1:{}/?rabbit_qos_prefetch_count=1",
+        proxy.port
+    );
+    let server_side = open(&proxied).await;
+    let (noted_tx, mut noted) = mpsc::unbounded_channel::<Value>();
+    let noted_tx = Arc::new(Mutex::new(noted_tx));
+    let server = RpcServer::builder(server_side.clone(), Target::server(&topic, "s1"))
+        .endpoint(
+            Endpoint::new()
+                .method("echo", |_c: Context, a: Value| async move {
+                    Ok::<_, HandlerError>(a)
+                })
+                .method("note", move |_c: Context, a: Value| {
+                    let tx = noted_tx.clone();
+                    async move {
+                        let _ = tx.lock().unwrap().send(a);
+                        Ok::<_, HandlerError>(Value::Null)
+                    }
+                }),
+        )
+        .start()
+        .await
+        .unwrap();
+    let client_side = open(&url).await;
+    let client =
+        RpcClient::new(client_side.clone(), Target::topic(&topic)).timeout(Duration::from_secs(5));
+    // a reply: the server's publishing connection has published
+    let _: Value = client
+        .call(&Context::new(), "echo", json!({"i": 0}))
+        .await
+        .unwrap();
+
+    let reason = unique("memory alarm played");
+    proxy.alarm(&reason);
+    let warned = wait_for_line(
+        &logs,
+        &[&reason, "blocks our publishing"],
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        warned.is_some(),
+        "no warning that RabbitMQ blocks publishing"
+    );
+
+    // requests still come in and are acknowledged (one unacknowledged at a time)
+    for i in 1..=5 {
+        client
+            .cast(&Context::new(), "note", json!({ "i": i }))
+            .await
+            .unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        match tokio::time::timeout(Duration::from_secs(10), noted.recv()).await {
+            Ok(Some(v)) => got.push(v),
+            _ => panic!("the server handled {got:?} of 5 casts while its publishing was blocked"),
+        }
+    }
+
+    proxy.clear_alarm();
+    let start = Instant::now();
+    loop {
+        match client
+            .call::<Value>(&Context::new(), "echo", json!({"i": 9}))
+            .await
+        {
+            Ok(v) => {
+                assert_eq!(v, json!({"i": 9}));
+                break;
+            }
+            Err(e) => assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "no reply after the alarm ended: {e}"
+            ),
+        }
+    }
+
+    server.shutdown(Duration::from_secs(5)).await.unwrap();
+    server_side.cleanup().await.unwrap();
+    client_side.cleanup().await.unwrap();
+}

@@ -2,14 +2,17 @@
 //! the connections it carries (bytes stop flowing, sockets stay open: only heartbeats can
 //! tell) and cut them; inject AMQP frames towards the client, between the broker's frames
 //! (as `connection.blocked` from a broker in alarm, without setting an alarm on a broker
-//! other tests share); and, with a certificate, terminate TLS in front of the broker.
+//! other tests share), or play a broker in alarm (each connection that publishes is told
+//! it is blocked, as RabbitMQ does); and, with a certificate, terminate TLS in front of the
+//! broker.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 struct Carried {
@@ -23,6 +26,16 @@ pub struct Proxy {
     pub port: u16,
     carried: Arc<Mutex<Vec<Carried>>>,
     acceptor: JoinHandle<()>,
+    /// The alarm played, with its reason.
+    alarm: watch::Sender<Option<String>>,
+}
+
+/// What one carried connection is steered by.
+struct Link {
+    frozen: watch::Receiver<bool>,
+    injected: mpsc::UnboundedReceiver<Vec<u8>>,
+    inject: mpsc::UnboundedSender<Vec<u8>>,
+    alarm: watch::Receiver<Option<String>>,
 }
 
 impl Proxy {
@@ -37,10 +50,17 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let carried: Arc<Mutex<Vec<Carried>>> = Arc::default();
         let list = carried.clone();
+        let (alarm, alarm_rx) = watch::channel(None);
         let acceptor = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let (frozen, rx) = watch::channel(false);
                 let (inject, injected) = mpsc::unbounded_channel();
+                let link = Link {
+                    frozen: rx,
+                    injected,
+                    inject: inject.clone(),
+                    alarm: alarm_rx.clone(),
+                };
                 let tls = tls.clone();
                 let task = tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else {
@@ -53,11 +73,11 @@ impl Proxy {
                                 return;
                             };
                             let (cr, cw) = tokio::io::split(client);
-                            pump_both(cr, cw, sr, sw, rx, injected).await;
+                            pump_both(cr, cw, sr, sw, link).await;
                         }
                         None => {
                             let (cr, cw) = client.into_split();
-                            pump_both(cr, cw, sr, sw, rx, injected).await;
+                            pump_both(cr, cw, sr, sw, link).await;
                         }
                     }
                 });
@@ -72,7 +92,19 @@ impl Proxy {
             port,
             carried,
             acceptor,
+            alarm,
         }
+    }
+
+    /// Plays a broker in a memory alarm: every connection that has published, or publishes
+    /// from now on, gets `connection.blocked` with `reason`.
+    pub fn alarm(&self, reason: &str) {
+        self.alarm.send_replace(Some(reason.to_string()));
+    }
+
+    /// Ends the alarm: the blocked connections get `connection.unblocked`.
+    pub fn clear_alarm(&self) {
+        self.alarm.send_replace(None);
     }
 
     /// Freezes every connection carried now (new ones flow).
@@ -115,22 +147,101 @@ impl Drop for Proxy {
     }
 }
 
-async fn pump_both<CR, CW, SR, SW>(
-    cr: CR,
-    cw: CW,
-    sr: SR,
-    sw: SW,
-    frozen: watch::Receiver<bool>,
-    injected: mpsc::UnboundedReceiver<Vec<u8>>,
-) where
+async fn pump_both<CR, CW, SR, SW>(cr: CR, cw: CW, sr: SR, sw: SW, link: Link)
+where
     CR: AsyncRead + Unpin,
     CW: AsyncWrite + Unpin,
     SR: AsyncRead + Unpin,
     SW: AsyncWrite + Unpin,
 {
+    let Link {
+        frozen,
+        injected,
+        inject,
+        alarm,
+    } = link;
+    let published = Arc::new(Published::default());
     tokio::select! {
-        _ = pump(cr, sw, frozen.clone()) => {}
+        _ = pump(cr, sw, frozen.clone(), published.clone()) => {}
         _ = pump_frames(sr, cw, frozen, injected) => {}
+        _ = play_alarm(alarm, published, inject) => {}
+    }
+}
+
+/// Whether the client published on this connection (a `basic.publish` went by).
+#[derive(Default)]
+struct Published {
+    yes: AtomicBool,
+    changed: Notify,
+}
+
+/// Tells the client it is blocked while the alarm is on and it has published; unblocked
+/// when the alarm ends.
+async fn play_alarm(
+    mut alarm: watch::Receiver<Option<String>>,
+    published: Arc<Published>,
+    inject: mpsc::UnboundedSender<Vec<u8>>,
+) {
+    let mut blocked = false;
+    loop {
+        let reason = alarm
+            .borrow()
+            .clone()
+            .filter(|_| published.yes.load(Ordering::Acquire));
+        match (reason, blocked) {
+            (Some(reason), false) => {
+                let _ = inject.send(connection_blocked(&reason));
+                blocked = true;
+            }
+            (None, true) if alarm.borrow().is_none() => {
+                let _ = inject.send(connection_unblocked());
+                blocked = false;
+            }
+            _ => {}
+        }
+        tokio::select! {
+            changed = alarm.changed() => if changed.is_err() {
+                std::future::pending::<()>().await;
+            },
+            _ = published.changed.notified() => {}
+        }
+    }
+}
+
+/// Finds `basic.publish` method frames in what the client sends (after its 8-byte protocol
+/// header).
+#[derive(Default)]
+struct PublishScanner {
+    seen: usize,
+    pending: Vec<u8>,
+}
+
+impl PublishScanner {
+    fn scan(&mut self, bytes: &[u8]) -> bool {
+        let mut bytes = bytes;
+        if self.seen < 8 {
+            let skip = (8 - self.seen).min(bytes.len());
+            self.seen += skip;
+            bytes = &bytes[skip..];
+        }
+        self.pending.extend_from_slice(bytes);
+        let mut found = false;
+        let mut at = 0;
+        while self.pending.len() >= at + 7 {
+            let size =
+                u32::from_be_bytes(self.pending[at + 3..at + 7].try_into().unwrap()) as usize;
+            let end = at + 7 + size + 1;
+            if self.pending.len() < end {
+                break;
+            }
+            let payload = &self.pending[at + 7..at + 7 + size];
+            if self.pending[at] == 1 && payload.len() >= 4 && payload[..4] == [0, 60, 0, 40] {
+                found = true;
+            }
+            at = end;
+        }
+        self.pending.drain(..at);
+        found
     }
 }
 
@@ -206,7 +317,9 @@ async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     mut from: R,
     mut to: W,
     mut frozen: watch::Receiver<bool>,
+    published: Arc<Published>,
 ) {
+    let mut scanner = PublishScanner::default();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         if *frozen.borrow() {
@@ -224,6 +337,10 @@ async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         };
         if *frozen.borrow() {
             std::future::pending::<()>().await;
+        }
+        if !published.yes.load(Ordering::Acquire) && scanner.scan(&buf[..n]) {
+            published.yes.store(true, Ordering::Release);
+            published.changed.notify_one();
         }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
