@@ -183,10 +183,9 @@ impl ConsumerCore {
                     received.decompressed = Some(kind.and_then(|k| k.decompress(data, limit)));
                     sink.take(received);
                 };
-                match tokio::runtime::Handle::try_current() {
-                    Ok(rt) => drop(rt.spawn_blocking(work)),
-                    Err(_) => work(),
-                }
+                // lapin calls consumer delegates on its I/O thread, outside the runtime: not
+                // there, or every channel of the connection would wait for it
+                drop(self.sup.runtime.spawn_blocking(work));
             }
         }
     }

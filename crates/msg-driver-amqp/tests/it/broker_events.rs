@@ -598,3 +598,100 @@ async fn a_server_keeps_consuming_while_rabbitmq_blocks_its_publishing() {
     server_side.cleanup().await.unwrap();
     client_side.cleanup().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compressed_body_is_decompressed_off_the_connections_io_thread() {
+    let Some(url) = rabbit_url("amqp: decompression off lapin's I/O thread") else {
+        return;
+    };
+    let bombed = unique("bombed");
+    let other = unique("other");
+    let transport = open(&url).await;
+    let echo = || {
+        Endpoint::new().method("echo", |_c: Context, a: Value| async move {
+            Ok::<_, HandlerError>(a)
+        })
+    };
+    // two servers on one transport: their consumers share a connection and its I/O thread
+    let bombed_server = RpcServer::builder(transport.clone(), Target::server(&bombed, "s1"))
+        .endpoint(echo())
+        .start()
+        .await
+        .unwrap();
+    let other_server = RpcServer::builder(transport.clone(), Target::server(&other, "s1"))
+        .endpoint(echo())
+        .start()
+        .await
+        .unwrap();
+    let client_side = open(&url).await;
+    let client =
+        RpcClient::new(client_side.clone(), Target::topic(&other)).timeout(Duration::from_secs(60));
+    let _: Value = client
+        .call(&Context::new(), "echo", json!({"i": 0}))
+        .await
+        .unwrap();
+
+    // how long one bomb takes to decompress up to the ceiling, here
+    let bomb = msg_testkit::zlib_bomb(256 << 20);
+    let one = {
+        let bomb = bomb.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let start = Instant::now();
+            let mut sink = Vec::new();
+            let _ = flate2::read::ZlibDecoder::new(&bomb[..])
+                .take(64 << 20)
+                .read_to_end(&mut sink);
+            start.elapsed()
+        })
+        .await
+        .unwrap()
+    };
+    let raw = raw_connection(&url).await;
+    let ch = raw.create_channel().await.unwrap();
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "compression".into(),
+        lapin::types::AMQPValue::LongString("application/x-gzip".into()),
+    );
+    for _ in 0..4 {
+        ch.basic_publish(
+            "openstack".into(),
+            bombed.as_str().into(),
+            BasicPublishOptions::default(),
+            &bomb,
+            BasicProperties::default()
+                .with_content_type("application/json".into())
+                .with_headers(headers.clone()),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    // a call to the other server while the bombs are decompressed
+    let start = Instant::now();
+    let v: Value = client
+        .call(&Context::new(), "echo", json!({"i": 1}))
+        .await
+        .unwrap();
+    let took = start.elapsed();
+    assert_eq!(v, json!({"i": 1}));
+    eprintln!("one bomb decompresses in {one:?}; a call beside four took {took:?}");
+    assert!(
+        took < one,
+        "a call waited {took:?} beside four bombs (one decompresses in {one:?})"
+    );
+
+    let _ = raw.close(200, "OK".into()).await;
+    bombed_server
+        .shutdown(Duration::from_secs(10))
+        .await
+        .unwrap();
+    other_server
+        .shutdown(Duration::from_secs(10))
+        .await
+        .unwrap();
+    client_side.cleanup().await.unwrap();
+    transport.cleanup().await.unwrap();
+}
