@@ -24,7 +24,7 @@ use msg_core::{
     Retry, StopListening,
 };
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::acks::Acks;
 use crate::body;
@@ -84,6 +84,8 @@ impl Received {
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Item {
     Delivery(Received),
+    /// A delivery being decompressed off the runtime's workers, in its place in the order.
+    Decompressing(oneshot::Receiver<Received>),
     Stop,
 }
 
@@ -175,17 +177,38 @@ impl ConsumerCore {
         match body::compression(&received.delivery.properties) {
             None => self.sink.take(received),
             Some(kind) => {
-                // decompression is CPU work bounded only by the ceiling: off the async workers
-                let (sink, limit) = (self.sink.clone(), self.max_body);
+                // decompression is CPU work bounded only by the ceiling: off the async workers,
+                // and off lapin's I/O thread (it calls consumer delegates there, outside the
+                // runtime), or every channel of the connection would wait for it
+                let limit = self.max_body;
                 let mut received = received;
-                let work = move || {
+                let decompress = move || {
                     let data = &received.delivery.data;
                     received.decompressed = Some(kind.and_then(|k| k.decompress(data, limit)));
-                    sink.take(received);
+                    received
                 };
-                // lapin calls consumer delegates on its I/O thread, outside the runtime: not
-                // there, or every channel of the connection would wait for it
-                drop(self.sup.runtime.spawn_blocking(work));
+                match &self.sink {
+                    Sink::Stream(tx) => {
+                        // the listener takes it in its place: what follows waits for it
+                        let (done, pending) = oneshot::channel();
+                        let _ = tx.send(Item::Decompressing(pending));
+                        let sup = self.sup.clone();
+                        drop(self.sup.runtime.spawn_blocking(move || {
+                            if let Err(r) = done.send(decompress()) {
+                                // the listener is gone: back to the broker
+                                reject_later(&sup, r, true);
+                            }
+                        }));
+                    }
+                    Sink::Replies(_) => {
+                        let sink = self.sink.clone();
+                        drop(
+                            self.sup
+                                .runtime
+                                .spawn_blocking(move || sink.take(decompress())),
+                        );
+                    }
+                }
             }
         }
     }
@@ -400,6 +423,8 @@ pub(crate) struct AmqpStream<M> {
     core: Arc<ConsumerCore>,
     shared: Arc<Shared>,
     decode: Decode<M>,
+    /// The delivery being decompressed that comes next.
+    waiting: Option<oneshot::Receiver<Received>>,
     ended: bool,
 }
 
@@ -415,12 +440,15 @@ impl<M> AmqpStream<M> {
             core,
             shared,
             decode,
+            waiting: None,
             ended: false,
         }
     }
 
-    /// What the channel still holds goes back to the broker.
+    /// What the channel still holds goes back to the broker (a delivery being decompressed
+    /// goes back when it is done).
     fn give_back(&mut self) {
+        self.waiting = None;
         while let Ok(item) = self.rx.try_recv() {
             if let Item::Delivery(r) = item {
                 reject_later(&self.shared.sup, r, true);
@@ -442,12 +470,27 @@ impl<M> Stream for AmqpStream<M> {
             return Poll::Ready(None);
         }
         loop {
+            if let Some(waiting) = self.waiting.as_mut() {
+                match Pin::new(waiting).poll(cx) {
+                    Poll::Ready(done) => {
+                        self.waiting = None;
+                        if let Ok(r) = done
+                            && let Some(m) = (self.decode)(&self.shared, r)
+                        {
+                            return Poll::Ready(Some(m));
+                        }
+                        continue;
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(Item::Delivery(r))) => {
                     if let Some(m) = (self.decode)(&self.shared, r) {
                         return Poll::Ready(Some(m));
                     }
                 }
+                Poll::Ready(Some(Item::Decompressing(pending))) => self.waiting = Some(pending),
                 Poll::Ready(Some(Item::Stop)) | Poll::Ready(None) => {
                     self.ended = true;
                     self.give_back();
