@@ -7,6 +7,7 @@
 //! cargo xtask venv                                prepare the Python interop venv
 //! cargo xtask bench [--quick]                     msg vs raw vs Python: target/bench/table.md
 //! cargo xtask cluster up|down|status [rabbitmq|nats]  local 3-node clusters (target/cluster)
+//! cargo xtask fuzz [--time N] [--merge] [TARGET...] the cargo-fuzz targets of fuzz/, N s each
 //! ```
 //!
 //! `test` makes sure RabbitMQ (127.0.0.1:5672) and NATS (127.0.0.1:4222) are
@@ -14,14 +15,16 @@
 //! for the ones that are up (values already in the environment win), prepares
 //! the Python interop venv (`MSG_PYTHON`) when the interop tests exist or
 //! `MSG_INTEROP=1`, then runs `cargo test --workspace --all-targets` and
-//! `cargo test --workspace --doc`. With `MSG_REQUIRE_BROKERS=1` a missing
-//! broker or venv is an error instead of a loud SKIPPED line.
+//! `cargo test --workspace --doc`, then (on a full run) every fuzz target for
+//! a few seconds (see `fuzz.rs`). With `MSG_REQUIRE_BROKERS=1` a missing
+//! broker, venv or cargo-fuzz is an error instead of a loud SKIPPED line.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
 mod brokers;
 mod cluster;
+mod fuzz;
 mod python;
 mod util;
 
@@ -40,10 +43,11 @@ usage: cargo xtask <command>
 
 commands:
   test [-- <cargo test args>]  start/check brokers, then cargo test --workspace
-                               (--all-targets, then --doc); extra args go to both
-                               runs (target-selection flags such as --test NAME or
+                               (--all-targets, then --doc), then every fuzz target
+                               for 10s; extra args go to both test runs
+                               (target-selection flags such as --test NAME or
                                --lib replace them with a single run; -p/--package
-                               replaces --workspace)
+                               replaces --workspace; either skips the fuzz targets)
   brokers                      start/check brokers and print `export` lines for them
   ci [-- <cargo test args>]    fmt check, clippy -D warnings, then `test`, with
                                MSG_REQUIRE_BROKERS=1 unless already set (= .ci/run)
@@ -63,13 +67,22 @@ commands:
                                MSG_NATS_CLUSTER_URL and MSG_CLUSTER_DIR, `down` stops
                                their nodes, `status` shows them (exit 1 when one is
                                not up); see docs/clusters.md
+  fuzz [--time N] [--merge] [TARGET...]
+                               build the cargo-fuzz targets of fuzz/ (installing
+                               cargo-fuzz when missing; stable toolchain with
+                               RUSTC_BOOTSTRAP=1) and run each (or the named ones)
+                               for N seconds (default 60) from fuzz/seeds and
+                               fuzz/corpus; --merge folds what adds coverage into
+                               fuzz/corpus; a crash is saved in fuzz/artifacts/
 
 environment:
-  MSG_REQUIRE_BROKERS=1  a missing broker (or interop venv) is an error, not a skip
+  MSG_REQUIRE_BROKERS=1  a missing broker (or interop venv, or cargo-fuzz) is an
+                         error, not a skip
   MSG_RABBIT_URL, MSG_NATS_URL, MSG_PYTHON
                          if already set, used as given (not probed, not overwritten)
   MSG_INTEROP=1|0        force / suppress the Python interop venv (default: on when
-                         crates/msg-driver-amqp/tests/interop exists)";
+                         crates/msg-driver-amqp/tests/interop exists)
+  MSG_FUZZ=0             `test` skips the fuzz targets";
 
 fn main() -> ExitCode {
     match run() {
@@ -105,6 +118,10 @@ fn run() -> Result<ExitCode> {
         "ci" => ctx.ci(&args),
         "bench" => ctx.bench(&args),
         "cluster" => cluster::run(&ctx.root, &args),
+        "fuzz" => match ctx.fuzz(&fuzz::Options::parse(&args)?)? {
+            fuzz::Outcome::Failed(code) => Ok(ExitCode::from(code)),
+            fuzz::Outcome::Passed | fuzz::Outcome::Skipped => Ok(ExitCode::SUCCESS),
+        },
         "venv" => {
             expect_no_args("venv", &args)?;
             let python = python::ensure_python_venv(&ctx.root)?;
@@ -297,6 +314,32 @@ impl Ctx {
             }
         }
 
+        let mut fuzz_skipped = false;
+        if util::env_flag("MSG_FUZZ") == Some(false) {
+            outcome.push("fuzz off (MSG_FUZZ)".into());
+        } else if Selection::of(extra).any() {
+            outcome.push("fuzz not run (a selection)".into());
+        } else if failure.is_some() {
+            outcome.push("fuzz not run".into());
+        } else {
+            let opts = fuzz::Options {
+                seconds: fuzz::TEST_SECONDS,
+                merge: false,
+                targets: Vec::new(),
+            };
+            match self.fuzz(&opts)? {
+                fuzz::Outcome::Passed => outcome.push("fuzz ok".into()),
+                fuzz::Outcome::Skipped => {
+                    outcome.push("fuzz SKIPPED".into());
+                    fuzz_skipped = true;
+                }
+                fuzz::Outcome::Failed(code) => {
+                    outcome.push("fuzz FAILED".into());
+                    failure = Some(code);
+                }
+            }
+        }
+
         let verdict = if failure.is_some() {
             "FAILED"
         } else {
@@ -313,6 +356,7 @@ impl Ctx {
             .filter(|b| b.is_missing())
             .map(|b| b.kind.name())
             .chain(matches!(interop, Interop::Skipped).then_some("python interop"))
+            .chain(fuzz_skipped.then_some("fuzz"))
             .collect();
         if !skipped.is_empty() {
             eprintln!(
@@ -399,6 +443,51 @@ impl Interop {
     }
 }
 
+/// What the extra `cargo test` arguments select.
+#[derive(Debug, Default)]
+struct Selection {
+    /// `-p`/`--package`.
+    package: bool,
+    /// Target-selection flags (`--lib`, `--test NAME`, `--doc`, ...).
+    targets: bool,
+}
+
+impl Selection {
+    fn of(extra: &[OsString]) -> Self {
+        let mut sel = Selection::default();
+        // Only look at cargo's own arguments, not those after `--` for the harness.
+        let cargo_args = extra
+            .iter()
+            .take_while(|a| *a != "--")
+            .filter_map(|a| a.to_str());
+        for arg in cargo_args {
+            let flag = arg.split('=').next().unwrap_or(arg);
+            sel.package |= matches!(flag, "-p" | "--package")
+                || (arg.starts_with("-p") && !arg.starts_with("--"));
+            sel.targets |= matches!(
+                flag,
+                "--lib"
+                    | "--bin"
+                    | "--bins"
+                    | "--example"
+                    | "--examples"
+                    | "--test"
+                    | "--tests"
+                    | "--bench"
+                    | "--benches"
+                    | "--all-targets"
+                    | "--doc"
+            );
+        }
+        sel
+    }
+
+    /// Whether the run is narrowed (and so skips the fuzz targets).
+    fn any(&self) -> bool {
+        self.package || self.targets
+    }
+}
+
 /// The `cargo test` invocations for `cargo xtask test <extra>`, with labels.
 ///
 /// Normally two runs: `--all-targets` and `--doc` (cargo cannot combine
@@ -406,32 +495,10 @@ impl Interop {
 /// (`--lib`, `--test NAME`, `--doc`, ...) it is one run with just those.
 /// `-p`/`--package` in `extra` replaces `--workspace`.
 fn test_invocations(extra: &[OsString]) -> Vec<(&'static str, Vec<OsString>)> {
-    // Only look at cargo's own arguments, not those after `--` for the harness.
-    let cargo_args = extra
-        .iter()
-        .take_while(|a| *a != "--")
-        .filter_map(|a| a.to_str());
-    let mut has_package = false;
-    let mut has_targets = false;
-    for arg in cargo_args {
-        let flag = arg.split('=').next().unwrap_or(arg);
-        has_package |=
-            matches!(flag, "-p" | "--package") || (arg.starts_with("-p") && !arg.starts_with("--"));
-        has_targets |= matches!(
-            flag,
-            "--lib"
-                | "--bin"
-                | "--bins"
-                | "--example"
-                | "--examples"
-                | "--test"
-                | "--tests"
-                | "--bench"
-                | "--benches"
-                | "--all-targets"
-                | "--doc"
-        );
-    }
+    let Selection {
+        package: has_package,
+        targets: has_targets,
+    } = Selection::of(extra);
 
     let mut base: Vec<OsString> = vec!["test".into()];
     if !has_package {
