@@ -1,13 +1,14 @@
 //! RPC replies and the failures they carry (`msg_core::codec::WireReply`, `Failure`).
 //!
 //! - Decoding any bytes returns, never panics, and so does turning a failure into an error.
+//! - What decodes has its ids in bounds (as `msg_core::codec` says).
 //! - A reply that decodes encodes, and decodes back to itself.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use msg_core::codec::{Failure, WireReply};
-use msg_fuzz::{assert_json_eq, assert_map_eq};
+use msg_fuzz::{assert_json_eq, assert_map_eq, assert_msg_id, assert_unique_id};
 
 fn assert_same_failure(a: &Failure, b: &Failure) {
     assert_eq!(
@@ -29,6 +30,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(reply) = WireReply::decode(data) else {
         return;
     };
+    assert_msg_id(&reply.msg_id);
+    assert_unique_id(&reply.unique_id);
     let bytes = reply.encode().expect("a decoded reply encodes");
     let back = WireReply::decode(&bytes).expect("an encoded reply decodes");
     assert_eq!(reply.msg_id, back.msg_id);

@@ -1,4 +1,5 @@
-//! What the fuzz targets share: equality of decoded values up to float rounding.
+//! What the fuzz targets share: equality of decoded values up to float rounding, and the
+//! bounds of `msg_core::codec` restated from its documentation, to check what decodes.
 //!
 //! serde_json's default float parsing is not always correctly rounded (its `float_roundtrip`
 //! feature is off), so a float that is written and read back may come back a unit in the
@@ -6,6 +7,7 @@
 
 use std::time::Duration;
 
+use msg_core::codec::{MAX_NAME_BYTES, MAX_ROUTING_BYTES};
 use serde_json::{Map, Number, Value};
 
 /// Whether two floats are equal or neighbours (at most 2 units in the last place apart).
@@ -87,6 +89,49 @@ pub fn assert_map_eq(what: &str, a: &Map<String, Value>, b: &Map<String, Value>)
     assert!(
         map_eq(a, b),
         "{what} changed in a round trip:\n  {a:?}\n  {b:?}"
+    );
+}
+
+/// A name-like value (method, namespace, version, event type, ...): at most
+/// `MAX_NAME_BYTES`, no control character.
+#[track_caller]
+pub fn assert_name(field: &str, value: &str) {
+    assert!(
+        value.len() <= MAX_NAME_BYTES && !value.chars().any(char::is_control),
+        "`{field}` decoded out of bounds: {value:?}"
+    );
+}
+
+/// A `_unique_id`: at most `MAX_ROUTING_BYTES`, no control character.
+#[track_caller]
+pub fn assert_unique_id(value: &str) {
+    assert!(
+        value.len() <= MAX_ROUTING_BYTES && !value.chars().any(char::is_control),
+        "`_unique_id` decoded out of bounds: {value:?}"
+    );
+}
+
+/// A `_msg_id`: 1 to `MAX_ROUTING_BYTES` of `[A-Za-z0-9_-]`.
+#[track_caller]
+pub fn assert_msg_id(value: &str) {
+    assert!(
+        (1..=MAX_ROUTING_BYTES).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+        "`_msg_id` decoded out of bounds: {value:?}"
+    );
+}
+
+/// A `_reply_q`: at most `MAX_ROUTING_BYTES`, no white space, control character, `*` or `>`.
+#[track_caller]
+pub fn assert_reply_q(value: &str) {
+    assert!(
+        value.len() <= MAX_ROUTING_BYTES
+            && !value
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '*' || c == '>'),
+        "`_reply_q` decoded out of bounds: {value:?}"
     );
 }
 

@@ -80,9 +80,14 @@ pub fn format_timestamp(t: chrono::NaiveDateTime) -> String {
     s
 }
 
-/// Parses oslo's notification timestamp (with or without the fraction).
+/// Parses oslo's notification timestamp (with or without the fraction). A leap second
+/// (`:60`) is refused, as Python's `datetime` refuses it: oslo never writes one, and
+/// [`format_timestamp`] can't write it back.
 pub fn parse_timestamp(s: &str) -> Option<chrono::NaiveDateTime> {
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").ok()
+    use chrono::Timelike;
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+        .ok()
+        .filter(|t| t.nanosecond() < 1_000_000_000)
 }
 
 #[cfg(test)]
@@ -96,5 +101,14 @@ mod tests {
         assert_eq!(format_timestamp(t), n.timestamp);
         assert!(parse_timestamp("2026-11-23 03:36:41").is_some());
         assert!(parse_timestamp("yesterday").is_none());
+    }
+
+    #[test]
+    fn a_leap_second_is_refused() {
+        // format_timestamp can't write a leap second back: it would move the time
+        assert!(parse_timestamp("2026-11-23 03:34:60.159724").is_none());
+        assert!(parse_timestamp("2026-11-23 23:59:60").is_none());
+        let t = parse_timestamp("2026-11-23 03:34:59.159724").unwrap();
+        assert_eq!(format_timestamp(t), "2026-11-23 03:34:59.159724");
     }
 }
