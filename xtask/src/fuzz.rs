@@ -2,9 +2,11 @@
 //!
 //! The targets build once (`cargo fuzz build`, no sanitizer: msg's crates forbid `unsafe`, so
 //! a panic is what the targets look for, and ASan would double the build) on the stable
-//! toolchain with `RUSTC_BOOTSTRAP=1`, then each runs from its seeds (`fuzz/seeds/<target>`,
-//! real oslo bodies, never rewritten) and its corpus (`fuzz/corpus/<target>`, what earlier
-//! runs found), writing what it finds to `fuzz/target/found/<target>` (cleared per run).
+//! toolchain with `RUSTC_BOOTSTRAP=1`, then each runs (as many at once as there are cores)
+//! from its seeds (`fuzz/seeds/<target>`, real oslo bodies, never rewritten) and its corpus
+//! (`fuzz/corpus/<target>`, what earlier runs found), writing what it finds to
+//! `fuzz/target/found/<target>` (cleared per run); its output goes to
+//! `fuzz/target/logs/<target>.log`.
 //! `--merge` then folds the finds that add coverage into `fuzz/corpus` (minimized by set
 //! cover; commit the result). A crash is saved by libFuzzer in `fuzz/artifacts/<target>/`.
 //! cargo-fuzz is installed when missing.
@@ -13,10 +15,11 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 
 use crate::{Ctx, brokers, util};
 
@@ -127,28 +130,34 @@ impl Ctx {
         }
         let built = started.elapsed().as_secs();
 
+        // libFuzzer runs on one core: as many targets at once as there are cores
+        let jobs = thread::available_parallelism().map_or(1, usize::from);
+        // the fuzzing time, plus loading the corpus (the build is done)
+        let limit = Duration::from_secs(opts.seconds.saturating_mul(2).saturating_add(120));
         let mut failed = Vec::new();
-        for target in &targets {
-            let found = fuzz_dir.join("target").join("found").join(target);
-            fresh_dir(&found)?;
-            let mut inputs = vec![found.clone()];
-            inputs.extend(existing(&fuzz_dir, target));
-            let mut run = self.cargo_fuzz("run");
-            run.args(build_flags()).arg(target).args(&inputs).args([
-                "--".to_string(),
-                format!("-max_total_time={}", opts.seconds),
-                format!("-max_len={MAX_LEN}"),
-                "-timeout=10".to_string(),
-                "-rss_limit_mb=2048".to_string(),
-            ]);
-            // the fuzzing time, plus loading the corpus (the build is done)
-            let limit = Duration::from_secs(opts.seconds.saturating_mul(2).saturating_add(120));
-            if !self.run_logged(run, target, limit)? {
-                failed.push(target.as_str());
-                continue;
+        for batch in targets.chunks(jobs) {
+            let mut running = Vec::new();
+            for target in batch {
+                let found = fuzz_dir.join("target").join("found").join(target);
+                fresh_dir(&found)?;
+                let mut inputs = vec![found.clone()];
+                inputs.extend(existing(&fuzz_dir, target));
+                let mut run = self.cargo_fuzz("run");
+                run.args(build_flags()).arg(target).args(&inputs).args([
+                    "--".to_string(),
+                    format!("-max_total_time={}", opts.seconds),
+                    format!("-max_len={MAX_LEN}"),
+                    "-timeout=10".to_string(),
+                    "-rss_limit_mb=2048".to_string(),
+                ]);
+                running.push((target, found, self.spawn_logged(run, target, limit)?));
             }
-            if opts.merge {
-                self.merge(target, &found)?;
+            for (target, found, run) in running {
+                if !run.finish()? {
+                    failed.push(target.as_str());
+                } else if opts.merge {
+                    self.merge(target, &found)?;
+                }
             }
         }
         let verdict = if failed.is_empty() {
@@ -157,7 +166,7 @@ impl Ctx {
             format!("FAILED ({})", failed.join(", "))
         };
         eprintln!(
-            "xtask fuzz: {verdict}: {} targets, {}s each, in {}s ({built}s to build)",
+            "xtask fuzz: {verdict}: {} targets, {}s each, {jobs} at a time, in {}s ({built}s to build)",
             targets.len(),
             opts.seconds,
             started.elapsed().as_secs()
@@ -218,59 +227,26 @@ impl Ctx {
         Ok(targets)
     }
 
-    /// Runs one target with its output in `fuzz/target/logs/<target>.log`; prints its last
-    /// status line, or its tail and the crash to reproduce when it fails.
-    fn run_logged(&self, mut run: Command, target: &str, limit: Duration) -> Result<bool> {
+    /// Starts one target with its output in `fuzz/target/logs/<label>.log`.
+    fn spawn_logged(&self, mut run: Command, label: &str, limit: Duration) -> Result<Running> {
         let logs = self.root.join("fuzz").join("target").join("logs");
         fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-        let log_path = logs.join(format!("{target}.log"));
+        let log_path = logs.join(format!("{label}.log"));
         let log = fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
         let err = log.try_clone().context("duplicating the log file handle")?;
         run.stdin(Stdio::null()).stdout(log).stderr(err);
-        eprintln!("xtask fuzz: {target}: `{}`", util::display_cmd(&run));
-        let status = util::run_with_deadline(&mut run, limit);
-        let lines = read_lines(&log_path);
-        let ok = matches!(&status, Ok(s) if s.success());
-        if ok {
-            let last = lines
-                .iter()
-                .rev()
-                .find(|l| l.contains("DONE") || l.starts_with("MERGE-OUTER"));
-            eprintln!(
-                "xtask fuzz: {target}: ok {}",
-                last.map_or("", String::as_str)
-            );
-            return Ok(true);
-        }
-        // from the panic (or the last 40 lines) to cargo-fuzz's own backtrace
-        let start = lines
-            .iter()
-            .position(|l| l.contains("panicked at"))
-            .unwrap_or_else(|| lines.len().saturating_sub(40));
-        let end = lines
-            .iter()
-            .skip(start)
-            .position(|l| l.starts_with("Stack backtrace:"))
-            .map_or(lines.len(), |n| start + n);
-        for line in lines.get(start..end).unwrap_or_default() {
-            eprintln!("  | {line}");
-        }
-        match status {
-            Err(err) => eprintln!("xtask fuzz: {target}: FAILED: {err:#}"),
-            Ok(status) => eprintln!("xtask fuzz: {target}: FAILED ({status})"),
-        }
-        if let Some(artifact) = lines
-            .iter()
-            .find_map(|l| l.split_once("Test unit written to ").map(|(_, p)| p.trim()))
-        {
-            eprintln!(
-                "xtask fuzz: {target}: the input is {artifact}; reproduce with \
-                 `RUSTC_BOOTSTRAP=1 cargo fuzz run -s none {target} {artifact}`"
-            );
-        }
-        eprintln!("xtask fuzz: {target}: full log in {}", log_path.display());
-        Ok(false)
+        let shown = util::display_cmd(&run);
+        eprintln!("xtask fuzz: {label}: `{shown}`");
+        let child = run
+            .spawn()
+            .with_context(|| format!("failed to spawn `{shown}`"))?;
+        Ok(Running {
+            label: label.to_string(),
+            child,
+            log_path,
+            deadline: Instant::now() + limit,
+        })
     }
 
     /// Folds `found` into `fuzz/corpus/<target>`: the seeds, the corpus and the finds merged
@@ -295,7 +271,11 @@ impl Ctx {
             "-use_counters=0".to_string(),
             format!("-max_len={MAX_LEN}"),
         ]);
-        if !self.run_logged(run, &format!("{target}-merge"), Duration::from_secs(300))? {
+        let label = format!("{target}-merge");
+        if !self
+            .spawn_logged(run, &label, Duration::from_secs(300))?
+            .finish()?
+        {
             bail!("merging the corpus of `{target}` failed");
         }
         for name in &seed_names {
@@ -310,6 +290,79 @@ impl Ctx {
             corpus.display()
         );
         Ok(())
+    }
+}
+
+/// A target running, its output going to its log.
+#[derive(Debug)]
+struct Running {
+    label: String,
+    child: Child,
+    log_path: PathBuf,
+    deadline: Instant,
+}
+
+impl Running {
+    /// Waits for the run (killing it at its deadline); prints its last status line, or its
+    /// panic and the input to reproduce it with when it fails. `Ok(true)` when it passed.
+    fn finish(mut self) -> Result<bool> {
+        let label = &self.label;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) if Instant::now() >= self.deadline => {
+                    // best effort: it may have exited in the meantime
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break Err(anyhow!("did not finish in time and was killed"));
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(100)),
+                Err(err) => break Err(anyhow!(err).context("waiting for it failed")),
+            }
+        };
+        let lines = read_lines(&self.log_path);
+        if matches!(&status, Ok(s) if s.success()) {
+            let last = lines
+                .iter()
+                .rev()
+                .find(|l| l.contains("DONE") || l.starts_with("MERGE-OUTER"));
+            eprintln!(
+                "xtask fuzz: {label}: ok {}",
+                last.map_or("", String::as_str)
+            );
+            return Ok(true);
+        }
+        // from the panic (or the last 40 lines) to cargo-fuzz's own backtrace
+        let start = lines
+            .iter()
+            .position(|l| l.contains("panicked at"))
+            .unwrap_or_else(|| lines.len().saturating_sub(40));
+        let end = lines
+            .iter()
+            .skip(start)
+            .position(|l| l.starts_with("Stack backtrace:"))
+            .map_or(lines.len(), |n| start + n);
+        for line in lines.get(start..end).unwrap_or_default() {
+            eprintln!("  | {line}");
+        }
+        match status {
+            Err(err) => eprintln!("xtask fuzz: {label}: FAILED: {err:#}"),
+            Ok(status) => eprintln!("xtask fuzz: {label}: FAILED ({status})"),
+        }
+        if let Some(artifact) = lines
+            .iter()
+            .find_map(|l| l.split_once("Test unit written to ").map(|(_, p)| p.trim()))
+        {
+            eprintln!(
+                "xtask fuzz: {label}: the input is {artifact}; reproduce with \
+                 `RUSTC_BOOTSTRAP=1 cargo fuzz run -s none {label} {artifact}`"
+            );
+        }
+        eprintln!(
+            "xtask fuzz: {label}: full log in {}",
+            self.log_path.display()
+        );
+        Ok(false)
     }
 }
 
