@@ -27,7 +27,7 @@ use crate::{Ctx, brokers, util};
 pub const TEST_SECONDS: u64 = 10;
 
 /// The cargo-fuzz release series installed when none is found.
-const CARGO_FUZZ_VERSION: &str = "0.13";
+const CARGO_FUZZ_VERSION: &str = "^0.13";
 
 /// The longest input the fuzzer makes, in bytes (keeps the corpus small; the decoders'
 /// paths are all reached well below it).
