@@ -50,6 +50,13 @@ pub enum Error {
         /// Where the call was sent.
         destination: String,
     },
+    /// The connection to the broker was lost while waiting for an answer that can only come
+    /// on it (a NATS call's reply): the request may or may not have been handled.
+    #[error("connection lost: {what}")]
+    ConnectionLost {
+        /// What was waiting, and on which connection.
+        what: String,
+    },
     /// The remote side raised an error while handling the call.
     #[error(transparent)]
     Remote(#[from] RemoteError),
@@ -181,6 +188,16 @@ impl Error {
     /// Whether this error is a timeout (a call that got no reply or no heartbeat in time).
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
+    }
+
+    /// Whether the connection was lost while waiting (see [`Error::ConnectionLost`]).
+    ///
+    /// ```
+    /// let e = msg_core::Error::ConnectionLost { what: "a reply".into() };
+    /// assert!(e.is_connection_lost() && !e.is_timeout());
+    /// ```
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, Error::ConnectionLost { .. })
     }
 }
 

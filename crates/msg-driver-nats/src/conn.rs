@@ -51,6 +51,8 @@ pub(crate) struct Conn {
     /// Bumped on every (re)connect: listeners re-issue what the server forgot.
     generation: watch::Sender<u64>,
     connected: watch::Sender<bool>,
+    /// Bumped every time the connection is lost: what waits for a reply on it fails.
+    lost: watch::Sender<u64>,
     /// Set when async-nats closed the connection (after a drain).
     shut: watch::Sender<bool>,
     counters: Arc<Counters>,
@@ -84,7 +86,7 @@ fn read_secret(what: &str, path: &str) -> Result<String> {
 }
 
 impl Conn {
-    /// Connects to the first of the URL's servers that answers.
+    /// Connects to the first of the URL's servers that answers, tried in a random order.
     pub(crate) async fn connect(url: &TransportUrl) -> Result<Arc<Self>> {
         let options = Arc::new(NatsOptions::from_url(url)?);
         let label = display_url(url);
@@ -136,15 +138,19 @@ impl Conn {
         let counters = Arc::new(Counters::default());
         let (generation, _) = watch::channel(0u64);
         let (connected, _) = watch::channel(false);
+        let (lost, _) = watch::channel(0u64);
         let (shut, _) = watch::channel(false);
         let mut co = ConnectOptions::new()
             .connection_timeout(options.connection_timeout)
             .ping_interval(options.ping_interval)
             .subscription_capacity(options.subscription_capacity)
-            .request_timeout(Some(options.jetstream_timeout))
-            .retain_servers_order();
+            .request_timeout(Some(options.jetstream_timeout));
+        // async-nats tries the servers in a random order (as oslo shuffles a URL's hosts:
+        // clients spread over a cluster's nodes), those that failed least first, one after
+        // the other with no delay within a round
         let delays = options.clone();
-        co = co.reconnect_delay_callback(move |attempts| delays.reconnect_delay(attempts));
+        let servers = addrs.len();
+        co = co.reconnect_delay_callback(move |attempts| delays.connect_delay(attempts, servers));
         if options.max_reconnects > 0 {
             co = co.max_reconnects(options.max_reconnects);
         } else {
@@ -194,6 +200,7 @@ impl Conn {
         let events = EventSink {
             generation: generation.clone(),
             connected: connected.clone(),
+            lost: lost.clone(),
             shut: shut.clone(),
             counters: counters.clone(),
             label: label.clone(),
@@ -243,6 +250,7 @@ impl Conn {
             api_prefix,
             generation,
             connected,
+            lost,
             shut,
             counters,
             server_version: version,
@@ -266,6 +274,16 @@ impl Conn {
     /// Watches (re)connects.
     pub(crate) fn generations(&self) -> watch::Receiver<u64> {
         self.generation.subscribe()
+    }
+
+    /// Watches losses of the connection: `changed` returns once it is lost after this call.
+    pub(crate) fn losses(&self) -> watch::Receiver<u64> {
+        self.lost.subscribe()
+    }
+
+    /// The URL as it may be shown.
+    pub(crate) fn label(&self) -> &str {
+        &self.label
     }
 
     /// Open and connected now: [`Conn::wait_connected`] would return at once.
@@ -403,6 +421,7 @@ async fn jetstream_enabled(client: &Client, api_prefix: &str) -> bool {
 struct EventSink {
     generation: watch::Sender<u64>,
     connected: watch::Sender<bool>,
+    lost: watch::Sender<u64>,
     shut: watch::Sender<bool>,
     counters: Arc<Counters>,
     label: String,
@@ -422,6 +441,7 @@ impl EventSink {
             Event::Disconnected => {
                 self.counters.disconnects.fetch_add(1, Ordering::Relaxed);
                 self.connected.send_replace(false);
+                self.lost.send_modify(|n| *n = n.wrapping_add(1));
                 tracing::warn!(url = %self.label, "lost the NATS connection; reconnecting");
             }
             Event::SlowConsumer(sid) => {

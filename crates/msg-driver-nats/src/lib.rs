@@ -57,7 +57,7 @@ use msg_core::{
     TransportUrl,
 };
 use serde_json::Value;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, watch};
 
 pub use conn::{MIN_SERVER_VERSION, NatsStats};
 pub use options::{NatsOptions, StreamRetention, StreamStorage};
@@ -106,7 +106,8 @@ type NotifyPaths =
     std::sync::Mutex<HashMap<String, HashMap<String, Vec<(Priority, Arc<NotifyPath>)>>>>;
 
 impl NatsDriver {
-    /// Connects to the first of the URL's servers that answers.
+    /// Connects to the first of the URL's servers that answers, tried in a random order (a
+    /// dead one costs its refusal, or `connection_timeout` when nothing answers at all).
     ///
     /// # Errors
     ///
@@ -249,16 +250,18 @@ impl NatsDriver {
     }
 
     /// Sends a request that expects a signal back (a call's "no responders", a cast's
-    /// receipt), with `retry` for the connection.
+    /// receipt), with `retry` for the connection. Returns a watch that changes when the
+    /// connection the request went out on is lost: what comes back for it is lost then too.
     async fn publish_request(
         &self,
         subject: String,
         reply: String,
         body: Vec<u8>,
         retry: Retry,
-    ) -> Result<()> {
+    ) -> Result<watch::Receiver<u64>> {
         self.conn.check_size("request", body.len())?;
         self.conn.wait_connected(retry).await?;
+        let lost = self.conn.losses();
         self.conn
             .client
             .publish_with_reply(subject, reply, Bytes::from(body))
@@ -266,7 +269,19 @@ impl NatsDriver {
             .map_err(|e| Error::Delivery {
                 reason: format!("publishing a request to NATS failed: {e}"),
                 source: Some(Box::new(e)),
-            })
+            })?;
+        Ok(lost)
+    }
+
+    /// The error of a send whose answer was on its way when the connection was lost.
+    fn connection_lost(&self, what: String) -> Error {
+        Error::ConnectionLost {
+            what: format!(
+                "{what}: the connection to NATS at {} was lost (core NATS keeps nothing for a \
+                 client that is away; the request may have been handled)",
+                self.conn.label()
+            ),
+        }
     }
 }
 
@@ -325,7 +340,8 @@ impl Driver for NatsDriver {
         let reply = inbox.reply_subject(&call.msg_id);
         let pending = inbox.waiters.register(call.msg_id.clone());
         let (_guard, mut signal) = inbox.signal(&call.msg_id);
-        self.publish_request(subject.clone(), reply, body, options.retry)
+        let mut lost = self
+            .publish_request(subject.clone(), reply, body, options.retry)
             .await?;
         let wait = pending.wait(request, options.timeout, options.call_monitor_timeout);
         tokio::pin!(wait);
@@ -333,6 +349,14 @@ impl Driver for NatsDriver {
         loop {
             tokio::select! {
                 r = &mut wait => return r,
+                // the reply (or a heartbeat) sent while this client is away is lost: waiting
+                // longer only makes the caller wait for the timeout
+                _ = lost.changed() => {
+                    return Err(self.connection_lost(format!(
+                        "no reply to `{}` from `{subject}`",
+                        request.method
+                    )));
+                }
                 s = &mut signal, if !signalled => {
                     signalled = true;
                     if let Ok(Signal::NoResponders) = s {
@@ -374,22 +398,30 @@ impl Driver for NatsDriver {
         let inbox = self.inbox().await?;
         let id = codec::new_unique_id();
         let (_guard, signal) = inbox.signal(&id);
-        self.publish_request(
-            subject.clone(),
-            inbox.reply_subject(&id),
-            body,
-            options.retry,
-        )
-        .await?;
+        let mut lost = self
+            .publish_request(
+                subject.clone(),
+                inbox.reply_subject(&id),
+                body,
+                options.retry,
+            )
+            .await?;
         let bound = options
             .timeout
             .unwrap_or(self.conn.options.cast_receipt_timeout);
+        let signal = async {
+            tokio::select! {
+                s = signal => Some(s),
+                _ = lost.changed() => None,
+            }
+        };
         match tokio::time::timeout(bound, signal).await {
-            Ok(Ok(Signal::Receipt)) => Ok(()),
-            Ok(Ok(Signal::NoResponders)) => Err(Error::Undeliverable {
+            Ok(None) => Err(self.connection_lost(format!("no receipt for a cast to `{subject}`"))),
+            Ok(Some(Ok(Signal::Receipt))) => Ok(()),
+            Ok(Some(Ok(Signal::NoResponders))) => Err(Error::Undeliverable {
                 destination: subject,
             }),
-            Ok(Err(_)) => Err(Error::Closed("the transport was closed".into())),
+            Ok(Some(Err(_))) => Err(Error::Closed("the transport was closed".into())),
             Err(_) => Err(Error::Timeout {
                 what: format!("no server's receipt for a cast to `{subject}`"),
                 after: bound,

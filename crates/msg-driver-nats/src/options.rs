@@ -1,5 +1,6 @@
 //! The NATS driver's options, read from the URL's query.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use msg_core::{Error, Result, TransportUrl};
@@ -120,8 +121,12 @@ pub struct NatsOptions {
     pub stream_retention: StreamRetention,
     /// `stream_storage`: `file` (default) or `memory`.
     pub stream_storage: StreamStorage,
-    /// `stream_replicas`: replicas of each stream (1).
+    /// `stream_replicas`: replicas of each stream this client creates (1).
     pub stream_replicas: usize,
+    /// `manage_streams`: update the limits of a stream that exists already (replicas, ages,
+    /// sizes, duplicate window) to this client's (false, the default: a stream that exists is
+    /// used as it is, and a difference from what the URL asks for is one warning per stream).
+    pub manage_streams: bool,
     /// `stream_max_age`: notifications older than this are dropped (7 days).
     pub stream_max_age: Duration,
     /// `stream_max_bytes`: size cap of a notification stream, oldest dropped first (1 GiB;
@@ -162,6 +167,8 @@ pub struct NatsOptions {
     pub nkey_file: Option<String>,
     /// `token_file`: a file holding an auth token.
     pub token_file: Option<String>,
+    /// The options the URL's query sets (the rest have their defaults).
+    pub(crate) given: BTreeSet<String>,
 }
 
 impl Default for NatsOptions {
@@ -184,6 +191,7 @@ impl Default for NatsOptions {
             stream_retention: StreamRetention::Interest,
             stream_storage: StreamStorage::File,
             stream_replicas: 1,
+            manage_streams: false,
             stream_max_age: Duration::from_secs(7 * 24 * 3600),
             stream_max_bytes: 1 << 30,
             stream_max_msgs: -1,
@@ -201,6 +209,7 @@ impl Default for NatsOptions {
             creds_file: None,
             nkey_file: None,
             token_file: None,
+            given: BTreeSet::new(),
         }
     }
 }
@@ -218,6 +227,7 @@ impl NatsOptions {
                 url: display_url(url),
                 reason,
             })?;
+            o.given.insert(key.to_string());
         }
         if o.tls_cert_file.is_some() != o.tls_key_file.is_some() {
             return Err(Error::InvalidUrl {
@@ -313,6 +323,7 @@ impl NatsOptions {
                 }
             }
             "stream_replicas" => self.stream_replicas = num::<usize>(key, value)?.max(1),
+            "manage_streams" => self.manage_streams = flag(key, value)?,
             "stream_max_age" => self.stream_max_age = secs(key, value)?,
             "stream_max_bytes" => self.stream_max_bytes = num(key, value)?,
             "stream_max_msgs" => self.stream_max_msgs = num(key, value)?,
@@ -335,6 +346,11 @@ impl NatsOptions {
         Ok(())
     }
 
+    /// Whether the URL's query sets the option `key`.
+    pub fn is_given(&self, key: &str) -> bool {
+        self.given.contains(key)
+    }
+
     /// The most messages a listener holds unacknowledged when its prefetch is 0.
     pub(crate) fn unlimited_prefetch(&self) -> u32 {
         if self.max_ack_pending > 0 {
@@ -342,6 +358,19 @@ impl NatsOptions {
         } else {
             10_000
         }
+    }
+
+    /// The delay async-nats waits before connection attempt number `attempts` (counted over
+    /// every server tried since the last connection; 1 is the first) with `servers` servers
+    /// to try: none within a round through them, so a dead server costs only its refusal;
+    /// before each further round, [`Self::reconnect_delay`] of the round's number.
+    pub(crate) fn connect_delay(&self, attempts: usize, servers: usize) -> Duration {
+        let servers = servers.max(1);
+        let tried = attempts.saturating_sub(1);
+        if !tried.is_multiple_of(servers) {
+            return Duration::ZERO;
+        }
+        self.reconnect_delay((tried / servers).saturating_add(1))
     }
 
     /// The delay before connection attempt number `attempts` (1 is the first: no delay).
@@ -371,6 +400,9 @@ mod tests {
         assert_eq!(o.stream_storage, StreamStorage::Memory);
         assert_eq!(o.pull_expires, Duration::from_millis(500));
         assert!(o.tls);
+        assert!(o.is_given("stream_storage") && !o.is_given("stream_replicas"));
+        assert!(!o.manage_streams);
+        assert!(parse("?manage_streams=true").unwrap().manage_streams);
         let tls = NatsOptions::from_url(&TransportUrl::parse("tls://h").unwrap()).unwrap();
         assert!(tls.tls);
     }
@@ -379,6 +411,7 @@ mod tests {
     fn bad_values_name_the_key() {
         for (q, key) in [
             ("?ack_wait=x", "ack_wait"),
+            ("?manage_streams=maybe", "manage_streams"),
             ("?stream_storage=disk", "stream_storage"),
             ("?tls_cert_file=a", "tls_key_file"),
             ("?nope=1", "nope"),
@@ -411,5 +444,16 @@ mod tests {
         assert_eq!(o.reconnect_delay(1), Duration::ZERO);
         assert_eq!(o.reconnect_delay(4), Duration::from_secs(3));
         assert_eq!(o.reconnect_delay(100), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_round_through_the_servers_has_no_delay() {
+        let o = NatsOptions::default();
+        let three: Vec<Duration> = (1..=7).map(|a| o.connect_delay(a, 3)).collect();
+        let s = Duration::from_secs;
+        assert_eq!(three, [s(0), s(0), s(0), s(1), s(0), s(0), s(2)]);
+        assert_eq!(o.connect_delay(0, 0), s(0));
+        assert_eq!(o.connect_delay(3, 1), o.reconnect_delay(3));
+        assert_eq!(o.connect_delay(usize::MAX, 2), s(10));
     }
 }

@@ -92,6 +92,8 @@ struct StreamInUse {
     /// When the server made it (Unix nanoseconds): a stream deleted and made again under
     /// the same name starts its sequence numbers again.
     created: i128,
+    /// Its replicas: its consumers get as many.
+    replicas: usize,
 }
 
 /// Streams and consumers known to exist.
@@ -99,7 +101,8 @@ pub(crate) struct Topology {
     pub(crate) conn: Arc<Conn>,
     pub(crate) layout: Layout,
     ensured: Mutex<Ensured>,
-    /// Streams of earlier releases already reported in the log (reported once each).
+    /// Streams of earlier releases, and streams whose settings differ from the URL's, already
+    /// reported in the log (reported once each).
     reported: Mutex<HashSet<String>>,
     generations: Mutex<watch::Receiver<u64>>,
     /// One JetStream API round at a time: a burst of first sends ensures once, not once
@@ -209,7 +212,12 @@ impl Topology {
             max_messages_per_subject: -1,
             max_consumers: -1,
             discard: DiscardPolicy::Old,
-            duplicate_window: o.duplicate_window,
+            // JetStream refuses a duplicate window longer than the stream's max age
+            duplicate_window: if o.stream_max_age.is_zero() {
+                o.duplicate_window
+            } else {
+                o.duplicate_window.min(o.stream_max_age)
+            },
             description: Some(if dead_letters {
                 "msg: dead-lettered notifications".into()
             } else {
@@ -356,12 +364,14 @@ impl Topology {
         let js = &self.conn.js;
         let want = self.stream_config(&in_use, subjects, dead_letters);
         let mut created = existing.as_ref().map_or(0, |e| e.1);
+        let mut replicas = want.num_replicas;
         let existing = match existing {
             Some((c, _)) => Some(c),
             None => match js.create_stream(want.clone()).await {
                 Ok(info) => {
                     tracing::info!(stream = name, subjects, "created a JetStream stream");
                     created = info.cached_info().created.unix_timestamp_nanos();
+                    replicas = info.cached_info().config.num_replicas;
                     None
                 }
                 Err(e) => match e.kind() {
@@ -391,44 +401,11 @@ impl Topology {
             },
         };
         if let Some(have) = existing {
-            let same = have.subjects == want.subjects
-                && have.retention == want.retention
-                && have.max_age == want.max_age
-                && have.max_bytes == want.max_bytes
-                && have.max_messages == want.max_messages
-                && have.duplicate_window == want.duplicate_window
-                && have.discard == want.discard
-                && have.num_replicas == want.num_replicas;
-            if !same {
-                // what may change changes; storage and retention stay as they are
-                let update = stream::Config {
-                    subjects: want.subjects.clone(),
-                    max_age: want.max_age,
-                    max_bytes: want.max_bytes,
-                    max_messages: want.max_messages,
-                    duplicate_window: want.duplicate_window,
-                    discard: want.discard,
-                    num_replicas: want.num_replicas,
-                    ..have.clone()
-                };
-                match js.update_stream(&update).await {
-                    Ok(_) => {
-                        tracing::info!(stream = in_use, "updated the JetStream stream's limits")
-                    }
-                    Err(e) => tracing::warn!(
-                        stream = in_use,
-                        error = %e,
-                        "the stream exists with other settings and can't be updated; using it as it is"
-                    ),
-                }
-                if have.retention != want.retention || have.storage != want.storage {
-                    tracing::warn!(
-                        stream = in_use,
-                        retention = ?have.retention,
-                        storage = ?have.storage,
-                        "the stream keeps its retention and storage (JetStream can't change them)"
-                    );
-                }
+            replicas = have.num_replicas;
+            if self.conn.options.manage_streams {
+                replicas = self.manage_stream(&in_use, &have, &want).await;
+            } else {
+                self.report_differences(&in_use, &have, &want);
             }
         }
         lock(&self.ensured).streams.insert(
@@ -436,10 +413,149 @@ impl Topology {
             StreamInUse {
                 name: in_use.clone(),
                 created,
+                replicas,
             },
         );
         self.mark(key);
         Ok(in_use)
+    }
+
+    /// With `manage_streams`: updates what may change of an existing stream's settings to
+    /// this client's (storage and retention stay as they are); returns the stream's replicas.
+    async fn manage_stream(
+        &self,
+        stream: &str,
+        have: &stream::Config,
+        want: &stream::Config,
+    ) -> usize {
+        let same = have.subjects == want.subjects
+            && have.retention == want.retention
+            && have.max_age == want.max_age
+            && have.max_bytes == want.max_bytes
+            && have.max_messages == want.max_messages
+            && have.duplicate_window == want.duplicate_window
+            && have.discard == want.discard
+            && have.num_replicas == want.num_replicas;
+        if same {
+            return have.num_replicas;
+        }
+        let update = stream::Config {
+            subjects: want.subjects.clone(),
+            max_age: want.max_age,
+            max_bytes: want.max_bytes,
+            max_messages: want.max_messages,
+            duplicate_window: want.duplicate_window,
+            discard: want.discard,
+            num_replicas: want.num_replicas,
+            ..have.clone()
+        };
+        let replicas = match self.conn.js.update_stream(&update).await {
+            Ok(info) => {
+                tracing::info!(
+                    stream,
+                    replicas = info.config.num_replicas,
+                    "updated the JetStream stream's limits (manage_streams)"
+                );
+                info.config.num_replicas
+            }
+            Err(e) => {
+                tracing::warn!(
+                    stream,
+                    error = %e,
+                    "the stream exists with other settings and can't be updated; using it as it is"
+                );
+                have.num_replicas
+            }
+        };
+        if have.retention != want.retention || have.storage != want.storage {
+            tracing::warn!(
+                stream,
+                retention = ?have.retention,
+                storage = ?have.storage,
+                "the stream keeps its retention and storage (JetStream can't change them)"
+            );
+        }
+        replicas
+    }
+
+    /// Without `manage_streams`: an existing stream is used as it is; where it differs from
+    /// what this client's URL asks for (the options the URL sets, and the subjects), one
+    /// warning per stream says so.
+    fn report_differences(&self, stream: &str, have: &stream::Config, want: &stream::Config) {
+        let o = &self.conn.options;
+        let mut differences = Vec::new();
+        if have.subjects != want.subjects {
+            differences.push(format!(
+                "subjects {:?} (this client's {:?})",
+                have.subjects, want.subjects
+            ));
+        }
+        let mut differ = |key: &str, have: String, want: String| {
+            if have != want && o.is_given(key) {
+                differences.push(format!("{key} {have} (the URL's {want})"));
+            }
+        };
+        differ(
+            "stream_replicas",
+            have.num_replicas.to_string(),
+            want.num_replicas.to_string(),
+        );
+        differ(
+            "stream_max_age",
+            format!("{:?}", have.max_age),
+            format!("{:?}", want.max_age),
+        );
+        differ(
+            "stream_max_bytes",
+            have.max_bytes.to_string(),
+            want.max_bytes.to_string(),
+        );
+        differ(
+            "stream_max_msgs",
+            have.max_messages.to_string(),
+            want.max_messages.to_string(),
+        );
+        differ(
+            "duplicate_window",
+            format!("{:?}", have.duplicate_window),
+            format!("{:?}", want.duplicate_window),
+        );
+        differ(
+            "stream_retention",
+            format!("{:?}", have.retention),
+            format!("{:?}", want.retention),
+        );
+        differ(
+            "stream_storage",
+            format!("{:?}", have.storage),
+            format!("{:?}", want.storage),
+        );
+        if differences.is_empty() || !lock(&self.reported).insert(format!("limits\0{stream}")) {
+            return;
+        }
+        tracing::warn!(
+            stream,
+            differences = %differences.join("; "),
+            "the stream exists with other settings than this client's URL asks for; using it as \
+             it is (a client with `manage_streams=true` updates its limits)"
+        );
+    }
+
+    /// The replicas of the stream in use named `stream`: as ensured on this connection, or
+    /// looked up (0 when it isn't found: the server then chooses).
+    async fn stream_replicas(&self, stream: &str) -> Result<usize> {
+        let known = lock(&self.ensured)
+            .streams
+            .values()
+            .find(|s| s.name == stream)
+            .map(|s| s.replicas);
+        match known {
+            Some(r) => Ok(r),
+            None => Ok(self
+                .stream_config_of(stream)
+                .await?
+                .map_or(0, |(c, _)| c.num_replicas)),
+        }
     }
 
     /// Says once per stream that a stream of an earlier release is in use.
@@ -502,7 +618,8 @@ impl Topology {
         }
         // JetStream can't change a consumer's deliver policy: an existing one keeps its own
         let mut earlier = None;
-        let deliver_policy = match self.consumer_info_of(&spec.stream, &spec.name).await? {
+        let existing = self.consumer_info_of(&spec.stream, &spec.name).await?;
+        let deliver_policy = match &existing {
             Some(have) => have.config.deliver_policy,
             None => match self.earlier_consumer(spec).await? {
                 Some(start) => {
@@ -518,8 +635,11 @@ impl Topology {
                 },
             },
         };
+        // a consumer has as many replicas as its stream: one with fewer would stall its
+        // listeners when a node that holds it fails
+        let replicas = self.stream_replicas(&spec.stream).await?;
         let o = &self.conn.options;
-        let config = pull::Config {
+        let config = |num_replicas: usize| pull::Config {
             durable_name: Some(spec.name.clone()),
             description: Some("msg notification listeners".into()),
             deliver_policy,
@@ -532,14 +652,32 @@ impl Topology {
             replay_policy: ReplayPolicy::Instant,
             max_ack_pending: o.max_ack_pending,
             inactive_threshold: o.consumer_inactive_threshold,
+            num_replicas,
             ..pull::Config::default()
         };
-        match self
-            .conn
-            .js
-            .create_consumer_on_stream(config, spec.stream.as_str())
-            .await
+        let js = &self.conn.js;
+        let mut made = js
+            .create_consumer_on_stream(config(replicas), spec.stream.as_str())
+            .await;
+        if let Err(e) = &made
+            && let Some(have) = &existing
+            && have.config.num_replicas != replicas
         {
+            if lock(&self.reported).insert(format!("replicas\0{}\0{}", spec.stream, spec.name)) {
+                tracing::warn!(
+                    stream = spec.stream,
+                    consumer = spec.name,
+                    replicas = have.config.num_replicas,
+                    stream_replicas = replicas,
+                    error = %e,
+                    "the consumer's replicas can't be made its stream's; using it with its own"
+                );
+            }
+            made = js
+                .create_consumer_on_stream(config(have.config.num_replicas), spec.stream.as_str())
+                .await;
+        }
+        match made {
             Ok(c) => {
                 let info = c.cached_info();
                 if info.config.filter_subject != spec.filter {

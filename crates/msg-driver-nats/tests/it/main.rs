@@ -6,10 +6,13 @@ mod conformance;
 mod driver;
 mod failures;
 mod hostile;
+mod hosts;
+mod lost_connection;
 mod names;
 mod recovery;
 mod restart;
 mod server;
+mod stream_settings;
 
 /// The broker's URL, or `None` (after a loud SKIPPED line) when no broker is configured;
 /// with `MSG_REQUIRE_BROKERS=1` a missing broker fails the test instead.

@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::driver::delete_streams;
 use crate::{nats_url, with_option};
 
-async fn send(d: &NatsDriver, target: &Target, events: std::ops::Range<u32>) {
+pub(crate) async fn send(d: &NatsDriver, target: &Target, events: std::ops::Range<u32>) {
     for i in events {
         d.send_notification(
             target,
@@ -31,7 +31,7 @@ async fn send(d: &NatsDriver, target: &Target, events: std::ops::Range<u32>) {
 
 /// Receives and acks `n` notifications (10 s each at most), then checks nothing more comes
 /// within half a second.
-async fn receive_exactly(l: &mut NotificationListener, n: usize) -> Vec<String> {
+pub(crate) async fn receive_exactly(l: &mut NotificationListener, n: usize) -> Vec<String> {
     let mut got = Vec::new();
     for _ in 0..n {
         let m = tokio::time::timeout(Duration::from_secs(10), l.next())

@@ -1,5 +1,5 @@
-//! A nats-server of the test's own: JetStream on, its own store directory, a free loopback
-//! port; killed when dropped.
+//! A nats-server of the test's own: JetStream on, its own store directory (under the target
+//! directory), a free loopback port; killed by its process id when dropped.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -37,8 +37,8 @@ impl NatsServer {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .unwrap();
-        let dir =
-            std::env::temp_dir().join(format!("msg-nats-test-{}", uuid::Uuid::new_v4().simple()));
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("msg-nats-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut s = NatsServer {
             child: None,
