@@ -695,3 +695,76 @@ async fn a_compressed_body_is_decompressed_off_the_connections_io_thread() {
     client_side.cleanup().await.unwrap();
     transport.cleanup().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declaration_the_broker_refuses_does_not_cost_the_connection() {
+    let Some(url) = rabbit_url("amqp: a refused declaration is not a lost connection") else {
+        return;
+    };
+    let _logs = logs();
+    let topic = unique("refused");
+    let exchange = unique("refused-ex");
+    // the exchange exists durable; msg declares it non-durable, RabbitMQ refuses that (406,
+    // closing the declaring channel) and msg takes the exchange as it is
+    let raw = raw_connection(&url).await;
+    let ch = raw.create_channel().await.unwrap();
+    ch.exchange_declare(
+        exchange.as_str().into(),
+        lapin::ExchangeKind::Topic,
+        lapin::options::ExchangeDeclareOptions {
+            durable: true,
+            ..lapin::options::ExchangeDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let upstream: SocketAddr = "127.0.0.1:5672".parse().unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let proxied = format!(
+        "rabbit://guest:guest@127.0.0.1:{}/?kombu_reconnect_delay=0.1",
+        proxy.port
+    );
+    let transport = open(&proxied).await;
+    let made = proxy.connections_made();
+    let server = RpcServer::builder(
+        transport.clone(),
+        Target::server(&topic, "s1").with_exchange(&exchange),
+    )
+    .endpoint(
+        Endpoint::new().method("echo", |_c: Context, a: Value| async move {
+            Ok::<_, HandlerError>(a)
+        }),
+    )
+    .start()
+    .await
+    .unwrap();
+    let client = RpcClient::new(transport.clone(), Target::topic(&topic))
+        .exchange(&exchange)
+        .timeout(Duration::from_secs(5));
+    let v: Value = client
+        .call(&Context::new(), "echo", json!({"i": 1}))
+        .await
+        .unwrap();
+    assert_eq!(v, json!({"i": 1}));
+    // a reconnect (after 0.1 s) would open new connections through the proxy
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        assert_eq!(
+            proxy.connections_made(),
+            made,
+            "a refused declaration made the transport reconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    server.shutdown(Duration::from_secs(5)).await.unwrap();
+    transport.cleanup().await.unwrap();
+    let _ = ch
+        .exchange_delete(
+            exchange.as_str().into(),
+            lapin::options::ExchangeDeleteOptions::default(),
+        )
+        .await;
+    let _ = raw.close(200, "OK".into()).await;
+}

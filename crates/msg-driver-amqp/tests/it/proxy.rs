@@ -129,6 +129,11 @@ impl Proxy {
         }
     }
 
+    /// How many connections it has accepted (and not cut), open or closed since.
+    pub fn connections_made(&self) -> usize {
+        self.carried.lock().unwrap().len()
+    }
+
     /// How many connections it has carried that are still open.
     pub fn open_connections(&self) -> usize {
         self.carried
