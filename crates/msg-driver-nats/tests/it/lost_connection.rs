@@ -17,7 +17,7 @@ async fn connect(url: &str) -> Arc<NatsDriver> {
     Arc::new(NatsDriver::connect(&url.parse().unwrap()).await.unwrap())
 }
 
-async fn call(
+pub(crate) async fn call(
     client: &NatsDriver,
     method: &str,
     timeout: Duration,
@@ -35,23 +35,12 @@ async fn call(
         .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_in_flight_fails_at_once_when_the_connection_is_lost() {
-    crate::driver::init_logging();
-    let Some(mut server) = NatsServer::start("nats lost connection") else {
-        return;
-    };
-    let url = format!("{}?reconnect_wait=0.1&reconnect_wait_max=0.5", server.url());
-    let rpc_server = connect(&url).await;
-    let client = connect(&url).await;
-
-    // `slow` is taken and never answered (its reply would come after a minute); `echo` is
-    // answered at once
-    let mut listener = rpc_server
-        .listen(&Target::server("lost-rpc", "s1"), &ListenOptions::default())
-        .await
-        .unwrap();
-    let (taken_tx, mut taken) = mpsc::unbounded_channel();
+/// Serves `lost-rpc`: `slow` is taken (said on the returned channel) and answered only after a
+/// minute; `echo` is answered at once.
+pub(crate) fn serve(
+    mut listener: msg_core::RpcListener,
+) -> (tokio::task::JoinHandle<()>, mpsc::UnboundedReceiver<()>) {
+    let (taken_tx, taken) = mpsc::unbounded_channel();
     let serving = tokio::spawn(async move {
         while let Some(req) = listener.next().await {
             let _ = req.ack().await;
@@ -67,6 +56,26 @@ async fn a_call_in_flight_fails_at_once_when_the_connection_is_lost() {
             }
         }
     });
+    (serving, taken)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_in_flight_fails_at_once_when_the_connection_is_lost() {
+    crate::driver::init_logging();
+    let Some(mut server) = NatsServer::start("nats lost connection") else {
+        return;
+    };
+    let url = format!("{}?reconnect_wait=0.1&reconnect_wait_max=0.5", server.url());
+    let rpc_server = connect(&url).await;
+    let client = connect(&url).await;
+
+    // `slow` is taken and never answered (its reply would come after a minute); `echo` is
+    // answered at once
+    let listener = rpc_server
+        .listen(&Target::server("lost-rpc", "s1"), &ListenOptions::default())
+        .await
+        .unwrap();
+    let (serving, mut taken) = serve(listener);
     assert_eq!(
         call(&client, "echo", Duration::from_secs(5)).await.unwrap(),
         json!("echo")

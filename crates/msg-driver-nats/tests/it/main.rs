@@ -1,7 +1,9 @@
 //! The NATS driver against a real nats-server: the conformance suite on the broker of
-//! `MSG_NATS_URL`, and behaviour under a server restart on a nats-server of its own.
+//! `MSG_NATS_URL`, and behaviour under a server restart, a lost connection or a node's death on
+//! nats-servers of its own (one, or a 3-node cluster).
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+mod cluster;
 mod conformance;
 mod driver;
 mod failures;

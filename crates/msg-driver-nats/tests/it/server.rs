@@ -107,3 +107,54 @@ impl Drop for NatsServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Three nats-servers of the test's own clustered on loopback (JetStream replicated across
+/// them); killed when dropped.
+pub struct NatsCluster {
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts the three nodes, or `None` as [`NatsServer::start`] does.
+    pub fn start(suite: &str) -> Option<Self> {
+        let free = || {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .unwrap()
+        };
+        let routes: Vec<u16> = (0..3).map(|_| free()).collect();
+        let name = format!("msgtest-{}", uuid::Uuid::new_v4().simple());
+        let mut nodes = Vec::new();
+        for (i, port) in routes.iter().enumerate() {
+            let others: Vec<String> = routes
+                .iter()
+                .filter(|p| *p != port)
+                .map(|p| format!("nats://127.0.0.1:{p}"))
+                .collect();
+            let args = [
+                "--server_name".to_string(),
+                format!("{name}-n{i}"),
+                "--cluster_name".to_string(),
+                name.clone(),
+                "--cluster".to_string(),
+                format!("nats://127.0.0.1:{port}"),
+                "--routes".to_string(),
+                others.join(","),
+            ];
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            nodes.push(NatsServer::start_with(suite, &args)?);
+        }
+        Some(NatsCluster { nodes })
+    }
+
+    /// `nats://` with every node.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("nats://{}", hosts.join(","))
+    }
+}
