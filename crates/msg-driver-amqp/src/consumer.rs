@@ -558,6 +558,7 @@ pub(crate) fn decode_request(shared: &Arc<Shared>, r: Received) -> Option<Incomi
             let responder = Arc::new(AmqpResponder {
                 shared: shared.clone(),
                 reply_q,
+                reply_within: expiration(&r.delivery),
                 received: Mutex::new(Some(r)),
             });
             Some(IncomingRequest::new(
@@ -576,9 +577,18 @@ pub(crate) fn decode_request(shared: &Arc<Shared>, r: Received) -> Option<Incomi
     }
 }
 
+/// The caller's timeout, which it sends as the request's `expiration` (milliseconds; oslo
+/// does too): a reply later than that is waited for by nobody. At most a day.
+fn expiration(d: &Delivery) -> Option<Duration> {
+    let ms: u64 = d.properties.expiration().as_ref()?.as_str().parse().ok()?;
+    Some(Duration::from_millis(ms.min(86_400_000)))
+}
+
 struct AmqpResponder {
     shared: Arc<Shared>,
     reply_q: Option<String>,
+    /// How long a reply may wait for RabbitMQ (blocking publishers): the caller's timeout.
+    reply_within: Option<Duration>,
     /// Until acknowledged.
     received: Mutex<Option<Received>>,
 }
@@ -623,7 +633,7 @@ impl AmqpResponder {
                 mandatory: sup.options.direct_mandatory_flag,
                 confirm: true,
                 retry: Retry::Attempts(1),
-                timeout: None,
+                timeout: self.reply_within,
             })
             .await?;
         if !routed {

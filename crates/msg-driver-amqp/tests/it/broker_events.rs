@@ -576,6 +576,25 @@ async fn a_server_keeps_consuming_while_rabbitmq_blocks_its_publishing() {
         }
     }
 
+    // a call while blocked: the server's reply waits for RabbitMQ no longer than the
+    // caller's timeout (its request's expiration), then fails saying why
+    let late = client
+        .clone()
+        .timeout(Duration::from_secs(2))
+        .call::<Value>(&Context::new(), "echo", json!({"i": 8}))
+        .await;
+    assert!(late.is_err(), "{late:?}");
+    let failed = wait_for_line(
+        &logs,
+        &[&reason, "blocking publishers", "reply"],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        failed.is_some(),
+        "the server's reply waited past the caller's timeout without a word"
+    );
+
     proxy.clear_alarm();
     let start = Instant::now();
     loop {
