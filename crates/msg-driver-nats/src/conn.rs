@@ -2,9 +2,9 @@
 //! slow consumers), the server's version, and the waits that `retry` allows.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_nats::connection::State;
 use async_nats::{Client, ConnectOptions, Event, ServerAddr};
@@ -57,7 +57,10 @@ pub(crate) struct Conn {
     shut: watch::Sender<bool>,
     counters: Arc<Counters>,
     pub(crate) server_version: String,
-    pub(crate) jetstream: bool,
+    /// JetStream answered at the server, as last seen.
+    jetstream: AtomicBool,
+    /// When JetStream was last looked for.
+    jetstream_probed: Mutex<Instant>,
     closed: AtomicBool,
     label: String,
 }
@@ -67,7 +70,7 @@ impl fmt::Debug for Conn {
         f.debug_struct("Conn")
             .field("url", &self.label)
             .field("server_version", &self.server_version)
-            .field("jetstream", &self.jetstream)
+            .field("jetstream", &self.has_jetstream())
             .finish_non_exhaustive()
     }
 }
@@ -254,7 +257,8 @@ impl Conn {
             shut,
             counters,
             server_version: version,
-            jetstream,
+            jetstream: AtomicBool::new(jetstream),
+            jetstream_probed: Mutex::new(Instant::now()),
             closed: AtomicBool::new(false),
             label,
         }))
@@ -284,6 +288,35 @@ impl Conn {
     /// The URL as it may be shown.
     pub(crate) fn label(&self) -> &str {
         &self.label
+    }
+
+    /// Whether the server has JetStream, as last seen.
+    pub(crate) fn has_jetstream(&self) -> bool {
+        self.jetstream.load(Ordering::Acquire)
+    }
+
+    /// Whether the server has JetStream, looked for again (at most once a second) while it
+    /// seemed off: a cluster whose JetStream had no leader yet when the client connected
+    /// doesn't answer, and serves a little later.
+    pub(crate) async fn jetstream_now(&self) -> bool {
+        if self.has_jetstream() {
+            return true;
+        }
+        {
+            let mut probed = self
+                .jetstream_probed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if probed.elapsed() < Duration::from_secs(1) {
+                return false;
+            }
+            *probed = Instant::now();
+        }
+        let on = jetstream_enabled(&self.client, &self.api_prefix).await;
+        if on && !self.jetstream.swap(true, Ordering::AcqRel) {
+            tracing::info!(url = %self.label, "the NATS server's JetStream answers now");
+        }
+        on
     }
 
     /// Open and connected now: [`Conn::wait_connected`] would return at once.

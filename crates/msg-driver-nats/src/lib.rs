@@ -145,9 +145,10 @@ impl NatsDriver {
         &self.conn.server_version
     }
 
-    /// Whether the server has JetStream (notifications need it).
+    /// Whether the server has JetStream (notifications need it), as last seen: while it
+    /// seems off, a send or listen for notifications looks again (at most once a second).
     pub fn has_jetstream(&self) -> bool {
-        self.conn.jetstream
+        self.conn.has_jetstream()
     }
 
     /// What happened on the connection: reconnects, slow-consumer events, server errors.
@@ -186,13 +187,15 @@ impl NatsDriver {
         }
     }
 
-    fn require_jetstream(&self) -> Result<()> {
-        if self.conn.jetstream {
+    async fn require_jetstream(&self) -> Result<()> {
+        // the look at the server is rare: boxed, out of every send's state
+        if self.conn.has_jetstream() || Box::pin(self.conn.jetstream_now()).await {
             Ok(())
         } else {
             Err(Error::NotSupported {
                 driver: "nats",
-                feature: "notifications: JetStream is not enabled on the NATS server (start it with `-js`)"
+                feature: "notifications: JetStream is not enabled on the NATS server (start it \
+                          with `-js`), or a cluster's JetStream doesn't answer yet"
                     .into(),
             })
         }
@@ -312,7 +315,7 @@ impl Driver for NatsDriver {
 
     fn capabilities(&self) -> Capabilities {
         let caps = Capabilities::all().without(Capability::DurableCasts);
-        if self.conn.jetstream {
+        if self.conn.has_jetstream() {
             caps
         } else {
             caps.without(Capability::Notifications)
@@ -437,7 +440,7 @@ impl Driver for NatsDriver {
         version: EnvelopeVersion,
         retry: Retry,
     ) -> Result<()> {
-        self.require_jetstream()?;
+        self.require_jetstream().await?;
         let path = self.notify_path(target, notification.priority)?;
         let unique_id = codec::new_unique_id();
         let body = codec::encode_notification(context, notification, &unique_id, version)?;
@@ -482,7 +485,7 @@ impl Driver for NatsDriver {
         pool: Option<&str>,
         options: &ListenOptions,
     ) -> Result<NotificationListener> {
-        self.require_jetstream()?;
+        self.require_jetstream().await?;
         let mut sources: Vec<pull::SourceInfo> = Vec::new();
         for (target, priority) in subscriptions {
             let topic = target.require_topic()?;

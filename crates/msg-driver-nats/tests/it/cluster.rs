@@ -226,3 +226,26 @@ async fn a_call_in_flight_on_a_killed_node_fails_at_once_and_the_client_moves_on
     let _ = client.cleanup().await;
     let _ = rpc_server.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_connected_before_the_clusters_jetstream_serves_notifies_once_it_does() {
+    crate::driver::init_logging();
+    let Some(cluster) = NatsCluster::start("nats cluster starting") else {
+        return;
+    };
+    // connected as soon as the nodes take connections: their JetStream has no leader yet
+    let url = with_option(&cluster.url(), "subject_prefix=msgtest&jetstream_timeout=2");
+    let d = NatsDriver::connect(&url.parse().unwrap()).await.unwrap();
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(60);
+    while let Err(e) = notify(&d, "early").await {
+        assert!(
+            Instant::now() < deadline,
+            "no notification was taken within 60 s: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!("notifications taken {:?} after connecting", start.elapsed());
+    assert!(d.has_jetstream());
+    let _ = d.cleanup().await;
+}
