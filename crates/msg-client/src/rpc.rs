@@ -202,7 +202,9 @@ impl RpcClient {
 
     /// Calls `method` with keyword arguments (any `Serialize` that makes a JSON object) and
     /// returns its result as `R`. A remote failure is `Error::Remote` (or the typed
-    /// `NoSuchMethod` / `UnsupportedVersion`); no reply in time is `Error::Timeout`.
+    /// `NoSuchMethod` / `UnsupportedVersion`); no reply in time is `Error::Timeout`; a
+    /// connection lost while the reply could only come on it (NATS) is
+    /// `Error::ConnectionLost` at once: the request may have been handled.
     pub async fn call<R: DeserializeOwned>(
         &self,
         context: &Context,
