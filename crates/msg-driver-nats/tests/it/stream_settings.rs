@@ -117,3 +117,31 @@ async fn an_existing_stream_is_not_rewritten_and_a_difference_is_one_warning() {
     delete_streams(&url, &prefix).await;
     let _ = d.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_max_age_under_the_duplicate_window_makes_a_stream() {
+    let Some(url) = nats_url("nats short max age") else {
+        return;
+    };
+    let prefix = format!(
+        "msgtest-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    // the duplicate window (2 minutes by default) is cut to the max age: JetStream refuses a
+    // longer one
+    let url = with_option(&url, &format!("subject_prefix={prefix}&stream_max_age=60"));
+    let d = NatsDriver::connect(&url.parse().unwrap()).await.unwrap();
+    send(&d, &Target::topic("short"), 0..1).await;
+    let js = jetstream::new(d.client().clone());
+    let stream_name = d.layout().notify_stream("openstack").unwrap();
+    let info = js
+        .get_stream(&stream_name)
+        .await
+        .unwrap()
+        .cached_info()
+        .clone();
+    assert_eq!(info.config.max_age, Duration::from_secs(60));
+    assert_eq!(info.config.duplicate_window, Duration::from_secs(60));
+    delete_streams(&url, &prefix).await;
+    let _ = d.cleanup().await;
+}
