@@ -244,7 +244,7 @@ const MAX_LINE: usize = 1024;
 
 /// How long a server or listener gets to answer after a hostile body.
 const WAIT: Duration = Duration::from_secs(10);
-/// How long a refused body is given to be logged (and, if it were requeued, redelivered).
+/// How long a refused body's line is watched for a second one (a redelivery).
 const SETTLE: Duration = Duration::from_millis(500);
 
 /// Runs the suite against `url`: one RPC server and one notification listener, each bad body
@@ -298,7 +298,7 @@ pub async fn hostile_peer_suite(
     let mut report = HostileReport::default();
     let mut step = 0usize;
     for b in hostile_requests(&mark) {
-        let before = logs.lines_containing(&rpc_topic).len();
+        let before = logs.mark();
         peer.send_request(EXCHANGE, &rpc_topic, b.body).await?;
         step += 1;
         still_answers(&client, step, b.name).await?;
@@ -307,7 +307,7 @@ pub async fn hostile_peer_suite(
             .push(check_logged(&logs, &rpc_topic, before, b.name, b.refused).await?);
     }
     for b in compressed_requests(&mark) {
-        let before = logs.lines_containing(&rpc_topic).len();
+        let before = logs.mark();
         let sent = peer
             .send_compressed_request(EXCHANGE, &rpc_topic, "application/x-gzip", b.body)
             .await?;
@@ -322,7 +322,7 @@ pub async fn hostile_peer_suite(
             .push(check_logged(&logs, &rpc_topic, before, b.name, b.refused).await?);
     }
     for b in hostile_notifications(&mark) {
-        let before = logs.lines_containing(&notify_topic).len();
+        let before = logs.mark();
         peer.send_notification(EXCHANGE, &notify_topic, Priority::Info, b.body)
             .await?;
         step += 1;
@@ -415,22 +415,26 @@ async fn still_answers(client: &RpcClient, step: usize, after: &str) -> Result<(
 }
 
 /// A refused body is logged exactly once (a requeued one would come back and be logged
-/// again); an accepted odd one may be logged or not. Returns the lines that named the topic.
+/// again): its line is waited for, then nothing more may come for a while. An accepted odd
+/// one may be logged or not. Returns the lines that named the topic.
 async fn check_logged(
     logs: &CapturedLogs,
     topic: &str,
-    before: usize,
+    mark: usize,
     name: &str,
     refused: bool,
 ) -> Result<(String, usize), String> {
+    let start = Instant::now();
+    while refused && logs.lines_since(mark, topic).is_empty() && start.elapsed() < WAIT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     tokio::time::sleep(SETTLE).await;
-    let lines = logs.lines_containing(topic);
-    let new = lines.len().saturating_sub(before);
-    if refused && new != 1 {
+    let lines = logs.lines_since(mark, topic);
+    if refused && lines.len() != 1 {
         return Err(format!(
-            "{name}: expected one warning naming {topic}, got {new}: {:?}",
-            &lines[before.min(lines.len())..]
+            "{name}: expected one warning naming {topic}, got {}: {lines:?}",
+            lines.len()
         ));
     }
-    Ok((name.to_string(), new))
+    Ok((name.to_string(), lines.len()))
 }

@@ -22,29 +22,52 @@ const MAX_LINES: usize = 50_000;
 /// The warnings and errors logged since [`capture_logs`] was first called.
 #[derive(Debug, Clone, Default)]
 pub struct CapturedLogs {
-    lines: Arc<Mutex<Vec<String>>>,
+    inner: Arc<Mutex<Kept>>,
+}
+
+/// The kept lines, and how many were pushed before the first of them.
+#[derive(Debug, Default)]
+struct Kept {
+    dropped: usize,
+    lines: Vec<String>,
 }
 
 impl CapturedLogs {
     /// Every kept line that contains `needle`.
     pub fn lines_containing(&self, needle: &str) -> Vec<String> {
-        self.lock()
+        self.lines_since(0, needle)
+    }
+
+    /// A mark for [`CapturedLogs::lines_since`]: how many lines were logged so far.
+    pub fn mark(&self) -> usize {
+        let kept = self.lock();
+        kept.dropped + kept.lines.len()
+    }
+
+    /// The kept lines logged since `mark` that contain `needle` (lines dropped to bound the
+    /// memory are gone, but the count of the others stays right).
+    pub fn lines_since(&self, mark: usize, needle: &str) -> Vec<String> {
+        let kept = self.lock();
+        let skip = mark.saturating_sub(kept.dropped);
+        kept.lines
             .iter()
+            .skip(skip)
             .filter(|l| l.contains(needle))
             .cloned()
             .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
-        self.lines.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn push(&self, line: String) {
-        let mut lines = self.lock();
-        if lines.len() >= MAX_LINES {
-            lines.drain(..MAX_LINES / 2);
+        let mut kept = self.lock();
+        if kept.lines.len() >= MAX_LINES {
+            kept.lines.drain(..MAX_LINES / 2);
+            kept.dropped += MAX_LINES / 2;
         }
-        lines.push(line);
+        kept.lines.push(line);
     }
 }
 

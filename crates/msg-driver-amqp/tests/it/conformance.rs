@@ -1,9 +1,9 @@
 use lapin::options::{BasicGetOptions, QueueDeleteOptions};
-use lapin::{Connection, ConnectionProperties};
+
 use msg_core::{Capability, DriverRegistry};
 use msg_testkit::{PoisonAnswer, PoisonOutcome};
 
-use crate::rabbit_url;
+use crate::{rabbit_url, raw_connection};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbit_driver_passes_the_conformance_suite() {
@@ -55,10 +55,7 @@ async fn a_poison_in_a_batch_is_dead_lettered_alone() {
 
     let queue = format!("{topic}.info");
     let dead_letters = format!("{queue}.dead-letter");
-    // lapin reads the `/` of `amqp://host:5672/` as an empty vhost; without it, `/`
-    let conn = Connection::connect(url.trim_end_matches('/'), ConnectionProperties::default())
-        .await
-        .unwrap();
+    let conn = raw_connection(&url).await;
     let ch = conn.create_channel().await.unwrap();
     let mut dead = Vec::new();
     for _ in 0..10 {

@@ -89,6 +89,11 @@ async fn a_hostile_peer_cannot_take_down_a_server_or_listener() {
     };
     let conn = raw_connection(&url).await;
     let channel = conn.create_channel().await.unwrap();
+    // confirmed publishes: each body is in its queue before the suite's next call is sent
+    channel
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await
+        .unwrap();
     let peer = Arc::new(RawLapin {
         channel,
         _conn: conn,
