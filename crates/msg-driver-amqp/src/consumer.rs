@@ -28,7 +28,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::acks::Acks;
 use crate::body;
-use crate::supervisor::{Conn, Decl, Outgoing, Resumable, Supervisor, open_channel, queue_args};
+use crate::obsolete::ObsoleteReplyQueues;
+use crate::supervisor::{
+    Bound, Conn, Decl, Outgoing, Resumable, Supervisor, open_channel, queue_args,
+};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -358,6 +361,15 @@ impl Resumable for ConsumerCore {
             if self.stopped.load(Ordering::Acquire) {
                 return Ok(());
             }
+            // already consuming there: the supervisor's restore and a set-up retried after a
+            // lost connection may both resume it on the same new connection
+            let consuming = lock(&self.state)
+                .channel
+                .as_ref()
+                .is_some_and(|c| c.generation >= conn.generation);
+            if consuming {
+                return Ok(());
+            }
             let (guard, tags) = self.consume_on(&conn).await?;
             // what it replaces was on a connection that is gone
             drop(self.install(guard, tags));
@@ -401,11 +413,13 @@ impl StopListening for AmqpStop {
 /// Turns a delivery into what the listener yields; `None` when it was rejected.
 pub(crate) type Decode<M> = fn(&Arc<Shared>, Received) -> Option<M>;
 
-/// What decoded messages need: the supervisor, and the redelivery counts.
+/// What decoded messages need: the supervisor, the redelivery counts, the reply queues
+/// given up on.
 pub(crate) struct Shared {
     pub(crate) sup: Arc<Supervisor>,
     /// How often this process saw a notification requeued, by message id.
     requeues: Mutex<HashMap<String, u32>>,
+    obsolete: ObsoleteReplyQueues,
 }
 
 impl Shared {
@@ -413,6 +427,7 @@ impl Shared {
         Arc::new(Shared {
             sup,
             requeues: Mutex::default(),
+            obsolete: ObsoleteReplyQueues::default(),
         })
     }
 }
@@ -609,43 +624,81 @@ impl Drop for AmqpResponder {
     }
 }
 
+/// How often a reply to a missing reply queue is published again (oslo's pace).
+const MISSING_QUEUE_RETRY_EVERY: Duration = Duration::from_millis(250);
+
 impl AmqpResponder {
-    /// Publishes a reply or heartbeat to the caller's reply queue, mandatory (with
-    /// `direct_mandatory_flag`) and confirmed: a reply whose queue is gone comes back, and is
-    /// logged here without its body. (Confirming also lets lapin forget the publish: an
-    /// unawaited confirm stays in its channel's list until the channel fails.)
+    /// Publishes a reply or heartbeat to the caller's reply queue, confirmed, and mandatory
+    /// (with `direct_mandatory_flag`) so that a missing reply queue is known: the broker
+    /// returns the message. A returned reply is published again every 0.25 s for
+    /// `kombu_missing_consumer_retry_timeout` (the caller may be reconnecting, its queue
+    /// about to be declared again), then given up: logged as an error (never the body) and
+    /// the queue marked obsolete, so later replies to it are dropped at once, as oslo does. A
+    /// returned heartbeat is logged and dropped.
     async fn send(&self, reply: WireReply) -> Result<()> {
         let Some(reply_q) = &self.reply_q else {
             return Ok(());
         };
-        let sup = &self.shared.sup;
-        let compression = sup.options.kombu_compression.as_deref();
         let what = if reply.ending { "reply" } else { "heartbeat" };
         let msg_id = reply.msg_id.clone();
-        let body = body::compress(reply.encode()?, compression)?;
-        let props = body::properties(None, compression);
-        let routed = sup
-            .publish(Outgoing {
-                exchange: "",
-                key: reply_q,
-                body: &body,
-                properties: &props,
-                mandatory: sup.options.direct_mandatory_flag,
-                confirm: true,
-                retry: Retry::Attempts(1),
-                timeout: self.reply_within,
-            })
-            .await?;
-        if !routed {
+        if self.shared.obsolete.contains(reply_q) {
             tracing::warn!(
                 msg_id,
                 reply_queue = reply_q.as_str(),
-                bytes = body.len(),
-                "the broker returned a {what}: its reply queue does not exist (the caller is \
-                 gone, or the queue was deleted); dropped"
+                "the {what}'s reply queue is missing (given up on earlier); dropped"
             );
+            return Ok(());
         }
-        Ok(())
+        let sup = &self.shared.sup;
+        let compression = sup.options.kombu_compression.as_deref();
+        let body = body::compress(reply.encode()?, compression)?;
+        let props = body::properties(None, compression);
+        let patience = sup.options.missing_consumer_retry_timeout();
+        let start = tokio::time::Instant::now();
+        loop {
+            let routed = sup
+                .publish(Outgoing {
+                    exchange: "",
+                    key: reply_q,
+                    body: &body,
+                    properties: &props,
+                    mandatory: sup.options.direct_mandatory_flag,
+                    // a reply waits for a blocked connection no longer than its caller waits
+                    bound: Bound::new(Retry::Attempts(1), self.reply_within),
+                })
+                .await?;
+            if routed {
+                return Ok(());
+            }
+            if !reply.ending {
+                tracing::warn!(
+                    msg_id,
+                    reply_queue = reply_q.as_str(),
+                    bytes = body.len(),
+                    "the broker returned a heartbeat: its reply queue is missing; dropped"
+                );
+                return Ok(());
+            }
+            if start.elapsed() >= patience {
+                self.shared.obsolete.add(reply_q);
+                tracing::error!(
+                    msg_id,
+                    reply_queue = reply_q.as_str(),
+                    bytes = body.len(),
+                    after = ?patience,
+                    "a reply could not be sent: its reply queue is missing (the caller is \
+                     gone, or the queue was deleted); given up, and later replies to that \
+                     queue are dropped"
+                );
+                return Ok(());
+            }
+            tracing::debug!(
+                msg_id,
+                reply_queue = reply_q.as_str(),
+                "the reply queue is missing; publishing the reply again"
+            );
+            tokio::time::sleep(MISSING_QUEUE_RETRY_EVERY).await;
+        }
     }
 }
 
@@ -773,12 +826,15 @@ impl Acknowledger for AmqpAcker {
                 requeues = count,
                 "notification requeued too often: dead-lettered"
             );
-            sup.declare(vec![Decl::Queue {
-                name: dlq.clone(),
-                durable: true,
-                auto_delete: false,
-                args: queue_args(&sup.options, false),
-            }])
+            sup.declare(
+                vec![Decl::Queue {
+                    name: dlq.clone(),
+                    durable: true,
+                    auto_delete: false,
+                    args: queue_args(&sup.options, false),
+                }],
+                Bound::setup(),
+            )
             .await?;
             sup.publish(Outgoing {
                 exchange: "",
@@ -786,9 +842,7 @@ impl Acknowledger for AmqpAcker {
                 body: &r.delivery.data,
                 properties: &r.delivery.properties,
                 mandatory: false,
-                confirm: true,
-                retry: Retry::Attempts(2),
-                timeout: None,
+                bound: Bound::new(Retry::Attempts(2), None),
             })
             .await?;
             lock(&self.shared.requeues).remove(&self.key);

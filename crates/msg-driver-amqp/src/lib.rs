@@ -28,6 +28,7 @@ mod acks;
 mod body;
 mod consumer;
 mod names;
+mod obsolete;
 mod options;
 mod supervisor;
 
@@ -63,7 +64,7 @@ pub use options::RabbitOptions;
 /// # drop(filter);
 /// ```
 pub const SILENCE_LAPIN_RETURNS: &str = "lapin::returned_messages=off";
-use supervisor::{Decl, Outgoing, Supervisor, queue_args};
+use supervisor::{Bound, Decl, Outgoing, Supervisor, queue_args};
 
 /// The factory for `rabbit://`, `amqp://` and `amqps://`.
 pub fn factory() -> Arc<dyn DriverFactory> {
@@ -231,12 +232,14 @@ impl AmqpDriver {
         }
     }
 
-    /// The reply queue of this connection, made on the first call.
-    async fn reply_queue(&self) -> Result<&ReplyQueue> {
+    /// The reply queue of this connection, made on the first call (within the call's bound).
+    async fn reply_queue(&self, bound: Bound) -> Result<&ReplyQueue> {
         self.reply
             .get_or_try_init(|| async {
                 let name = self.transient_name("reply");
-                self.sup.declare(vec![self.transient_queue(&name)]).await?;
+                self.sup
+                    .declare(vec![self.transient_queue(&name)], bound)
+                    .await?;
                 let waiters = Arc::new(ReplyWaiters::default());
                 let core = ConsumerCore::new(
                     self.sup.clone(),
@@ -246,7 +249,7 @@ impl AmqpDriver {
                     self.max_body(),
                     Sink::Replies(waiters.clone()),
                 );
-                self.sup.add_consumer(core.clone()).await?;
+                self.sup.add_consumer(core.clone(), bound).await?;
                 Ok(ReplyQueue {
                     name,
                     waiters,
@@ -257,17 +260,19 @@ impl AmqpDriver {
     }
 
     /// Where an RPC message goes, declaring the exchange first (publishing to a missing
-    /// exchange would close the channel).
-    async fn rpc_route(&self, target: &Target) -> Result<(String, String)> {
+    /// exchange would close the channel), within the send's bound.
+    async fn rpc_route(&self, target: &Target, bound: Bound) -> Result<(String, String)> {
         let topic = target.require_topic()?;
         names::check(target, self.exchange(target), None)?;
         if target.fanout {
-            self.sup.declare(vec![self.fanout_exchange(topic)]).await?;
+            self.sup
+                .declare(vec![self.fanout_exchange(topic)], bound)
+                .await?;
             return Ok((naming::fanout_exchange(topic), String::new()));
         }
         let exchange = self.exchange(target).to_string();
         self.sup
-            .declare(vec![self.topic_exchange(&exchange)])
+            .declare(vec![self.topic_exchange(&exchange)], bound)
             .await?;
         let key = match &target.server {
             Some(server) => naming::server_key(topic, server),
@@ -278,7 +283,12 @@ impl AmqpDriver {
 
     /// Declares what a send path needs, once per path (the supervisor re-declares it after
     /// a reconnect).
-    async fn declare_once(&self, path: &str, decls: impl FnOnce() -> Vec<Decl>) -> Result<()> {
+    async fn declare_once(
+        &self,
+        path: &str,
+        bound: Bound,
+        decls: impl FnOnce() -> Vec<Decl>,
+    ) -> Result<()> {
         let known = self
             .declared_paths
             .read()
@@ -296,7 +306,7 @@ impl AmqpDriver {
         {
             return Ok(());
         }
-        self.sup.declare(decls()).await?;
+        self.sup.declare(decls(), bound).await?;
         self.declared_paths
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -326,8 +336,10 @@ impl Driver for AmqpDriver {
         request: &RpcRequest,
         options: &SendOptions,
     ) -> Result<Value> {
-        let (exchange, key) = self.rpc_route(target).await?;
-        let reply = self.reply_queue().await?;
+        // the timeout and retry bound the whole call: set-up, publish and the reply
+        let bound = Bound::new(options.retry, options.timeout);
+        let (exchange, key) = self.rpc_route(target, bound).await?;
+        let reply = self.reply_queue(bound).await?;
         let call = CallInfo {
             msg_id: codec::new_unique_id(),
             reply_q: reply.name.clone(),
@@ -350,9 +362,7 @@ impl Driver for AmqpDriver {
                 body: &body,
                 properties: &props,
                 mandatory: options.at_least_once,
-                confirm: options.at_least_once,
-                retry: options.retry,
-                timeout: options.timeout,
+                bound,
             })
             .await?;
         if !routed {
@@ -361,7 +371,7 @@ impl Driver for AmqpDriver {
             });
         }
         match pending
-            .wait(request, options.timeout, options.call_monitor_timeout)
+            .wait(request, bound.remaining(), options.call_monitor_timeout)
             .await
         {
             // no reply in time while RabbitMQ blocks publishing: the reply is held back too
@@ -385,7 +395,8 @@ impl Driver for AmqpDriver {
         request: &RpcRequest,
         options: &SendOptions,
     ) -> Result<()> {
-        let (exchange, key) = self.rpc_route(target).await?;
+        let bound = Bound::new(options.retry, options.timeout);
+        let (exchange, key) = self.rpc_route(target, bound).await?;
         let body = body::compress(
             codec::encode_request(context, request, &codec::new_unique_id(), None)?,
             self.compression(),
@@ -400,9 +411,7 @@ impl Driver for AmqpDriver {
                 body: &body,
                 properties: &props,
                 mandatory: options.at_least_once,
-                confirm: true,
-                retry: options.retry,
-                timeout: options.timeout,
+                bound,
             })
             .await?;
         if !routed {
@@ -426,7 +435,8 @@ impl Driver for AmqpDriver {
         names::check(target, exchange, None)?;
         let key = naming::notification_key(topic, notification.priority);
         // the notifier declares the default queue itself: store and forward
-        self.declare_once(&format!("{exchange}\0{key}"), || {
+        let bound = Bound::new(retry, None);
+        self.declare_once(&format!("{exchange}\0{key}"), bound, || {
             vec![
                 self.topic_exchange(exchange),
                 self.queue(&key),
@@ -446,9 +456,7 @@ impl Driver for AmqpDriver {
                 body: &body,
                 properties: &props,
                 mandatory: false,
-                confirm: true,
-                retry,
-                timeout: None,
+                bound,
             })
             .await?;
         Ok(())
@@ -465,16 +473,19 @@ impl Driver for AmqpDriver {
         let direct = naming::server_key(topic, server);
         let fanout_queue = self.transient_name(&naming::fanout_exchange(topic));
         self.sup
-            .declare(vec![
-                self.topic_exchange(exchange),
-                self.queue(topic),
-                Self::bind(topic, exchange, topic),
-                self.queue(&direct),
-                Self::bind(&direct, exchange, &direct),
-                self.fanout_exchange(topic),
-                self.transient_queue(&fanout_queue),
-                Self::bind(&fanout_queue, &naming::fanout_exchange(topic), topic),
-            ])
+            .declare(
+                vec![
+                    self.topic_exchange(exchange),
+                    self.queue(topic),
+                    Self::bind(topic, exchange, topic),
+                    self.queue(&direct),
+                    Self::bind(&direct, exchange, &direct),
+                    self.fanout_exchange(topic),
+                    self.transient_queue(&fanout_queue),
+                    Self::bind(&fanout_queue, &naming::fanout_exchange(topic), topic),
+                ],
+                Bound::setup(),
+            )
             .await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let core = ConsumerCore::new(
@@ -485,7 +496,7 @@ impl Driver for AmqpDriver {
             self.max_body(),
             Sink::Stream(tx),
         );
-        self.sup.add_consumer(core.clone()).await?;
+        self.sup.add_consumer(core.clone(), Bound::setup()).await?;
         let stop = Arc::new(AmqpStop {
             core: core.clone(),
             sup: self.sup.clone(),
@@ -516,7 +527,7 @@ impl Driver for AmqpDriver {
                 queues.push(queue);
             }
         }
-        self.sup.declare(decls).await?;
+        self.sup.declare(decls, Bound::setup()).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let core = ConsumerCore::new(
             self.sup.clone(),
@@ -526,7 +537,7 @@ impl Driver for AmqpDriver {
             self.max_body(),
             Sink::Stream(tx),
         );
-        self.sup.add_consumer(core.clone()).await?;
+        self.sup.add_consumer(core.clone(), Bound::setup()).await?;
         let stop = Arc::new(AmqpStop {
             core: core.clone(),
             sup: self.sup.clone(),

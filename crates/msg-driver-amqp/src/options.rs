@@ -58,8 +58,14 @@ pub struct RabbitOptions {
     /// `kombu_compression`: compress what we send (`gzip` or `bz2`); received bodies are
     /// decompressed whatever this says.
     pub kombu_compression: Option<String>,
-    /// `kombu_failover_strategy`: `round-robin` (default) or `shuffle`.
+    /// `kombu_failover_strategy`: `round-robin` (default) or `shuffle`. Either way the URL's
+    /// hosts are shuffled when there are several (as oslo shuffles them before kombu sees
+    /// them), then taken in rotation.
     pub kombu_failover_strategy: String,
+    /// `kombu_missing_consumer_retry_timeout` in seconds: how long a reply whose reply queue
+    /// is missing is published again (every 0.25 s) before it is given up, logged as an
+    /// error, and the queue taken for gone (later replies to it are dropped at once).
+    pub kombu_missing_consumer_retry_timeout: f64,
     /// `rabbit_stream_fanout`: fanout through one stream queue per topic.
     pub rabbit_stream_fanout: bool,
     /// `use_queue_manager`: name reply and fanout queues `host:process:counter`.
@@ -108,6 +114,7 @@ impl Default for RabbitOptions {
             kombu_reconnect_delay: 1.0,
             kombu_compression: None,
             kombu_failover_strategy: "round-robin".into(),
+            kombu_missing_consumer_retry_timeout: 60.0,
             rabbit_stream_fanout: false,
             use_queue_manager: false,
             direct_mandatory_flag: true,
@@ -130,7 +137,6 @@ const ACCEPTED_AND_IGNORED: &[&str] = &[
     "conn_pool_min_size",
     "conn_pool_ttl",
     "kombu_reconnect_splay",
-    "kombu_missing_consumer_retry_timeout",
     "rabbit_login_method",
     "ssl_version",
     "ssl_enforce_fips_mode",
@@ -260,6 +266,10 @@ impl RabbitOptions {
                     ));
                 }
             },
+            // oslo's deprecated name for it
+            "kombu_missing_consumer_retry_timeout" | "kombu_reconnect_timeout" => {
+                self.kombu_missing_consumer_retry_timeout = seconds(key, value)?
+            }
             "rabbit_stream_fanout" => self.rabbit_stream_fanout = flag(key, value)?,
             "use_queue_manager" => self.use_queue_manager = flag(key, value)?,
             "direct_mandatory_flag" => self.direct_mandatory_flag = flag(key, value)?,
@@ -294,6 +304,14 @@ impl RabbitOptions {
             .min(self.rabbit_interval_max)
             .max(0.05);
         seconds_or(secs, Duration::from_secs(1))
+    }
+
+    /// How long a reply to a missing reply queue is published again.
+    pub fn missing_consumer_retry_timeout(&self) -> Duration {
+        seconds_or(
+            self.kombu_missing_consumer_retry_timeout.max(0.0),
+            Duration::from_secs(60),
+        )
     }
 
     /// The bound on one TCP + AMQP handshake (at least 100 ms).

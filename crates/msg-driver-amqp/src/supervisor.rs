@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions, QueueDeleteOptions,
@@ -23,10 +23,14 @@ use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserIn
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
-use msg_core::{Error, Result, Retry, TransportUrl};
+use msg_core::{Error, Result, TransportUrl};
 use tokio::sync::watch;
 
 use crate::options::RabbitOptions;
+
+mod retrying;
+
+pub(crate) use retrying::Bound;
 
 /// One live pair of connections to a host: one consumes (and declares, and acks), the other
 /// publishes, on a channel with publisher confirms. RabbitMQ blocks a connection that
@@ -162,13 +166,14 @@ pub(crate) struct Outgoing<'a> {
     pub(crate) properties: &'a BasicProperties,
     /// Have the broker return it when nothing is bound.
     pub(crate) mandatory: bool,
-    /// Wait for the broker's confirm.
-    pub(crate) confirm: bool,
-    pub(crate) retry: Retry,
-    /// How long the send may take, waiting for a blocked connection included (`None`: no
-    /// bound here).
-    pub(crate) timeout: Option<Duration>,
+    /// How often it is published again (after a lost connection or a nack) and how long the
+    /// send may take, waiting for a blocked connection included.
+    pub(crate) bound: Bound,
 }
+
+/// The pause before publishing again a message the broker refused (nack): a quorum queue
+/// without a leader, or a full queue that rejects publishes, refuses for a while.
+const NACK_PAUSE: Duration = Duration::from_millis(250);
 
 /// The connection supervisor shared by a driver's clients and listeners.
 pub(crate) struct Supervisor {
@@ -283,13 +288,7 @@ impl Supervisor {
             },
         })
         .collect();
-        if options.kombu_failover_strategy == "shuffle" || hosts.len() > 1 {
-            // shuffled once, then round robin (oslo)
-            use rand::seq::SliceRandom;
-            if options.kombu_failover_strategy == "shuffle" {
-                hosts.shuffle(&mut rand::rng());
-            }
-        }
+        shuffle_hosts(&mut hosts);
         let (generation_tx, _) = watch::channel(0);
         let sup = Arc::new(Supervisor {
             hosts,
@@ -519,35 +518,6 @@ impl Supervisor {
             .clone()
     }
 
-    /// The current connection, waiting for a reconnect for at most `retry` reconnects.
-    pub(crate) async fn connection(&self, retry: Retry, attempt: &mut u32) -> Result<Arc<Conn>> {
-        // the common case: connected, nothing to wait for
-        if let Some(c) = self.current()
-            && !self.closed.load(Ordering::Acquire)
-        {
-            return Ok(c);
-        }
-        let mut rx = self.generation_tx.subscribe();
-        loop {
-            if self.closed.load(Ordering::Acquire) {
-                return Err(Error::Closed("the transport was closed".into()));
-            }
-            if let Some(c) = self.current() {
-                return Ok(c);
-            }
-            if retry.max_attempts().is_some_and(|max| *attempt + 1 >= max) {
-                return Err(Error::Delivery {
-                    reason: format!("not connected to {} (retry exhausted)", self.url_label),
-                    source: None,
-                });
-            }
-            *attempt += 1;
-            if rx.changed().await.is_err() {
-                return Err(Error::Closed("the transport was closed".into()));
-            }
-        }
-    }
-
     /// Reports that a connection failed; starts reconnecting if it was the current one.
     pub(crate) fn connection_lost(self: &Arc<Self>, generation: u64) {
         let lost = {
@@ -614,17 +584,24 @@ impl Supervisor {
     }
 
     /// Registers a consumer to resume on every new connection, and starts it now if
-    /// connected.
-    pub(crate) async fn add_consumer(&self, consumer: Arc<dyn Resumable>) -> Result<()> {
+    /// connected; a connection lost meanwhile is waited for as `bound` allows.
+    pub(crate) async fn add_consumer(
+        self: &Arc<Self>,
+        consumer: Arc<dyn Resumable>,
+        bound: Bound,
+    ) -> Result<()> {
         lock(&self.consumers).push(Arc::downgrade(&consumer));
-        if let Some(conn) = self.current() {
-            consumer.resume(conn).await?;
+        if self.current().is_none() {
+            // resumed with the rest when the connection is restored
+            return Ok(());
         }
-        Ok(())
+        self.on_connection("consuming", bound, |conn| consumer.clone().resume(conn))
+            .await
     }
 
-    /// Declares what isn't declared yet (and records it for reconnects).
-    pub(crate) async fn declare(&self, decls: Vec<Decl>) -> Result<()> {
+    /// Declares what isn't declared yet (and records it for reconnects); a connection lost
+    /// meanwhile is waited for, and the declarations made again, as `bound` allows.
+    pub(crate) async fn declare(self: &Arc<Self>, decls: Vec<Decl>, bound: Bound) -> Result<()> {
         let new: Vec<Decl> = {
             let guard = lock(&self.declared);
             // an auto-delete exchange may be gone since (its last queue went): always declared
@@ -645,9 +622,12 @@ impl Supervisor {
         if new.is_empty() {
             return Ok(());
         }
-        let mut attempt = 0;
-        let conn = self.connection(Retry::Attempts(3), &mut attempt).await?;
-        let done = self.declare_on(&conn, &new).await?;
+        let done = self
+            .on_connection("declaring", bound, |conn| {
+                let new = &new;
+                async move { self.declare_on(&conn, new).await }.boxed()
+            })
+            .await?;
         let mut guard = lock(&self.declared);
         for d in done {
             if guard.1.insert(d.key()) {
@@ -812,10 +792,12 @@ impl Supervisor {
         }
     }
 
-    /// Publishes, waiting for the broker's confirm when `confirm`; retried across
-    /// reconnects as `retry` allows, with the same bytes (so the same `_unique_id`).
-    /// Returns `Ok(false)` when a mandatory message came back unroutable. While RabbitMQ
-    /// blocks publishing it waits, within `timeout`, then fails saying so.
+    /// Publishes and waits for the broker's confirm (every publish is confirmed, as oslo's
+    /// `confirm_publish`). A publish the broker refuses (nack) or whose connection is lost
+    /// before the confirm is published again with the same bytes (so the same `_unique_id`:
+    /// receivers drop a duplicate), as often and for as long as `bound` allows. Returns
+    /// `Ok(false)` when a mandatory message came back unroutable. While RabbitMQ blocks
+    /// publishing it waits, within the bound's timeout, then fails saying so.
     pub(crate) async fn publish(self: &Arc<Self>, out: Outgoing<'_>) -> Result<bool> {
         let Outgoing {
             exchange,
@@ -823,15 +805,13 @@ impl Supervisor {
             body,
             properties,
             mandatory,
-            confirm,
-            retry,
-            timeout,
+            bound,
         } = out;
-        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let timeout = bound.timeout();
         let mut attempt = 0u32;
         loop {
-            let conn = self.connection(retry, &mut attempt).await?;
-            if let Err(reason) = conn.wait_unblocked(deadline).await {
+            let conn = self.connection(bound, &mut attempt).await?;
+            if let Err(reason) = conn.wait_unblocked(bound.deadline()).await {
                 return Err(blocked_error(
                     &reason,
                     exchange,
@@ -841,8 +821,7 @@ impl Supervisor {
                 ));
             }
             let send = async {
-                match conn
-                    .publisher
+                conn.publisher
                     .basic_publish(
                         ShortString::from(exchange),
                         ShortString::from(key),
@@ -853,53 +832,63 @@ impl Supervisor {
                         body,
                         properties.clone(),
                     )
+                    .await?
                     .await
-                {
-                    Ok(pending) if confirm => pending.await,
-                    Ok(_) => Ok(Confirmation::NotRequested),
-                    Err(e) => Err(e),
-                }
             };
-            let outcome = match (deadline, timeout) {
-                (Some(d), Some(t)) => match tokio::time::timeout_at(d, send).await {
+            let outcome = match bound.deadline() {
+                Some(d) => match tokio::time::timeout_at(d, send).await {
                     Ok(outcome) => outcome,
                     Err(_) => {
                         return Err(match conn.blocked() {
                             Some(reason) => {
                                 blocked_error(&reason, exchange, key, "was not confirmed", timeout)
                             }
-                            None => Error::Timeout {
-                                what: format!(
-                                    "RabbitMQ's confirm of a message to {exchange}/{key}"
-                                ),
-                                after: t,
-                            },
+                            None => bound.timed_out(&format!(
+                                "RabbitMQ's confirm of a message to {exchange}/{key}"
+                            )),
                         });
                     }
                 },
-                _ => send.await,
+                None => send.await,
             };
-            match outcome {
+            let nacked = match outcome {
                 Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => return Ok(true),
                 Ok(Confirmation::Ack(Some(_))) => return Ok(false),
                 Ok(Confirmation::Nack(_)) => {
-                    return Err(Error::Delivery {
+                    let refused = Error::Delivery {
                         reason: format!("the broker refused a message for {exchange}/{key} (nack)"),
                         source: None,
-                    });
+                    };
+                    if bound.exhausted(attempt) {
+                        return Err(refused);
+                    }
+                    tracing::warn!(
+                        exchange,
+                        key,
+                        attempt,
+                        "the broker refused a message (nack); publishing it again"
+                    );
+                    true
                 }
                 Err(e) if is_connection_error(&e) => {
-                    tracing::warn!(error = %e, exchange, key, "publish failed; will retry after reconnecting");
                     self.connection_lost(conn.generation);
-                    if retry.max_attempts().is_some_and(|max| attempt + 1 >= max) {
+                    if bound.exhausted(attempt) {
                         return Err(Error::Delivery {
                             reason: format!("publishing to {exchange}/{key} failed"),
                             source: Some(Box::new(e)),
                         });
                     }
-                    attempt += 1;
+                    tracing::warn!(error = %e, exchange, key, attempt, "publish failed before its confirm; publishing it again after reconnecting");
+                    false
                 }
                 Err(e) => return Err(amqp_err(&format!("publishing to {exchange}/{key}"), e)),
+            };
+            attempt += 1;
+            if nacked {
+                let pause = bound
+                    .remaining()
+                    .map_or(NACK_PAUSE, |left| left.min(NACK_PAUSE));
+                tokio::time::sleep(pause).await;
             }
         }
     }
@@ -937,6 +926,17 @@ impl Supervisor {
     /// Whether `close` was called.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// Puts the URL's hosts in random order whenever there are several, as oslo does (its
+/// `Connection` shuffles `url.hosts` before kombu sees them, whatever
+/// `kombu_failover_strategy` says), so the processes of a deployment spread over a cluster's
+/// nodes instead of piling onto the first; the rotation then goes round in that order.
+fn shuffle_hosts<T>(hosts: &mut [T]) {
+    use rand::seq::SliceRandom;
+    if hosts.len() > 1 {
+        hosts.shuffle(&mut rand::rng());
     }
 }
 
@@ -1163,5 +1163,34 @@ fn int_value(v: i64) -> AMQPValue {
     match i32::try_from(v) {
         Ok(small) => AMQPValue::LongInt(small),
         Err(_) => AMQPValue::LongLongInt(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shuffle_hosts;
+
+    #[test]
+    fn several_hosts_come_in_every_order_one_stays_as_it_is() {
+        let mut first = [0usize; 3];
+        for _ in 0..300 {
+            let mut hosts = ["a", "b", "c"];
+            shuffle_hosts(&mut hosts);
+            let mut sorted = hosts;
+            sorted.sort_unstable();
+            assert_eq!(sorted, ["a", "b", "c"], "a shuffle keeps every host once");
+            let i = ["a", "b", "c"]
+                .iter()
+                .position(|h| *h == hosts[0])
+                .unwrap_or_default();
+            if let Some(n) = first.get_mut(i) {
+                *n += 1;
+            }
+        }
+        // each host leads about a third of the time; none never does
+        assert!(first.iter().all(|n| *n > 30), "{first:?}");
+        let mut one = ["only"];
+        shuffle_hosts(&mut one);
+        assert_eq!(one, ["only"]);
     }
 }

@@ -1,7 +1,8 @@
 //! Broker events over a real RabbitMQ: the broker cancels our consumers (their queue deleted
 //! from another connection) and msg consumes again; a lost connection is logged as one, not
-//! as a cancel; a reply the broker returns is logged once, without its body; while RabbitMQ
-//! blocks publishing (flow control), sends fail within their timeout, saying so.
+//! as a cancel; a reply to a missing reply queue is published again until the queue appears,
+//! or given up after `kombu_missing_consumer_retry_timeout` with one error, without its body;
+//! while RabbitMQ blocks publishing (flow control), sends fail within their timeout, saying so.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -327,17 +328,14 @@ async fn a_lost_connection_is_logged_as_one_not_as_a_cancel() {
     transport.cleanup().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reply_to_a_reply_queue_that_is_gone_is_logged_once_without_its_body() {
-    let Some(url) = rabbit_url("amqp: a returned reply") else {
-        return;
-    };
-    let logs = logs();
-    let topic = unique("returned-reply");
-    let transport = open(&url).await;
-    let (answered_tx, mut answered) = mpsc::unbounded_channel::<()>();
+/// An echo server that says on `answered` each time it handled a request.
+async fn signalling_echo(
+    transport: &msg_core::Transport,
+    topic: &str,
+) -> (RpcServer, mpsc::UnboundedReceiver<()>) {
+    let (answered_tx, answered) = mpsc::unbounded_channel::<()>();
     let answered_tx = Arc::new(Mutex::new(answered_tx));
-    let server = RpcServer::builder(transport.clone(), Target::server(&topic, "s1"))
+    let server = RpcServer::builder(transport.clone(), Target::server(topic, "s1"))
         .endpoint(
             Endpoint::new().method("echo", move |_c: Context, a: Value| {
                 let tx = answered_tx.clone();
@@ -350,24 +348,23 @@ async fn a_reply_to_a_reply_queue_that_is_gone_is_logged_once_without_its_body()
         .start()
         .await
         .unwrap();
+    (server, answered)
+}
 
-    // a call from a caller whose reply queue doesn't exist (any more), sent raw
-    let msg_id = uuid::Uuid::new_v4().simple().to_string();
-    let reply_q = unique("reply_gone");
-    let secret = unique("SECRET-BODY");
+/// Sends a call raw, as a caller whose reply queue is `reply_q` (which may not exist).
+async fn raw_call(raw: &Connection, topic: &str, msg_id: &str, reply_q: &str, args: Value) {
     let inner = json!({
         "method": "echo",
-        "args": { "s": secret },
+        "args": args,
         "_msg_id": msg_id,
         "_reply_q": reply_q,
         "_unique_id": uuid::Uuid::new_v4().simple().to_string(),
     });
     let body = json!({ "oslo.version": "2.0", "oslo.message": inner.to_string() }).to_string();
-    let raw = raw_connection(&url).await;
     let ch = raw.create_channel().await.unwrap();
     ch.basic_publish(
         "openstack".into(),
-        topic.as_str().into(),
+        topic.into(),
         BasicPublishOptions::default(),
         body.as_bytes(),
         BasicProperties::default().with_content_type("application/json".into()),
@@ -376,25 +373,51 @@ async fn a_reply_to_a_reply_queue_that_is_gone_is_logged_once_without_its_body()
     .unwrap()
     .await
     .unwrap();
+    let _ = ch.close(200, "OK".into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_to_a_reply_queue_that_never_appears_is_given_up_after_the_timeout() {
+    let Some(url) = rabbit_url("amqp: a reply queue that never appears") else {
+        return;
+    };
+    let logs = logs();
+    let topic = unique("reply-never");
+    let patience = Duration::from_secs(2);
+    let transport = open(&format!("{url}?kombu_missing_consumer_retry_timeout=2")).await;
+    let (server, mut answered) = signalling_echo(&transport, &topic).await;
+
+    // a call from a caller whose reply queue doesn't exist (any more), sent raw
+    let msg_id = uuid::Uuid::new_v4().simple().to_string();
+    let reply_q = unique("reply_gone");
+    let secret = unique("SECRET-BODY");
+    let raw = raw_connection(&url).await;
+    raw_call(&raw, &topic, &msg_id, &reply_q, json!({ "s": secret })).await;
     tokio::time::timeout(Duration::from_secs(10), answered.recv())
         .await
         .expect("the server handled the call");
+    let handled = Instant::now();
 
-    let warning = wait_for_line(
+    let error = wait_for_line(
         &logs,
-        &[&msg_id, &reply_q, "bytes="],
-        Duration::from_secs(10),
+        &[&msg_id, &reply_q, "ERROR", "given up", "bytes="],
+        patience + Duration::from_secs(10),
     )
     .await;
+    let waited = handled.elapsed();
+    eprintln!("{} (after {waited:?})", error.clone().unwrap_or_default());
     assert!(
-        warning.is_some(),
-        "no warning names the returned reply's msg id and queue"
+        error.is_some(),
+        "no error names the reply given up on, its msg id and queue"
     );
-    eprintln!("{}", warning.unwrap_or_default());
+    assert!(
+        waited >= patience - Duration::from_millis(300),
+        "the reply was given up after {waited:?}, before kombu_missing_consumer_retry_timeout"
+    );
     assert_eq!(
         logs.lines_containing(&msg_id).len(),
         1,
-        "one warning per returned reply"
+        "one error per reply given up on, nothing else"
     );
     assert_eq!(
         logs.lines_containing(&secret),
@@ -402,6 +425,88 @@ async fn a_reply_to_a_reply_queue_that_is_gone_is_logged_once_without_its_body()
         "a reply's body reached the log"
     );
 
+    // the queue is obsolete now: a later reply to it is dropped at once, not retried
+    let later = uuid::Uuid::new_v4().simple().to_string();
+    raw_call(&raw, &topic, &later, &reply_q, json!({})).await;
+    tokio::time::timeout(Duration::from_secs(10), answered.recv())
+        .await
+        .expect("the server handled the second call");
+    let dropped = wait_for_line(
+        &logs,
+        &[&later, &reply_q, "dropped"],
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(
+        dropped.is_some(),
+        "a later reply to an obsolete reply queue wasn't dropped at once"
+    );
+    assert_eq!(
+        lines_with(&logs, &[&reply_q, "ERROR"]).len(),
+        1,
+        "only the first reply is retried and given up on"
+    );
+
+    let _ = raw.close(200, "OK".into()).await;
+    server.shutdown(Duration::from_secs(5)).await.unwrap();
+    transport.cleanup().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_to_a_reply_queue_that_appears_a_second_later_is_delivered() {
+    let Some(url) = rabbit_url("amqp: a reply queue that appears late") else {
+        return;
+    };
+    let topic = unique("reply-late");
+    let transport = open(&url).await;
+    let (server, mut answered) = signalling_echo(&transport, &topic).await;
+
+    let msg_id = uuid::Uuid::new_v4().simple().to_string();
+    let reply_q = unique("reply_late");
+    let raw = raw_connection(&url).await;
+    raw_call(&raw, &topic, &msg_id, &reply_q, json!({ "late": true })).await;
+    tokio::time::timeout(Duration::from_secs(10), answered.recv())
+        .await
+        .expect("the server handled the call");
+    // the caller's reply queue comes back a second later (a caller reconnecting)
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ch = raw.create_channel().await.unwrap();
+    ch.queue_declare(
+        reply_q.as_str().into(),
+        QueueDeclareOptions {
+            auto_delete: true,
+            ..QueueDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let start = Instant::now();
+    let reply = loop {
+        let got = ch
+            .basic_get(
+                reply_q.as_str().into(),
+                lapin::options::BasicGetOptions { no_ack: true },
+            )
+            .await
+            .unwrap();
+        if let Some(m) = got {
+            break m;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the reply never reached the reply queue that appeared late"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let body: Value = serde_json::from_slice(&reply.delivery.data).unwrap();
+    let inner: Value = serde_json::from_str(body["oslo.message"].as_str().unwrap()).unwrap();
+    assert_eq!(inner["_msg_id"], json!(msg_id));
+    assert_eq!(inner["result"], json!({ "late": true }));
+
+    let _ = ch
+        .queue_delete(reply_q.as_str().into(), QueueDeleteOptions::default())
+        .await;
     let _ = raw.close(200, "OK".into()).await;
     server.shutdown(Duration::from_secs(5)).await.unwrap();
     transport.cleanup().await.unwrap();

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod broker_events;
+mod call_setup;
 mod cluster_options;
 mod conformance;
 mod faults;

@@ -3,11 +3,12 @@
 //! tell) and cut them; inject AMQP frames towards the client, between the broker's frames
 //! (as `connection.blocked` from a broker in alarm, without setting an alarm on a broker
 //! other tests share), or play a broker in alarm (each connection that publishes is told
-//! it is blocked, as RabbitMQ does); and, with a certificate, terminate TLS in front of the
-//! broker.
+//! it is blocked, as RabbitMQ does); cut them all the moment a client next sends anything (a
+//! reset in the middle of whatever the client started); and, with a certificate, terminate
+//! TLS in front of the broker.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -21,10 +22,18 @@ struct Carried {
     task: JoinHandle<()>,
 }
 
+/// Armed, it cuts every connection when a client next sends bytes (they are not forwarded).
+#[derive(Default)]
+struct Tripwire {
+    armed: AtomicBool,
+    fired: AtomicUsize,
+}
+
 /// The proxy: listens on 127.0.0.1, forwards to `upstream`.
 pub struct Proxy {
     pub port: u16,
     carried: Arc<Mutex<Vec<Carried>>>,
+    tripwire: Arc<Tripwire>,
     acceptor: JoinHandle<()>,
     /// The alarm played, with its reason.
     alarm: watch::Sender<Option<String>>,
@@ -36,6 +45,7 @@ struct Link {
     injected: mpsc::UnboundedReceiver<Vec<u8>>,
     inject: mpsc::UnboundedSender<Vec<u8>>,
     alarm: watch::Receiver<Option<String>>,
+    tripwire: Arc<Tripwire>,
 }
 
 impl Proxy {
@@ -50,6 +60,8 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let carried: Arc<Mutex<Vec<Carried>>> = Arc::default();
         let list = carried.clone();
+        let tripwire = Arc::new(Tripwire::default());
+        let wire = tripwire.clone();
         let (alarm, alarm_rx) = watch::channel(None);
         let acceptor = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -60,25 +72,30 @@ impl Proxy {
                     injected,
                     inject: inject.clone(),
                     alarm: alarm_rx.clone(),
+                    tripwire: wire.clone(),
                 };
                 let tls = tls.clone();
+                let all = list.clone();
                 let task = tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else {
                         return;
                     };
                     let (sr, sw) = server.into_split();
-                    match tls {
+                    let tripped = match tls {
                         Some(acceptor) => {
                             let Ok(client) = acceptor.accept(client).await else {
                                 return;
                             };
                             let (cr, cw) = tokio::io::split(client);
-                            pump_both(cr, cw, sr, sw, link).await;
+                            pump_both(cr, cw, sr, sw, link).await
                         }
                         None => {
                             let (cr, cw) = client.into_split();
-                            pump_both(cr, cw, sr, sw, link).await;
+                            pump_both(cr, cw, sr, sw, link).await
                         }
+                    };
+                    if tripped {
+                        cut_all(&all);
                     }
                 });
                 list.lock().unwrap().push(Carried {
@@ -91,9 +108,21 @@ impl Proxy {
         Proxy {
             port,
             carried,
+            tripwire,
             acceptor,
             alarm,
         }
+    }
+
+    /// Cuts every connection carried the moment a client next sends anything (those bytes
+    /// are not forwarded); once.
+    pub fn cut_when_a_client_sends(&self) {
+        self.tripwire.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// How often the armed cut happened.
+    pub fn armed_cuts(&self) -> usize {
+        self.tripwire.fired.load(Ordering::SeqCst)
     }
 
     /// Plays a broker in a memory alarm: every connection that has published, or publishes
@@ -124,9 +153,7 @@ impl Proxy {
 
     /// Drops every connection carried now.
     pub fn cut(&self) {
-        for c in self.carried.lock().unwrap().drain(..) {
-            c.task.abort();
-        }
+        cut_all(&self.carried);
     }
 
     /// How many connections it has accepted (and not cut), open or closed since.
@@ -152,7 +179,14 @@ impl Drop for Proxy {
     }
 }
 
-async fn pump_both<CR, CW, SR, SW>(cr: CR, cw: CW, sr: SR, sw: SW, link: Link)
+fn cut_all(carried: &Mutex<Vec<Carried>>) {
+    for c in carried.lock().unwrap().drain(..) {
+        c.task.abort();
+    }
+}
+
+/// Pumps both ways until either side ends; `true` when the tripwire ended it.
+async fn pump_both<CR, CW, SR, SW>(cr: CR, cw: CW, sr: SR, sw: SW, link: Link) -> bool
 where
     CR: AsyncRead + Unpin,
     CW: AsyncWrite + Unpin,
@@ -164,12 +198,13 @@ where
         injected,
         inject,
         alarm,
+        tripwire,
     } = link;
     let published = Arc::new(Published::default());
     tokio::select! {
-        _ = pump(cr, sw, frozen.clone(), published.clone()) => {}
-        _ = pump_frames(sr, cw, frozen, injected) => {}
-        _ = play_alarm(alarm, published, inject) => {}
+        tripped = pump(cr, sw, frozen.clone(), published.clone(), &tripwire) => tripped,
+        _ = pump_frames(sr, cw, frozen, injected) => false,
+        _ = play_alarm(alarm, published, inject) => false,
     }
 }
 
@@ -318,12 +353,14 @@ fn method_frame(payload: &[u8]) -> Vec<u8> {
     frame
 }
 
+/// The client-to-broker direction; `true` when the armed tripwire stopped it.
 async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     mut from: R,
     mut to: W,
     mut frozen: watch::Receiver<bool>,
     published: Arc<Published>,
-) {
+    tripwire: &Tripwire,
+) -> bool {
     let mut scanner = PublishScanner::default();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -335,7 +372,7 @@ async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         }
         let n = tokio::select! {
             r = from.read(&mut buf) => match r {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => return false,
                 Ok(n) => n,
             },
             _ = frozen.changed() => continue,
@@ -343,12 +380,16 @@ async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         if *frozen.borrow() {
             std::future::pending::<()>().await;
         }
+        if tripwire.armed.swap(false, Ordering::SeqCst) {
+            tripwire.fired.fetch_add(1, Ordering::SeqCst);
+            return true;
+        }
         if !published.yes.load(Ordering::Acquire) && scanner.scan(&buf[..n]) {
             published.yes.store(true, Ordering::Release);
             published.changed.notify_one();
         }
         if to.write_all(&buf[..n]).await.is_err() {
-            return;
+            return false;
         }
     }
 }
