@@ -89,10 +89,7 @@ pub fn run(root: &Path, args: &[OsString]) -> Result<ExitCode> {
         _ => bail!("usage: cargo xtask cluster up|down|status [rabbitmq|nats] (got {args:?})"),
     };
     let dir = root.join("target").join("cluster");
-    let all: [Box<dyn Cluster>; 2] = [
-        Box::new(rabbit::Rabbit::new(&dir)),
-        Box::new(nats::Nats::new(&dir)),
-    ];
+    let all = both(&dir);
     let selected: Vec<&dyn Cluster> = match which {
         None => all.iter().map(AsRef::as_ref).collect(),
         Some("rabbitmq" | "rabbit") => vec![all[0].as_ref()],
@@ -126,6 +123,65 @@ pub fn run(root: &Path, args: &[OsString]) -> Result<ExitCode> {
             }
         }
         other => bail!("unknown cluster action `{other}` (expected up, down or status)"),
+    }
+}
+
+/// Both clusters, RabbitMQ first.
+fn both(dir: &Path) -> [Box<dyn Cluster>; 2] {
+    [
+        Box::new(rabbit::Rabbit::new(dir)),
+        Box::new(nats::Nats::new(dir)),
+    ]
+}
+
+/// Both clusters brought up for the cluster suite of `cargo xtask test`.
+#[derive(Debug)]
+pub struct SuiteClusters {
+    /// The variables the suite reads: `MSG_CLUSTER_DIR` and each cluster's URL.
+    pub env: Vec<(&'static str, String)>,
+    /// The clusters `up` started (a cluster already healthy is left running at the end).
+    started: Vec<&'static str>,
+    root: PathBuf,
+}
+
+impl SuiteClusters {
+    /// Brings both clusters up (a healthy one is left as it is); fails when one can't
+    /// start, after stopping what it started.
+    pub fn up(root: &Path) -> Result<Self> {
+        let dir = root.join("target").join("cluster");
+        let mut clusters = SuiteClusters {
+            env: vec![("MSG_CLUSTER_DIR", dir.display().to_string())],
+            started: Vec::new(),
+            root: root.to_path_buf(),
+        };
+        for cluster in both(&dir) {
+            let healthy = health(cluster.as_ref()).is_ok();
+            let outcome = up(cluster.as_ref());
+            if !healthy {
+                clusters.started.push(cluster.name());
+            }
+            if let Err(err) = outcome {
+                let err = err.context(format!("cluster up: {}", cluster.name()));
+                if let Err(down_err) = clusters.down() {
+                    eprintln!("cluster: stopping after a failed up: {down_err:#}");
+                }
+                return Err(err);
+            }
+            clusters.env.push((cluster.env_var(), cluster.url()));
+        }
+        Ok(clusters)
+    }
+
+    /// Stops the clusters [`SuiteClusters::up`] started.
+    pub fn down(self) -> Result<()> {
+        let dir = self.root.join("target").join("cluster");
+        for cluster in both(&dir) {
+            if self.started.contains(&cluster.name()) {
+                down(cluster.as_ref())
+                    .with_context(|| format!("cluster down: {}", cluster.name()))?;
+            }
+        }
+        Ok(())
     }
 }
 

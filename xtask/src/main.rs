@@ -7,6 +7,7 @@
 //! cargo xtask venv                                prepare the Python interop venv
 //! cargo xtask bench [--quick]                     msg vs raw vs Python: target/bench/table.md
 //! cargo xtask cluster up|down|status [rabbitmq|nats]  local 3-node clusters (target/cluster)
+//! cargo xtask cluster test [-- <test args>]       clusters up, the cluster suite, clusters down
 //! cargo xtask fuzz [--time N] [--merge] [TARGET...] the cargo-fuzz targets of fuzz/, N s each
 //! ```
 //!
@@ -15,9 +16,14 @@
 //! for the ones that are up (values already in the environment win), prepares
 //! the Python interop venv (`MSG_PYTHON`) when the interop tests exist or
 //! `MSG_INTEROP=1`, then runs `cargo test --workspace --all-targets` and
-//! `cargo test --workspace --doc`, then (on a full run) every fuzz target for
-//! a few seconds (see `fuzz.rs`). With `MSG_REQUIRE_BROKERS=1` a missing
-//! broker, venv or cargo-fuzz is an error instead of a loud SKIPPED line.
+//! `cargo test --workspace --doc` (all but the cluster suite), then (on a full
+//! run) every fuzz target for a few seconds (see `fuzz.rs`), then (on a full
+//! run) the cluster suite (`msg-cluster-tests`, one test at a time): on the
+//! clusters of `MSG_RABBIT_CLUSTER_URL` / `MSG_NATS_CLUSTER_URL` /
+//! `MSG_CLUSTER_DIR` when all are set, else on local clusters it starts
+//! (`cluster up`, in-process) and stops at the end. With
+//! `MSG_REQUIRE_BROKERS=1` a missing broker, venv, cargo-fuzz or cluster is an
+//! error instead of a loud SKIPPED line.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -32,11 +38,16 @@ use std::env;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
 use crate::brokers::{Broker, State};
+
+/// The package holding the cluster suite: left out of the workspace runs, run alone after.
+const CLUSTER_PACKAGE: &str = "msg-cluster-tests";
+/// What the whole cluster step (clusters up, suite, down) may take on the 2-core machine.
+const CLUSTER_BUDGET: Duration = Duration::from_secs(8 * 60);
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -47,7 +58,9 @@ commands:
                                for 10s; extra args go to both test runs
                                (target-selection flags such as --test NAME or
                                --lib replace them with a single run; -p/--package
-                               replaces --workspace; either skips the fuzz targets)
+                               replaces --workspace; either skips the fuzz targets
+                               and the cluster suite); then the cluster suite alone
+                               (--test-threads=1) on local clusters it starts and stops
   brokers                      start/check brokers and print `export` lines for them
   ci [-- <cargo test args>]    fmt check, clippy -D warnings, then `test`, with
                                MSG_REQUIRE_BROKERS=1 unless already set (= .ci/run)
@@ -67,6 +80,10 @@ commands:
                                MSG_NATS_CLUSTER_URL and MSG_CLUSTER_DIR, `down` stops
                                their nodes, `status` shows them (exit 1 when one is
                                not up); see docs/clusters.md
+  cluster test [-- <test args>]
+                               the cluster step of `test` alone: the clusters up (unless
+                               MSG_*_CLUSTER_URL are set), the cluster suite with
+                               --test-threads=1, the clusters down; exit 3 when skipped
   fuzz [--time N] [--merge] [TARGET...]
                                build the cargo-fuzz targets of fuzz/ (installing
                                cargo-fuzz when missing; stable toolchain with
@@ -76,8 +93,10 @@ commands:
                                fuzz/corpus; a crash is saved in fuzz/artifacts/
 
 environment:
-  MSG_REQUIRE_BROKERS=1  a missing broker (or interop venv, or cargo-fuzz) is an
-                         error, not a skip
+  MSG_REQUIRE_BROKERS=1  a missing broker (or interop venv, cargo-fuzz, or a cluster
+                         that can't start) is an error, not a skip
+  MSG_RABBIT_CLUSTER_URL, MSG_NATS_CLUSTER_URL, MSG_CLUSTER_DIR
+                         all set: the cluster suite uses those clusters (none started)
   MSG_RABBIT_URL, MSG_NATS_URL, MSG_PYTHON
                          if already set, used as given (not probed, not overwritten)
   MSG_INTEROP=1|0        force / suppress the Python interop venv (default: on when
@@ -117,6 +136,13 @@ fn run() -> Result<ExitCode> {
         }
         "ci" => ctx.ci(&args),
         "bench" => ctx.bench(&args),
+        "cluster" if args.first().is_some_and(|a| a == "test") => {
+            Ok(match ctx.cluster_suite(harness_args(&args))? {
+                None => ExitCode::SUCCESS,
+                Some(ClusterStep::Skipped) => ExitCode::from(3),
+                Some(ClusterStep::Failed(code)) => ExitCode::from(code),
+            })
+        }
         "cluster" => cluster::run(&ctx.root, &args),
         "fuzz" => match ctx.fuzz(&fuzz::Options::parse(&args)?)? {
             fuzz::Outcome::Failed(code) => Ok(ExitCode::from(code)),
@@ -340,6 +366,25 @@ impl Ctx {
             }
         }
 
+        let mut clusters_skipped = false;
+        if Selection::of(extra).any() {
+            outcome.push("cluster suite not run (a selection)".into());
+        } else if failure.is_some() {
+            outcome.push("cluster suite not run".into());
+        } else {
+            match self.cluster_suite(harness_args(extra))? {
+                None => outcome.push("cluster suite ok".into()),
+                Some(ClusterStep::Skipped) => {
+                    outcome.push("cluster suite SKIPPED".into());
+                    clusters_skipped = true;
+                }
+                Some(ClusterStep::Failed(code)) => {
+                    outcome.push("cluster suite FAILED".into());
+                    failure = Some(code);
+                }
+            }
+        }
+
         let verdict = if failure.is_some() {
             "FAILED"
         } else {
@@ -357,6 +402,7 @@ impl Ctx {
             .map(|b| b.kind.name())
             .chain(matches!(interop, Interop::Skipped).then_some("python interop"))
             .chain(fuzz_skipped.then_some("fuzz"))
+            .chain(clusters_skipped.then_some("cluster"))
             .collect();
         if !skipped.is_empty() {
             eprintln!(
@@ -365,6 +411,76 @@ impl Ctx {
             );
         }
         Ok(failure)
+    }
+
+    /// The cluster suite, alone and one test at a time (its fault tests kill nodes its
+    /// other tests use): built first, then run on the clusters the environment names, or
+    /// on local clusters started here (in-process `cluster up`) and stopped at the end.
+    /// `None` when it passed.
+    fn cluster_suite(&self, harness: &[OsString]) -> Result<Option<ClusterStep>> {
+        let suite = |more: &[&str]| {
+            let mut cmd = self.cargo(["test", "-p", CLUSTER_PACKAGE, "--test", "cluster"]);
+            cmd.args(more);
+            cmd
+        };
+        // built before the clusters start: the step's time is the suite's
+        if let Some(code) = self.run_cargo(suite(&["--no-run"]))? {
+            return Ok(Some(ClusterStep::Failed(code)));
+        }
+        let started = Instant::now();
+        let preset = [
+            "MSG_RABBIT_CLUSTER_URL",
+            "MSG_NATS_CLUSTER_URL",
+            "MSG_CLUSTER_DIR",
+        ]
+        .into_iter()
+        .all(|var| util::env_nonempty(var).is_some());
+        let clusters = if preset {
+            eprintln!("xtask test: the cluster suite runs on the clusters of MSG_*_CLUSTER_URL");
+            None
+        } else {
+            match cluster::SuiteClusters::up(&self.root) {
+                Ok(clusters) => Some(clusters),
+                Err(err) if self.require => {
+                    return Err(
+                        err.context("MSG_REQUIRE_BROKERS=1 but the local clusters could not start")
+                    );
+                }
+                Err(err) => {
+                    let line = format!("SKIPPED: cluster suite (the local clusters: {err:#})");
+                    eprintln!("{}", brokers::loud(&line));
+                    return Ok(Some(ClusterStep::Skipped));
+                }
+            }
+        };
+        let up_took = started.elapsed();
+        let mut cmd = suite(&["--", "--test-threads=1"]);
+        cmd.args(harness);
+        for (var, value) in clusters.iter().flat_map(|c| c.env.iter()) {
+            cmd.env(var, value);
+        }
+        let result = self.run_cargo(cmd);
+        if let Some(clusters) = clusters
+            && let Err(err) = clusters.down()
+        {
+            eprintln!("xtask test: stopping the clusters: {err:#}");
+        }
+        let took = started.elapsed();
+        eprintln!(
+            "xtask test: the cluster step took {}s (clusters up {}s; budget {}s)",
+            took.as_secs(),
+            up_took.as_secs(),
+            CLUSTER_BUDGET.as_secs()
+        );
+        if took > CLUSTER_BUDGET {
+            let line = format!(
+                "the cluster step took {}s, over its budget of {}s",
+                took.as_secs(),
+                CLUSTER_BUDGET.as_secs()
+            );
+            eprintln!("{}", brokers::loud(&line));
+        }
+        Ok(result?.map(ClusterStep::Failed))
     }
 
     /// Step 5: the Python interop venv, when wanted.
@@ -443,6 +559,24 @@ impl Interop {
     }
 }
 
+/// How the cluster step went, when it did not pass.
+#[derive(Debug)]
+enum ClusterStep {
+    /// No cluster (and none required).
+    Skipped,
+    /// It failed with this exit code.
+    Failed(u8),
+}
+
+/// The arguments after `--` in `extra`: the test harness's.
+fn harness_args(extra: &[OsString]) -> &[OsString] {
+    extra
+        .iter()
+        .position(|a| a == "--")
+        .and_then(|at| extra.get(at.saturating_add(1)..))
+        .unwrap_or_default()
+}
+
 /// What the extra `cargo test` arguments select.
 #[derive(Debug, Default)]
 struct Selection {
@@ -502,7 +636,8 @@ fn test_invocations(extra: &[OsString]) -> Vec<(&'static str, Vec<OsString>)> {
 
     let mut base: Vec<OsString> = vec!["test".into()];
     if !has_package {
-        base.push("--workspace".into());
+        // the cluster suite runs alone afterwards (see `Ctx::cluster_suite`)
+        base.extend(["--workspace", "--exclude", CLUSTER_PACKAGE].map(OsString::from));
     }
     let with = |selector: Option<&str>| {
         let mut args = base.clone();
@@ -545,11 +680,23 @@ mod tests {
             vec![
                 (
                     "all targets",
-                    vec!["test".into(), "--workspace".into(), "--all-targets".into()]
+                    vec![
+                        "test".into(),
+                        "--workspace".into(),
+                        "--exclude".into(),
+                        CLUSTER_PACKAGE.into(),
+                        "--all-targets".into()
+                    ]
                 ),
                 (
                     "doctests",
-                    vec!["test".into(), "--workspace".into(), "--doc".into()]
+                    vec![
+                        "test".into(),
+                        "--workspace".into(),
+                        "--exclude".into(),
+                        CLUSTER_PACKAGE.into(),
+                        "--doc".into()
+                    ]
                 ),
             ]
         );
@@ -574,7 +721,42 @@ mod tests {
         assert_eq!(runs.len(), 1);
         assert_eq!(
             runs[0].1,
-            ["test", "--workspace", "--test", "rabbit", "--", "--lib"]
+            [
+                "test",
+                "--workspace",
+                "--exclude",
+                CLUSTER_PACKAGE,
+                "--test",
+                "rabbit",
+                "--",
+                "--lib"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_cluster_suite_gets_the_harness_args() {
+        let extra: Vec<OsString> = ["--release", "--", "--nocapture", "kill"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(harness_args(&extra), &extra[2..]);
+        assert!(harness_args(&[]).is_empty());
+        assert!(harness_args(&extra[..2]).is_empty());
+    }
+
+    #[test]
+    fn the_cluster_package_exists() {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("crates")
+            .join(CLUSTER_PACKAGE)
+            .join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).expect("the cluster suite's manifest");
+        assert!(text.contains(&format!("name = \"{CLUSTER_PACKAGE}\"")));
+        assert!(
+            text.contains("name = \"cluster\""),
+            "its test target is `cluster`"
         );
     }
 
