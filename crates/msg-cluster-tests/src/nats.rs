@@ -24,12 +24,17 @@ pub struct NatsNode {
 }
 
 impl NatsNode {
-    fn pid_file(&self) -> PathBuf {
-        self.dir.join("nats.pid")
+    /// The server's process: the pid its start script wrote (`launcher.pid`; the script
+    /// `exec`s nats-server), else the one in `nats.pid`.
+    fn pid(&self) -> Option<u32> {
+        ["launcher.pid", "nats.pid"]
+            .into_iter()
+            .filter_map(|file| process::read_pid(&self.dir.join(file)).ok())
+            .find(|&pid| process::alive(pid))
     }
 
     fn process_alive(&self) -> bool {
-        process::read_pid(&self.pid_file()).is_ok_and(process::alive)
+        self.pid().is_some()
     }
 }
 
@@ -144,7 +149,9 @@ impl NatsCluster {
 
     /// Kills `node` with SIGKILL and waits until its client port is closed.
     pub async fn kill(&self, node: &NatsNode) -> Result<()> {
-        let pid = process::read_pid(&node.pid_file())?;
+        let pid = node
+            .pid()
+            .ok_or_else(|| anyhow!("{} has no running process to kill", node.name))?;
         process::kill_9(pid).await?;
         wait_until(
             Duration::from_secs(10),
@@ -156,8 +163,8 @@ impl NatsCluster {
     }
 
     /// Starts `node` again with its start script (it rejoins the cluster from its store).
-    pub fn restart(&self, node: &NatsNode) -> Result<()> {
-        process::run_start_script(&node.dir.join("start"))
+    pub async fn restart(&self, node: &NatsNode) -> Result<()> {
+        process::run_start_script(&node.dir.join("start"), &node.dir.join("launcher.pid")).await
     }
 
     /// Brings the cluster back to 3 healthy servers: a server whose process is gone is
@@ -167,7 +174,7 @@ impl NatsCluster {
     pub async fn heal(&self, within: Duration) -> Result<Duration> {
         for node in self.nodes() {
             if !node.process_alive() {
-                self.restart(&node)?;
+                self.restart(&node).await?;
             }
         }
         wait_until(within, "3 healthy NATS servers", || async {

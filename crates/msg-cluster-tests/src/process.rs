@@ -96,17 +96,31 @@ pub(crate) async fn kill_9(pid: u32) -> Result<u32> {
 
 /// Runs a node's start script again, in a session of its own (as `setsid start &`): the
 /// node outlives the test process if need be, and a kill of the test does not reach it.
-pub(crate) fn run_start_script(script: &Path) -> Result<()> {
+/// Returns once the script has written its pid to `launcher_file` (so the node counts as
+/// started from then on, and is never started twice).
+pub(crate) async fn run_start_script(script: &Path, launcher_file: &Path) -> Result<()> {
     if !script.is_file() {
         bail!("no start script at {}", script.display());
     }
-    std::process::Command::new("setsid")
+    // setsid execs the script in the process it is given (that process leads no group),
+    // and the script writes its own pid ($$) before it execs the broker: the child's pid
+    let child = std::process::Command::new("setsid")
         .arg(script)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {}", script.display()))?;
+    let pid = child.id();
+    wait_until(
+        Duration::from_secs(10),
+        &format!("{} to write pid {pid}", launcher_file.display()),
+        || {
+            let written = read_pid(launcher_file).is_ok_and(|p| p == pid);
+            async move { Ok(written) }
+        },
+    )
+    .await?;
     Ok(())
 }
 

@@ -38,7 +38,7 @@ where
     I: Future<Output = anyhow::Result<()>>,
     R: Future<Output = anyhow::Result<Duration>>,
 {
-    let slack = bound.saturating_add(Duration::from_secs(30));
+    let slack = bound.saturating_add(Duration::from_secs(15));
     let warm = load
         .serving_since(Instant::now(), Duration::from_secs(60))
         .await;
@@ -64,7 +64,7 @@ where
         .serving_since(restored_at, slack)
         .await
         .map_err(|e| format!("{e:#}"));
-    let report = load.finish(Duration::from_secs(60)).await;
+    let report = load.finish(Duration::from_secs(30)).await;
     let figures = Figures {
         label: label.to_owned(),
         injected,

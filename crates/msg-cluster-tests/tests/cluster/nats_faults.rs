@@ -139,7 +139,7 @@ async fn killing_the_stream_leader_loses_nothing() {
         SERVING_AGAIN,
         cluster.kill(&leader),
         async {
-            cluster.restart(&leader)?;
+            cluster.restart(&leader).await?;
             cluster.heal(RESTORE).await
         },
     )
@@ -174,7 +174,7 @@ async fn killing_the_clients_server_loses_nothing() {
         SERVING_AGAIN,
         cluster.kill(&node),
         async {
-            cluster.restart(&node)?;
+            cluster.restart(&node).await?;
             cluster.heal(RESTORE).await
         },
     )

@@ -107,7 +107,7 @@ async fn killing_the_queue_leader_loses_nothing() {
         SERVING_AGAIN,
         cluster.kill(&leader),
         async {
-            cluster.restart(&leader)?;
+            cluster.restart(&leader).await?;
             cluster.heal(RESTORE).await
         },
     )
@@ -168,7 +168,7 @@ async fn killing_the_clients_node_loses_nothing() {
         SERVING_AGAIN,
         cluster.kill(&node),
         async {
-            cluster.restart(&node)?;
+            cluster.restart(&node).await?;
             cluster.heal(RESTORE).await
         },
     )
