@@ -87,8 +87,9 @@ pub(crate) fn call_monitor_timeout(seconds: Option<f64>) -> Result<Option<Durati
     if s >= MAX_CALL_MONITOR_TIMEOUT.as_secs_f64() {
         return Ok(Some(MAX_CALL_MONITOR_TIMEOUT));
     }
-    // finite, positive and below the clamp: always in range
-    Ok(Duration::try_from_secs_f64(s).ok())
+    // finite, positive and below the clamp: always in range; under half a nanosecond it
+    // rounds to zero, which means none
+    Ok(Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()))
 }
 
 fn routing_len(field: &str, s: &str) -> Result<()> {
@@ -130,6 +131,7 @@ mod tests {
             call_monitor_timeout(Some(1.5e-9)).ok(),
             Some(Some(Duration::from_nanos(1)))
         );
+        assert_eq!(call_monitor_timeout(Some(1e-10)).ok(), Some(None));
         for bad in [-1.0, -0.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             assert!(call_monitor_timeout(Some(bad)).is_err(), "{bad}");
         }
