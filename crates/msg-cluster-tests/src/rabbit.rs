@@ -231,9 +231,11 @@ impl RabbitCluster {
                 // a node left stopped by `stop_app` needs it; one still booting refuses it
                 // or takes it as a no-op: the wait below decides
                 if let Err(e) = self.start_app(&node).await {
+                    let first = format!("{e:#}");
+                    let first = first.lines().next().unwrap_or_default().to_owned();
                     #[allow(clippy::print_stderr)]
                     {
-                        eprintln!("heal: start_app on {}: {e:#}", node.name);
+                        eprintln!("heal: start_app on {} (still booting?): {first}", node.name);
                     }
                 }
             }
