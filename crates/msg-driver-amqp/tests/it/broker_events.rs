@@ -546,7 +546,12 @@ async fn sends_fail_within_their_timeout_while_rabbitmq_blocks_publishing() {
     proxy.inject_to_clients(&proxy::connection_blocked(&reason));
     let warned = wait_for_line(
         &logs,
-        &[&reason, "blocks our publishing"],
+        // the publishing connection's line: the consuming one may be told first
+        &[
+            &reason,
+            "blocks our publishing",
+            "connection=\"publishing\"",
+        ],
         Duration::from_secs(5),
     )
     .await;
@@ -657,7 +662,12 @@ async fn a_server_keeps_consuming_while_rabbitmq_blocks_its_publishing() {
     proxy.alarm(&reason);
     let warned = wait_for_line(
         &logs,
-        &[&reason, "blocks our publishing"],
+        // the publishing connection's line: the consuming one may be told first
+        &[
+            &reason,
+            "blocks our publishing",
+            "connection=\"publishing\"",
+        ],
         Duration::from_secs(5),
     )
     .await;
