@@ -394,7 +394,8 @@ impl Resumable for ConsumerCore {
 pub(crate) struct AmqpStop {
     pub(crate) core: Arc<ConsumerCore>,
     pub(crate) sup: Arc<Supervisor>,
-    /// Our own fanout queue, deleted on a clean close (as oslo).
+    /// Our own fanout queue, deleted on a clean stop (as oslo; not with
+    /// `use_queue_manager`, whose names outlive a restart).
     pub(crate) owned_queue: Option<String>,
 }
 
@@ -402,10 +403,7 @@ impl StopListening for AmqpStop {
     fn stop(&self) {
         self.core.stop();
         if let Some(q) = self.owned_queue.clone() {
-            let sup = self.sup.clone();
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { sup.delete_queue(&q).await });
-            }
+            self.sup.delete_when_stopped(q);
         }
     }
 }

@@ -500,7 +500,8 @@ impl Driver for AmqpDriver {
         let stop = Arc::new(AmqpStop {
             core: core.clone(),
             sup: self.sup.clone(),
-            owned_queue: Some(fanout_queue),
+            // oslo keeps a queue manager's fanout queue: its name comes back after a restart
+            owned_queue: (!self.sup.options.use_queue_manager).then_some(fanout_queue),
         });
         let stream = AmqpStream::new(rx, core, self.shared.clone(), decode_request);
         Ok(Listener::new(Box::pin(stream), stop))

@@ -192,6 +192,11 @@ pub(crate) struct Supervisor {
     /// bound to them non-durable too).
     non_durable_fallback: Mutex<HashSet<String>>,
     consumers: Mutex<Vec<Weak<dyn Resumable>>>,
+    /// Our queues that stopped listeners leave behind (their fanout queues), to delete: in
+    /// the background, and before the connection closes.
+    doomed: Mutex<Vec<String>>,
+    /// One deletion of the doomed queues at a time: the close waits for one under way.
+    deleting: tokio::sync::Mutex<()>,
     /// The runtime the driver was opened on (lapin calls consumer delegates outside it).
     pub(crate) runtime: tokio::runtime::Handle,
 }
@@ -304,6 +309,8 @@ impl Supervisor {
             declared: Mutex::default(),
             non_durable_fallback: Mutex::default(),
             consumers: Mutex::default(),
+            doomed: Mutex::default(),
+            deleting: tokio::sync::Mutex::new(()),
             runtime: tokio::runtime::Handle::current(),
         });
         // first connection: every host once; a broker that is down is a clear error
@@ -760,6 +767,24 @@ impl Supervisor {
             })
     }
 
+    /// Deletes `queue` (a stopped listener's own fanout queue) now in the background, and in
+    /// any case before the connection closes: a process that stops its server and closes
+    /// its transport right after (a clean SIGTERM) leaves nothing behind.
+    pub(crate) fn delete_when_stopped(self: &Arc<Self>, queue: String) {
+        lock(&self.doomed).push(queue);
+        let sup = self.clone();
+        self.runtime.spawn(async move { sup.delete_doomed().await });
+    }
+
+    /// Deletes the queues stopped listeners left behind.
+    async fn delete_doomed(&self) {
+        let _one = self.deleting.lock().await;
+        let queues = std::mem::take(&mut *lock(&self.doomed));
+        for queue in queues {
+            self.delete_queue(&queue).await;
+        }
+    }
+
     /// Forgets and deletes a queue (our own fanout or reply queue on a clean close).
     pub(crate) async fn delete_queue(&self, name: &str) {
         {
@@ -898,8 +923,9 @@ impl Supervisor {
         self.current().and_then(|c| c.blocked())
     }
 
-    /// Closes the connection for good.
+    /// Closes the connection for good, once the queues of stopped listeners are deleted.
     pub(crate) async fn close(&self) {
+        self.delete_doomed().await;
         self.closed.store(true, Ordering::Release);
         let conn = self
             .current

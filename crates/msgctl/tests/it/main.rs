@@ -465,6 +465,105 @@ fn serve_and_call_across_processes_on_rabbitmq() {
     }
 }
 
+/// The queues whose names start with `prefix`, by rabbitmqctl; `None` when it isn't usable
+/// here.
+fn queues_named_like(prefix: &str) -> Option<Vec<String>> {
+    let out = Command::new("timeout")
+        .args([
+            "60",
+            "rabbitmqctl",
+            "-q",
+            "list_queues",
+            "name",
+            "--no-table-headers",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|n| n.starts_with(prefix))
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// Whether `queue` exists, by a passive declare from a raw lapin connection; deletes it
+/// when `delete`.
+fn queue_exists(url: &str, queue: &str, delete: bool) -> bool {
+    let base = url.split('?').next().unwrap_or(url);
+    let mut uri = base.replacen("rabbit://", "amqp://", 1);
+    if uri.ends_with('/') {
+        // lapin reads an empty path as the vhost "", not the default "/"
+        uri.push_str("%2f");
+    }
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let conn = lapin::Connection::connect(&uri, lapin::ConnectionProperties::default())
+                .await
+                .unwrap();
+            let ch = conn.create_channel().await.unwrap();
+            let passive = lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..lapin::options::QueueDeclareOptions::default()
+            };
+            let exists = ch
+                .queue_declare(queue.into(), passive, lapin::types::FieldTable::default())
+                .await
+                .is_ok();
+            if exists && delete {
+                let ch = conn.create_channel().await.unwrap();
+                let _ = ch
+                    .queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
+                    .await;
+            }
+            let _ = conn.close(200, "OK".into()).await;
+            exists
+        })
+}
+
+#[test]
+fn a_clean_sigterm_of_serve_deletes_its_fanout_queue_on_rabbitmq() {
+    let Some(url) = broker_url("MSG_RABBIT_URL") else {
+        return;
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    for (queue_manager, kept) in [(false, false), (true, true)] {
+        let topic = format!("msgctl-it-fanout-{}-{queue_manager}", std::process::id());
+        let url = if queue_manager {
+            format!("{url}{sep}use_queue_manager=true")
+        } else {
+            url.clone()
+        };
+        let server = Server::start(&url, &topic);
+        let Some(queues) = queues_named_like(&format!("{topic}_fanout_")) else {
+            assert!(
+                std::env::var("MSG_REQUIRE_BROKERS").as_deref() != Ok("1"),
+                "rabbitmqctl is needed to find the fanout queue"
+            );
+            eprintln!("SKIPPED: rabbitmqctl can't list queues here");
+            return;
+        };
+        assert_eq!(queues.len(), 1, "one fanout queue for {topic}: {queues:?}");
+        let status = server.terminate();
+        assert!(status.success(), "serve exited with {status:?}");
+        assert_eq!(
+            queue_exists(&url, &queues[0], true),
+            kept,
+            "with use_queue_manager={queue_manager} the fanout queue `{}` must be {}",
+            queues[0],
+            if kept {
+                "kept (as oslo)"
+            } else {
+                "deleted by a clean stop"
+            }
+        );
+    }
+}
+
 #[test]
 fn notify_then_listen_on_a_dotted_topic_over_nats() {
     let Some(url) = broker_url("MSG_NATS_URL") else {

@@ -3,8 +3,10 @@
 //! queue, `<topic>.info` for notifications, oslo 2.0 envelopes made by `msg::codec`,
 //! persistent JSON messages.
 //!
-//! - calls: a task per request, replies on an exclusive-by-name reply queue consumed with
-//!   no-ack and matched by `_msg_id`; the server replies straight from its consumer loop;
+//! - calls: a task per request, its request confirmed before its reply is waited for (as msg
+//!   and oslo confirm every publish), replies on an exclusive-by-name reply queue consumed
+//!   with no-ack and matched by `_msg_id`; the server replies straight from its consumer loop,
+//!   each reply confirmed in a task of its own;
 //! - casts and notifications: one channel with publisher confirms, pipelined: up to the
 //!   window unconfirmed at any time;
 //! - consumers: the prefetch of the run, acks batched with `multiple` every 50 (or half the
@@ -223,6 +225,10 @@ async fn serve(
         .await
         .map_err(|e| amqp_err("setting the prefetch", e))?;
     let replies = channel(conn).await?;
+    replies
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| amqp_err("enabling publisher confirms", e))?;
     let mut consumer = ch
         .basic_consume(
             queue.into(),
@@ -241,7 +247,7 @@ async fn serve(
                 if let Some(call) = req.call {
                     let value = req.request.args.remove("value").unwrap_or(Value::Null);
                     if let Ok(body) = WireReply::result(call.msg_id, value).encode() {
-                        let _ = replies
+                        let published = replies
                             .basic_publish(
                                 ShortString::from(""),
                                 ShortString::from(call.reply_q.as_str()),
@@ -253,6 +259,9 @@ async fn serve(
                                 props.clone(),
                             )
                             .await;
+                        if let Ok(confirm) = published {
+                            tokio::spawn(confirm);
+                        }
                     }
                 }
                 handled.add(1);
@@ -376,6 +385,10 @@ async fn rpc(
         }));
     }
     let publisher = channel(&client).await?;
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| amqp_err("enabling publisher confirms", e))?;
     let props = properties(Some(CALL_TIMEOUT.as_millis()));
     let exchange: Arc<str> = Arc::from(names.exchange.as_str());
     let topic: Arc<str> = Arc::from(topic);
@@ -410,7 +423,9 @@ async fn rpc(
                     props,
                 )
                 .await
-                .map_err(|e| amqp_err("publishing a request", e))?;
+                .map_err(|e| amqp_err("publishing a request", e))?
+                .await
+                .map_err(|e| amqp_err("waiting for a request's confirm", e))?;
             match tokio::time::timeout(CALL_TIMEOUT, rx).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(_)) => Err(CliError::failed("raw lapin: the reply consumer ended")),
