@@ -2,7 +2,7 @@
 //! target whose names would make a longer one is refused with an error naming its field,
 //! before lapin sees it.
 
-use msg_core::{Error, Priority, Result, Target, naming};
+use msg_core::{Error, Result, Target};
 
 /// AMQP's limit on a short string.
 const MAX: usize = 255;
@@ -11,24 +11,29 @@ const MAX: usize = 255;
 /// `_<host>:<process>:<n>`, bounded by the host name's 64 bytes).
 const TRANSIENT_SUFFIX: usize = 1 + 64 + 1 + 32 + 1 + 20;
 
+/// What the fanout exchange adds to a topic.
+const FANOUT_SUFFIX: usize = "_fanout".len();
+
+/// The longest priority in a routing key (`critical`).
+const LONGEST_PRIORITY: usize = "critical".len();
+
 /// What the dead-letter queue adds to a notification queue.
 const DEAD_LETTER_SUFFIX: usize = ".dead-letter".len();
 
 /// Checks every name a target makes: its exchange, topic queue, `topic.server` queue, fanout
 /// exchange and queue, notification queues and dead-letter queues, and a pool's queue.
+///
+/// It runs on every send, so it adds lengths instead of building the names.
 pub(crate) fn check(target: &Target, exchange: &str, pool: Option<&str>) -> Result<()> {
     fit("exchange", exchange, 0)?;
     if let Some(topic) = target.topic.as_deref() {
-        let fanout = naming::fanout_exchange(topic);
-        fit("topic", &fanout, TRANSIENT_SUFFIX)?;
-        let longest_key = Priority::ALL
-            .iter()
-            .map(|p| naming::notification_key(topic, *p))
-            .max_by_key(String::len)
-            .unwrap_or_default();
-        fit("topic", &longest_key, DEAD_LETTER_SUFFIX)?;
+        // `<topic>_fanout` (the fanout exchange), and its queues' transient suffix
+        fit("topic", topic, FANOUT_SUFFIX + TRANSIENT_SUFFIX)?;
+        // `<topic>.<priority>` (notification queues), and their dead-letter queues
+        fit("topic", topic, 1 + LONGEST_PRIORITY + DEAD_LETTER_SUFFIX)?;
         if let Some(server) = target.server.as_deref() {
-            fit("server", &naming::server_key(topic, server), 0)?;
+            // `<topic>.<server>`
+            fit("server", server, topic.len().saturating_add(1))?;
         }
     }
     if let Some(pool) = pool {
@@ -37,6 +42,7 @@ pub(crate) fn check(target: &Target, exchange: &str, pool: Option<&str>) -> Resu
     Ok(())
 }
 
+/// Refuses `name` when the longest name made from it (`extra` more bytes) is over the limit.
 fn fit(field: &'static str, name: &str, extra: usize) -> Result<()> {
     let len = name.len().saturating_add(extra);
     if len <= MAX {
@@ -54,6 +60,14 @@ fn fit(field: &'static str, name: &str, extra: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_longest_priority_is_counted() {
+        use msg_core::{Priority, naming};
+        let longest = Priority::ALL.iter().map(|p| p.routing_name().len()).max();
+        assert_eq!(longest, Some(LONGEST_PRIORITY));
+        assert_eq!(naming::fanout_exchange("t").len(), 1 + FANOUT_SUFFIX);
+    }
 
     #[test]
     fn long_names_are_refused_by_field() {
