@@ -230,20 +230,21 @@ impl Topology {
     /// The notification stream of an exchange, created or updated: the name of the stream
     /// in use (its own, or the earlier name an earlier release gave it).
     pub(crate) async fn notify_stream(&self, exchange: &str) -> Result<String> {
-        let name = self.layout.notify_stream(exchange)?;
-        let subjects = self.layout.notify_stream_subjects(exchange)?;
-        let earlier = earlier::notify_stream(&self.layout, exchange);
-        self.ensure_stream_keyed(&name, &earlier, &subjects, false, &stream_key(&name), true)
-            .await
+        self.notify_stream_ensured(exchange, true).await
     }
 
     /// [`Self::notify_stream`], checked at the server now whatever was ensured lately (a
     /// listener found its consumer gone; what the notifier ensured stays trusted).
     pub(crate) async fn notify_stream_now(&self, exchange: &str) -> Result<String> {
+        self.notify_stream_ensured(exchange, false).await
+    }
+
+    async fn notify_stream_ensured(&self, exchange: &str, fresh_ok: bool) -> Result<String> {
         let name = self.layout.notify_stream(exchange)?;
         let subjects = self.layout.notify_stream_subjects(exchange)?;
         let earlier = earlier::notify_stream(&self.layout, exchange);
-        self.ensure_stream_keyed(&name, &earlier, &subjects, false, &stream_key(&name), false)
+        let key = stream_key(&name);
+        self.ensure_stream_keyed(&name, &earlier, &subjects, false, &key, fresh_ok)
             .await
     }
 
