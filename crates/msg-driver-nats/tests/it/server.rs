@@ -4,6 +4,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 const NATS_SERVER: &str = "/usr/sbin/nats-server";
@@ -33,10 +34,7 @@ impl NatsServer {
             eprintln!("SKIPPED: {suite}: no {NATS_SERVER}");
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap();
+        let port = free_port();
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("msg-nats-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -117,13 +115,7 @@ pub struct NatsCluster {
 impl NatsCluster {
     /// Starts the three nodes, or `None` as [`NatsServer::start`] does.
     pub fn start(suite: &str) -> Option<Self> {
-        let free = || {
-            TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .unwrap()
-        };
-        let routes: Vec<u16> = (0..3).map(|_| free()).collect();
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let name = format!("msgtest-{}", uuid::Uuid::new_v4().simple());
         let mut nodes = Vec::new();
         for (i, port) in routes.iter().enumerate() {
@@ -156,5 +148,25 @@ impl NatsCluster {
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
         format!("nats://{}", hosts.join(","))
+    }
+}
+
+/// A loopback port free now, below the kernel's ephemeral range (32768 and up): a port from
+/// `bind(0)` is released before nats-server takes it, and meanwhile the client connections of
+/// the tests running beside it can take it as their source port.
+fn free_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // each test process starts at its own offset in 20000..32000
+    let base = 20_000 + u16::try_from(std::process::id() % 1200).unwrap() * 10;
+    let _ = NEXT.compare_exchange(0, base, Ordering::AcqRel, Ordering::Acquire);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::AcqRel);
+        assert!(
+            port < 32_768,
+            "no free loopback port below the ephemeral range"
+        );
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
 }
