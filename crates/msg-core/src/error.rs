@@ -29,11 +29,26 @@ pub enum Error {
         /// How long it was waited for.
         after: Duration,
     },
-    /// A message could not be handed to the broker (or the broker refused it).
-    #[error("delivery failed: {reason}")]
-    Delivery {
-        /// What happened, in words.
-        reason: String,
+    /// The broker can't be reached: connecting failed or timed out, the connection is down
+    /// and the retries allowed ran out, or a send failed because the connection went. Worth
+    /// retrying later ([`Error::is_transient`]).
+    #[error("broker unavailable: {what}")]
+    Unavailable {
+        /// What could not be done, and where.
+        what: String,
+        /// The client library's error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The broker answered, and said no: a publish negatively acknowledged, a queue or stream
+    /// that isn't there, a declaration that conflicts, a permission. Typed from the broker's
+    /// own codes ([`Refusal`]), never from the text of a message.
+    #[error("refused by the broker ({reason}): {what}")]
+    Refused {
+        /// Why, from the broker's code.
+        reason: Refusal,
+        /// What was refused, and where.
+        what: String,
         /// The client library's error, when there is one.
         #[source]
         source: Option<BoxError>,
@@ -136,7 +151,8 @@ pub enum Error {
     /// Bad configuration (an option's value, a routing file, ...).
     #[error("configuration: {0}")]
     Config(String),
-    /// An error of the driver's client library or of the broker.
+    /// An error of the driver's client library that fits no other kind (a bug, a protocol
+    /// violation, ...): [`ErrorKind::Other`].
     #[error("{driver} driver: {message}")]
     Driver {
         /// The driver's name.
@@ -185,6 +201,76 @@ impl Error {
         Error::Malformed { reason }
     }
 
+    /// A broker that can't be reached (see [`Error::Unavailable`]).
+    pub fn unavailable(what: impl Into<String>, source: Option<BoxError>) -> Self {
+        Error::Unavailable {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// A broker's refusal (see [`Error::Refused`]).
+    pub fn refused(reason: Refusal, what: impl Into<String>, source: Option<BoxError>) -> Self {
+        Error::Refused {
+            reason,
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// What kind of error this is: the one thing callers branch on.
+    ///
+    /// ```
+    /// use msg_core::{Error, ErrorKind, Refusal};
+    /// let nack = Error::refused(Refusal::Nacked, "a cast to `compute`", None);
+    /// assert_eq!(nack.kind(), ErrorKind::Refused);
+    /// assert!(nack.is_transient());
+    /// let denied = Error::refused(Refusal::AccessRefused, "vhost `/`", None);
+    /// assert!(!denied.is_transient());
+    /// let bad = Error::InvalidArgument("args must be an object".into());
+    /// assert_eq!(bad.kind(), ErrorKind::BadInput);
+    /// ```
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::ConnectionLost { .. } => ErrorKind::ConnectionLost,
+            Error::Refused { .. } => ErrorKind::Refused,
+            Error::Undeliverable { .. } | Error::NoResponders { .. } => ErrorKind::NobodyListening,
+            Error::Remote(_) | Error::NoSuchMethod { .. } | Error::UnsupportedVersion { .. } => {
+                ErrorKind::Remote
+            }
+            Error::VersionCapExceeded { .. }
+            | Error::InvalidTarget { .. }
+            | Error::InvalidUrl { .. }
+            | Error::UnknownScheme { .. }
+            | Error::InvalidArgument(_)
+            | Error::Serialization(_)
+            | Error::Config(_) => ErrorKind::BadInput,
+            Error::NotSupported { .. } => ErrorKind::NotSupported,
+            Error::Malformed { .. } => ErrorKind::Malformed,
+            Error::Closed(_) => ErrorKind::Closed,
+            Error::Driver { .. } => ErrorKind::Other,
+        }
+    }
+
+    /// Whether trying again later may work: the broker was unreachable, the connection went,
+    /// no answer came in time, nobody listened yet, or the broker refused for a passing
+    /// reason ([`Refusal::is_transient`]). Bad input, remote errors, missing support and
+    /// malformed messages are not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Refused { reason, .. } => reason.is_transient(),
+            _ => matches!(
+                self.kind(),
+                ErrorKind::Timeout
+                    | ErrorKind::Unavailable
+                    | ErrorKind::ConnectionLost
+                    | ErrorKind::NobodyListening
+            ),
+        }
+    }
+
     /// Whether this error is a timeout (a call that got no reply or no heartbeat in time).
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
@@ -198,6 +284,97 @@ impl Error {
     /// ```
     pub fn is_connection_lost(&self) -> bool {
         matches!(self, Error::ConnectionLost { .. })
+    }
+}
+
+/// What kind of [`Error`] this is ([`Error::kind`]): stable categories to branch on, each
+/// holding several variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No reply or heartbeat in time ([`Error::Timeout`]).
+    Timeout,
+    /// The broker can't be reached ([`Error::Unavailable`]).
+    Unavailable,
+    /// The connection went while an answer was awaited on it ([`Error::ConnectionLost`]).
+    ConnectionLost,
+    /// The broker said no ([`Error::Refused`]).
+    Refused,
+    /// Nobody listens where the message went ([`Error::Undeliverable`],
+    /// [`Error::NoResponders`]).
+    NobodyListening,
+    /// The remote side failed the call ([`Error::Remote`], [`Error::NoSuchMethod`],
+    /// [`Error::UnsupportedVersion`]).
+    Remote,
+    /// What the caller gave is unusable: a target, URL, argument, option, version cap, or a
+    /// value that can't be serialized.
+    BadInput,
+    /// The driver can't do this ([`Error::NotSupported`]).
+    NotSupported,
+    /// A message from the wire could not be decoded ([`Error::Malformed`]).
+    Malformed,
+    /// Already closed or stopped ([`Error::Closed`]).
+    Closed,
+    /// Anything else from a driver ([`Error::Driver`]).
+    Other,
+}
+
+/// Why a broker refused, from its protocol's codes (AMQP reply codes, JetStream error
+/// codes), never from the text of its message.
+///
+/// ```
+/// use msg_core::Refusal;
+/// assert_eq!(Refusal::NotFound.to_string(), "not found");
+/// assert!(Refusal::Nacked.is_transient() && !Refusal::PreconditionFailed.is_transient());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// A published message was negatively acknowledged (RabbitMQ `basic.nack`: a quorum
+    /// queue without a leader, an overflowing queue).
+    Nacked,
+    /// What was named does not exist (AMQP 404 NOT_FOUND, a JetStream stream or consumer
+    /// not found).
+    NotFound,
+    /// It exists with other properties, or the operation doesn't fit its state (AMQP 406
+    /// PRECONDITION_FAILED, a JetStream configuration mismatch).
+    PreconditionFailed,
+    /// Credentials or permissions (AMQP 403 ACCESS_REFUSED, a NATS authorization violation).
+    AccessRefused,
+    /// Another connection holds it (AMQP 405 RESOURCE_LOCKED: an exclusive queue).
+    Locked,
+    /// The broker is blocking publishers for now (a RabbitMQ memory or disk alarm).
+    Blocked,
+    /// The message is larger than the broker takes.
+    TooLarge,
+    /// Any other refusal, with the broker's code when it gave one.
+    Other {
+        /// The broker's numeric code.
+        code: Option<u32>,
+    },
+}
+
+impl Refusal {
+    /// Whether the same request may succeed later without anybody changing anything: a nack
+    /// (a new leader is elected), a lock (its holder goes), a block (the alarm clears).
+    pub fn is_transient(self) -> bool {
+        matches!(self, Refusal::Nacked | Refusal::Locked | Refusal::Blocked)
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Nacked => f.write_str("nacked"),
+            Refusal::NotFound => f.write_str("not found"),
+            Refusal::PreconditionFailed => f.write_str("precondition failed"),
+            Refusal::AccessRefused => f.write_str("access refused"),
+            Refusal::Locked => f.write_str("locked"),
+            Refusal::Blocked => f.write_str("blocking publishers"),
+            Refusal::TooLarge => f.write_str("too large"),
+            Refusal::Other { code: Some(c) } => write!(f, "code {c}"),
+            Refusal::Other { code: None } => f.write_str("other"),
+        }
     }
 }
 

@@ -42,7 +42,7 @@ pub use driver::{
     Acknowledger, Driver, IncomingNotification, IncomingRequest, ListenOptions, Listener,
     NotificationListener, ReplyHandle, Responder, Retry, RpcListener, SendOptions, StopListening,
 };
-pub use error::{BoxError, Error, MAX_MALFORMED_REASON, RemoteError, Result};
+pub use error::{BoxError, Error, ErrorKind, MAX_MALFORMED_REASON, Refusal, RemoteError, Result};
 pub use notification::{Notification, format_timestamp, parse_timestamp};
 pub use priority::{Priority, UnknownPriority};
 pub use registry::{DriverFactory, DriverRegistry, Transport};

@@ -27,6 +27,7 @@
 mod acks;
 mod body;
 mod consumer;
+mod errors;
 mod names;
 mod obsolete;
 mod options;

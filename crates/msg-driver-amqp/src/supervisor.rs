@@ -23,7 +23,10 @@ use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserIn
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
-use msg_core::{Error, Result, TransportUrl};
+use msg_core::{Error, Refusal, Result, TransportUrl};
+
+pub(crate) use crate::errors::is_connection_error;
+use crate::errors::{is_not_found, is_precondition_failed};
 use tokio::sync::watch;
 
 use crate::options::RabbitOptions;
@@ -215,21 +218,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn amqp_err(what: &str, e: lapin::Error) -> Error {
-    Error::driver("amqp", what.to_string(), e)
-}
-
-/// Whether an error means the connection (not just a channel) is gone.
-pub(crate) fn is_connection_error(e: &lapin::Error) -> bool {
-    use lapin::ErrorKind;
-    matches!(
-        e.kind(),
-        ErrorKind::IOError(_)
-            | ErrorKind::InvalidConnectionState(_)
-            | ErrorKind::InvalidChannelState(..)
-            | ErrorKind::InvalidChannel(_)
-            | ErrorKind::RuntimeShutdownError(_)
-    ) || e.is_amqp_hard_error()
-        || !e.is_amqp_soft_error()
+    crate::errors::classify(what, e)
 }
 
 impl Supervisor {
@@ -422,12 +411,12 @@ impl Supervisor {
                     .map_err(|e| connect_error(&host.label, e)),
             }
         };
-        tokio::time::timeout(limit, connect)
-            .await
-            .map_err(|_| Error::Delivery {
-                reason: format!("connecting to {} timed out after {limit:?}", host.label),
-                source: None,
-            })?
+        tokio::time::timeout(limit, connect).await.map_err(|_| {
+            Error::unavailable(
+                format!("connecting to {} timed out after {limit:?}", host.label),
+                None,
+            )
+        })?
     }
 
     /// Makes a connection current and watches it: for failure, and for RabbitMQ blocking
@@ -697,7 +686,6 @@ impl Supervisor {
             match declare_one(&channel, d).await {
                 Ok(()) => done.push(d.clone()),
                 Err(e) if is_precondition_failed(&e) => {
-                    let text = e.to_string();
                     channel = open_channel(conn).await?;
                     match d {
                         // oslo: an exchange that exists with the other `durable` flag is
@@ -707,21 +695,23 @@ impl Supervisor {
                             fanout,
                             durable,
                             auto_delete,
-                        } if text.contains("durable") => {
+                        } => {
                             let flipped = Decl::Exchange {
                                 name: name.clone(),
                                 fanout: *fanout,
                                 durable: !durable,
                                 auto_delete: *auto_delete,
                             };
+                            // another difference (the type, an argument) fails again: the
+                            // error names what we asked for first
+                            declare_one(&channel, &flipped)
+                                .await
+                                .map_err(|_| precondition_error(d, &e))?;
                             tracing::warn!(
                                 exchange = name,
                                 durable = !durable,
                                 "exchange exists with the other durable flag; using it"
                             );
-                            declare_one(&channel, &flipped)
-                                .await
-                                .map_err(|e| precondition_error(&flipped, &e))?;
                             if *durable {
                                 lock(&self.non_durable_fallback).insert(name.clone());
                             }
@@ -730,7 +720,7 @@ impl Supervisor {
                         _ => return Err(precondition_error(d, &e)),
                     }
                 }
-                Err(e) if e.to_string().contains("NOT_FOUND") => {
+                Err(e) if is_not_found(&e) => {
                     // an auto-delete exchange went away under us (its last queue was deleted
                     // meanwhile): declare it again, then retry once
                     channel = open_channel(conn).await?;
@@ -880,10 +870,11 @@ impl Supervisor {
                 Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => return Ok(true),
                 Ok(Confirmation::Ack(Some(_))) => return Ok(false),
                 Ok(Confirmation::Nack(_)) => {
-                    let refused = Error::Delivery {
-                        reason: format!("the broker refused a message for {exchange}/{key} (nack)"),
-                        source: None,
-                    };
+                    let refused = Error::refused(
+                        Refusal::Nacked,
+                        format!("a message for {exchange}/{key}"),
+                        None,
+                    );
                     if bound.exhausted(attempt) {
                         return Err(refused);
                     }
@@ -898,10 +889,10 @@ impl Supervisor {
                 Err(e) if is_connection_error(&e) => {
                     self.connection_lost(conn.generation);
                     if bound.exhausted(attempt) {
-                        return Err(Error::Delivery {
-                            reason: format!("publishing to {exchange}/{key} failed"),
-                            source: Some(Box::new(e)),
-                        });
+                        return Err(Error::unavailable(
+                            format!("publishing to {exchange}/{key} failed"),
+                            Some(Box::new(e)),
+                        ));
                     }
                     tracing::warn!(error = %e, exchange, key, attempt, "publish failed before its confirm; publishing it again after reconnecting");
                     false
@@ -975,13 +966,14 @@ pub(crate) fn blocked_error(
     within: Option<Duration>,
 ) -> Error {
     let within = within.map(|t| format!(" within {t:?}")).unwrap_or_default();
-    Error::Delivery {
-        reason: format!(
+    Error::refused(
+        Refusal::Blocked,
+        format!(
             "RabbitMQ is blocking publishers ({reason}; a memory or disk alarm): the message to \
              {exchange}/{key} {what}{within}"
         ),
-        source: None,
-    }
+        None,
+    )
 }
 
 fn connect_error(host: &str, e: lapin::Error) -> Error {
@@ -995,9 +987,10 @@ fn connect_error(host: &str, e: lapin::Error) -> Error {
         }
         _ => format!("can't connect to RabbitMQ at {host}: {e}"),
     };
-    Error::Delivery {
-        reason,
-        source: Some(Box::new(e)),
+    match crate::errors::refusal(&e) {
+        // wrong credentials (403 ACCESS_REFUSED) or vhost (530 NOT_ALLOWED)
+        Some(r @ Refusal::AccessRefused) => Error::refused(r, reason, Some(Box::new(e))),
+        _ => Error::unavailable(reason, Some(Box::new(e))),
     }
 }
 
@@ -1006,10 +999,6 @@ pub(crate) async fn open_channel(conn: &Conn) -> Result<Channel> {
         .create_channel()
         .await
         .map_err(|e| amqp_err("opening a channel", e))
-}
-
-fn is_precondition_failed(e: &lapin::Error) -> bool {
-    e.to_string().contains("PRECONDITION_FAILED") || e.to_string().contains("406")
 }
 
 fn describe(d: &Decl) -> String {
@@ -1040,16 +1029,15 @@ fn describe(d: &Decl) -> String {
 }
 
 fn precondition_error(d: &Decl, e: &lapin::Error) -> Error {
-    Error::Driver {
-        driver: "amqp",
-        message: format!(
-            "RabbitMQ refused to declare {} with our flags (406 PRECONDITION_FAILED): {e}; \
-             the object exists with other flags or arguments (check amqp_durable_queues, \
-             rabbit_quorum_queue and the peers' options)",
+    Error::refused(
+        Refusal::PreconditionFailed,
+        format!(
+            "declaring {} with our flags: {e}; the object exists with other flags or arguments \
+             (check amqp_durable_queues, rabbit_quorum_queue and the peers' options)",
             describe(d)
         ),
-        source: None,
-    }
+        None,
+    )
 }
 
 async fn declare_one(channel: &Channel, d: &Decl) -> std::result::Result<(), lapin::Error> {

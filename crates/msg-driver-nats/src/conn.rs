@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::connection::State;
 use async_nats::{Client, ConnectOptions, Event, ServerAddr};
-use msg_core::{Error, Result, Retry, TransportUrl};
+use msg_core::{Error, Refusal, Result, Retry, TransportUrl};
 use tokio::sync::watch;
 
 use crate::options::{NatsOptions, display_url};
@@ -213,9 +213,15 @@ impl Conn {
             async move { events.on(event) }
         });
 
-        let client = co.connect(addrs).await.map_err(|e| Error::Delivery {
-            reason: format!("can't connect to NATS at {label}: {e}"),
-            source: Some(Box::new(e)),
+        let client = co.connect(addrs).await.map_err(|e| {
+            let what = format!("can't connect to NATS at {label}");
+            match e.kind() {
+                async_nats::ConnectErrorKind::Authentication
+                | async_nats::ConnectErrorKind::AuthorizationViolation => {
+                    Error::refused(Refusal::AccessRefused, what, Some(Box::new(e)))
+                }
+                _ => Error::unavailable(what, Some(Box::new(e))),
+            }
         })?;
         connected.send_replace(true);
         let info = client.server_info();
@@ -336,10 +342,10 @@ impl Conn {
         }
         let bound = match retry {
             Retry::Attempts(0) => {
-                return Err(Error::Delivery {
-                    reason: format!("not connected to NATS at {} (no retry)", self.label),
-                    source: None,
-                });
+                return Err(Error::unavailable(
+                    format!("not connected to NATS at {} (no retry)", self.label),
+                    None,
+                ));
             }
             Retry::Attempts(n) => Some(
                 self.options
@@ -361,15 +367,15 @@ impl Conn {
             }
         };
         match bound {
-            Some(b) => tokio::time::timeout(b, wait)
-                .await
-                .map_err(|_| Error::Delivery {
-                    reason: format!(
+            Some(b) => tokio::time::timeout(b, wait).await.map_err(|_| {
+                Error::unavailable(
+                    format!(
                         "not connected to NATS at {} (retry exhausted after {b:?})",
                         self.label
                     ),
-                    source: None,
-                })?,
+                    None,
+                )
+            })?,
             None => wait.await,
         }
     }

@@ -72,7 +72,7 @@ impl ReplyInbox {
             .client
             .subscribe(format!("{base}.*"))
             .await
-            .map_err(|e| msg_core::Error::driver("nats", "subscribing the reply inbox", e))?;
+            .map_err(|e| crate::errors::unavailable("subscribing the reply inbox", e))?;
         let waiters = Arc::new(ReplyWaiters::default());
         let signals: Signals = Arc::default();
         let task = {

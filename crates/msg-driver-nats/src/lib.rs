@@ -38,6 +38,7 @@
 
 mod conn;
 mod earlier;
+mod errors;
 mod inbox;
 mod options;
 mod pull;
@@ -111,7 +112,7 @@ impl NatsDriver {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidUrl`] for a bad option, [`Error::Delivery`] when no server answers,
+    /// [`Error::InvalidUrl`] for a bad option, [`Error::Unavailable`] when no server answers,
     /// [`Error::NotSupported`] for a nats-server older than [`MIN_SERVER_VERSION`].
     pub async fn connect(url: &TransportUrl) -> Result<Self> {
         let conn = Conn::connect(url).await?;
@@ -269,10 +270,7 @@ impl NatsDriver {
             .client
             .publish_with_reply(subject, reply, Bytes::from(body))
             .await
-            .map_err(|e| Error::Delivery {
-                reason: format!("publishing a request to NATS failed: {e}"),
-                source: Some(Box::new(e)),
-            })?;
+            .map_err(|e| errors::unavailable("publishing a request to NATS", e))?;
         Ok(lost)
     }
 
@@ -391,10 +389,7 @@ impl Driver for NatsDriver {
                 .client
                 .publish(subject, Bytes::from(body))
                 .await
-                .map_err(|e| Error::Delivery {
-                    reason: format!("publishing a cast to NATS failed: {e}"),
-                    source: Some(Box::new(e)),
-                });
+                .map_err(|e| errors::unavailable("publishing a cast to NATS", e));
         }
         // at least once: a server that takes it sends a receipt; nobody listening is a
         // "no responders"

@@ -26,6 +26,7 @@ use msg_core::{Acknowledger, Error, IncomingNotification, Priority, Result, Retr
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
+use crate::errors;
 use crate::subject::{ack_consumer, delivered_count, stream_sequence};
 use crate::topology::{ConsumerSpec, Topology};
 
@@ -104,7 +105,7 @@ impl ListenerState {
             .client
             .publish(subject, Bytes::from_static(body))
             .await
-            .map_err(|e| Error::driver("nats", format!("settling a notification failed: {e}"), e))
+            .map_err(|e| errors::unavailable("settling a notification", e))
     }
 
     /// NAKs a message that goes back unhandled: at once while the listener runs (its pull
@@ -261,13 +262,7 @@ impl Acknowledger for JsAcker {
                         .client
                         .publish(self.ack.clone(), Bytes::from(body))
                         .await
-                        .map_err(|e| {
-                            Error::driver(
-                                "nats",
-                                format!("requeueing a notification failed: {e}"),
-                                e,
-                            )
-                        })
+                        .map_err(|e| errors::unavailable("requeueing a notification", e))
                 }
             }
         };
@@ -341,7 +336,7 @@ pub(crate) async fn listen(
         .client
         .subscribe(format!("{inbox}.*.*"))
         .await
-        .map_err(|e| Error::driver("nats", "subscribing a listener's inbox", e))?;
+        .map_err(|e| errors::unavailable("subscribing a listener's inbox", e))?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (settled_tx, settled_rx) = mpsc::unbounded_channel();
     let state = Arc::new(ListenerState {

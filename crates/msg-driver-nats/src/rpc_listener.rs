@@ -16,11 +16,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use msg_core::codec::{Failure, WireReply, WireRequest};
-use msg_core::{Error, IncomingRequest, Responder, Result, StopListening};
+use msg_core::{IncomingRequest, Responder, Result, StopListening};
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc};
 
 use crate::conn::Conn;
+use crate::errors;
 use crate::inbox::RECEIPT_HEADER;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -185,7 +186,7 @@ impl RpcCore {
             .client
             .queue_subscribe(self.subjects.topic.clone(), self.subjects.topic.clone())
             .await
-            .map_err(|e| Error::driver("nats", format!("subscribing `{}`", self.subjects.topic), e))
+            .map_err(|e| errors::unavailable(format!("subscribing `{}`", self.subjects.topic), e))
     }
 }
 
@@ -210,12 +211,12 @@ pub(crate) async fn listen(
         .client
         .subscribe(core.subjects.direct.clone())
         .await
-        .map_err(|e| Error::driver("nats", format!("subscribing `{}`", core.subjects.direct), e))?;
+        .map_err(|e| errors::unavailable(format!("subscribing `{}`", core.subjects.direct), e))?;
     let fanout = conn
         .client
         .subscribe(core.subjects.fanout.clone())
         .await
-        .map_err(|e| Error::driver("nats", format!("subscribing `{}`", core.subjects.fanout), e))?;
+        .map_err(|e| errors::unavailable(format!("subscribing `{}`", core.subjects.fanout), e))?;
     conn.sync().await;
     tokio::spawn(pump(core.clone(), topic, direct, fanout));
     let stream = RpcStream {
@@ -465,13 +466,7 @@ impl NatsResponder {
             .client
             .publish(subject.clone(), Bytes::from(body))
             .await
-            .map_err(|e| {
-                Error::driver(
-                    "nats",
-                    format!("sending a reply to `{}` failed: {e}", shown(subject)),
-                    e,
-                )
-            })
+            .map_err(|e| errors::unavailable(format!("sending a reply to `{}`", shown(subject)), e))
     }
 }
 

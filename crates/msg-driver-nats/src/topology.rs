@@ -15,7 +15,7 @@ use async_nats::jetstream::stream::{
     self, ConsumerErrorKind, DiscardPolicy, RetentionPolicy, StorageType,
 };
 use bytes::Bytes;
-use msg_core::{Error, Result, Retry};
+use msg_core::{Error, Refusal, Result, Retry};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -118,9 +118,7 @@ impl fmt::Debug for Topology {
     }
 }
 
-fn js_err(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> Error {
-    Error::driver("nats", what, e)
-}
+use crate::errors::jetstream as js_err;
 
 impl Topology {
     pub(crate) fn new(conn: Arc<Conn>, layout: Layout) -> Self {
@@ -381,13 +379,13 @@ impl Topology {
                         if je.error_code() == ErrorCode::STREAM_NAME_EXIST =>
                     {
                         let (c, at) = self.stream_config_of(name).await?.ok_or_else(|| {
-                            Error::Driver {
-                                driver: "nats",
-                                message: format!(
+                            Error::refused(
+                                Refusal::NotFound,
+                                format!(
                                     "the stream `{name}` exists, then doesn't: deleted meanwhile?"
                                 ),
-                                source: None,
-                            }
+                                None,
+                            )
                         })?;
                         created = at;
                         Some(c)
@@ -682,14 +680,14 @@ impl Topology {
             Ok(c) => {
                 let info = c.cached_info();
                 if info.config.filter_subject != spec.filter {
-                    return Err(Error::Driver {
-                        driver: "nats",
-                        message: format!(
+                    return Err(Error::refused(
+                        Refusal::PreconditionFailed,
+                        format!(
                             "the consumer `{}` of stream `{}` filters on `{}`, not `{}`",
                             spec.name, spec.stream, info.config.filter_subject, spec.filter
                         ),
-                        source: None,
-                    });
+                        None,
+                    ));
                 }
             }
             Err(e) => {
@@ -833,8 +831,13 @@ impl Topology {
                     return Err(e);
                 }
                 Err(e) => {
-                    if matches!(&e, Error::Delivery { reason, .. } if reason.contains("no stream"))
-                    {
+                    if matches!(
+                        &e,
+                        Error::Refused {
+                            reason: Refusal::NotFound,
+                            ..
+                        }
+                    ) {
                         self.forget();
                     }
                     if retry.max_attempts().is_some_and(|max| attempt + 1 >= max) {
@@ -859,13 +862,21 @@ fn publish_error(subject: &str, e: async_nats::jetstream::context::PublishError)
         PublishErrorKind::MaxPayloadExceeded => Error::InvalidArgument(format!(
             "a message for `{subject}` is over the NATS server's max_payload: {e}"
         )),
-        PublishErrorKind::StreamNotFound => Error::Delivery {
-            reason: format!("no stream stores `{subject}`"),
-            source: Some(Box::new(e)),
-        },
-        _ => Error::Delivery {
-            reason: format!("publishing to `{subject}` got no JetStream ack"),
-            source: Some(Box::new(e)),
-        },
+        PublishErrorKind::StreamNotFound => Error::refused(
+            Refusal::NotFound,
+            format!("no stream stores `{subject}`"),
+            Some(Box::new(e)),
+        ),
+        PublishErrorKind::WrongLastMessageId | PublishErrorKind::WrongLastSequence => {
+            Error::refused(
+                Refusal::PreconditionFailed,
+                format!("publishing to `{subject}`"),
+                Some(Box::new(e)),
+            )
+        }
+        _ => Error::unavailable(
+            format!("publishing to `{subject}` got no JetStream ack"),
+            Some(Box::new(e)),
+        ),
     }
 }

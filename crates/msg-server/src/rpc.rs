@@ -289,10 +289,7 @@ mod tests {
     impl msg_core::Responder for Recording {
         async fn ack(&self) -> Result<()> {
             if self.ack_fails {
-                return Err(Error::Delivery {
-                    reason: "the channel is closed".into(),
-                    source: None,
-                });
+                return Err(Error::Closed("the channel is closed".into()));
             }
             Ok(())
         }

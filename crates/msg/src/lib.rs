@@ -22,9 +22,9 @@ use std::sync::Arc;
 
 pub use msg_core::{
     Batched, Capabilities, Capability, Context, Driver, DriverFactory, DriverRegistry,
-    EnvelopeVersion, Error, Failure, IncomingNotification, IncomingRequest, JsonSerializer,
-    ListenOptions, NoOpSerializer, Notification, Priority, RemoteError, Result, Retry, Role,
-    RpcRequest, SendOptions, Serializer, Target, TransportUrl, Version, codec,
+    EnvelopeVersion, Error, ErrorKind, Failure, IncomingNotification, IncomingRequest,
+    JsonSerializer, ListenOptions, NoOpSerializer, Notification, Priority, Refusal, RemoteError,
+    Result, Retry, Role, RpcRequest, SendOptions, Serializer, Target, TransportUrl, Version, codec,
 };
 
 pub use msg_client::RpcClient;

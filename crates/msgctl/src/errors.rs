@@ -46,11 +46,11 @@ impl fmt::Display for CliError {
     }
 }
 
-/// When an error happened: connecting (opening the transport) or afterwards.
+/// When an error happened: connecting (opening the transport) or afterwards. It words the
+/// line; the exit code comes from the error's kind alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Opening the transport: delivery failures and closed connections mean the broker
-    /// can't be reached or refuses us.
+    /// Opening the transport.
     Connect,
     /// Sending, calling, serving or listening.
     Run,
@@ -58,33 +58,31 @@ pub enum Phase {
 
 /// The exit code and the line for a `msg::Error`: the one place that decides them.
 ///
-/// - 1: a remote error (and the typed `NoSuchMethod` / `UnsupportedVersion`), a timeout,
-///   nobody answered (`NoResponders` / `Undeliverable`), a message refused once connected
-///   (`Delivery`), a malformed reply;
-/// - 2: bad input: an invalid URL, an unknown scheme, an invalid target, an invalid
-///   argument or configuration (a bad regex, a bad version), something the driver can't do;
-/// - 3: the broker can't be reached or refuses us: a driver error, a closed connection, and
-///   a delivery failure while connecting.
+/// By the error's [`msg::ErrorKind`]:
+/// - 1: a remote error, a timeout, nobody answered, a malformed reply, a message the broker
+///   refused (nacked, no such queue or stream, blocked publishers);
+/// - 2: bad input (an invalid URL, scheme, target, argument, option, version cap) and
+///   something the driver can't do;
+/// - 3: the broker can't be reached or refuses us: unavailable, the connection lost, access
+///   refused, a closed transport, any other driver error.
 pub fn classify(err: &msg::Error, phase: Phase) -> CliError {
     use msg::Error as E;
-    let code = match err {
-        E::Timeout { .. }
-        | E::Remote(_)
-        | E::NoSuchMethod { .. }
-        | E::UnsupportedVersion { .. }
-        | E::NoResponders { .. }
-        | E::Undeliverable { .. }
-        | E::Malformed { .. } => EXIT_FAILED,
-        E::Delivery { .. } if phase == Phase::Run => EXIT_FAILED,
-        E::Delivery { .. } | E::Driver { .. } | E::Closed(_) => EXIT_BROKER,
-        E::InvalidTarget { .. }
-        | E::InvalidUrl { .. }
-        | E::UnknownScheme { .. }
-        | E::InvalidArgument(_)
-        | E::Config(_)
-        | E::NotSupported { .. }
-        | E::VersionCapExceeded { .. }
-        | E::Serialization(_) => EXIT_USAGE,
+    use msg::ErrorKind as K;
+    let code = match err.kind() {
+        K::Refused
+            if matches!(
+                err,
+                E::Refused {
+                    reason: msg::Refusal::AccessRefused,
+                    ..
+                }
+            ) =>
+        {
+            EXIT_BROKER
+        }
+        K::Timeout | K::Remote | K::NobodyListening | K::Malformed | K::Refused => EXIT_FAILED,
+        K::BadInput | K::NotSupported => EXIT_USAGE,
+        K::Unavailable | K::ConnectionLost | K::Closed | K::Other => EXIT_BROKER,
         _ => EXIT_FAILED,
     };
     let text = match err {
@@ -96,7 +94,11 @@ pub fn classify(err: &msg::Error, phase: Phase) -> CliError {
         E::NoResponders { .. } | E::Undeliverable { .. } => {
             format!("nobody answered: {}", with_sources(err))
         }
-        _ if code == EXIT_BROKER && phase == Phase::Connect => {
+        // an unavailable broker says so itself
+        _ if code == EXIT_BROKER
+            && phase == Phase::Connect
+            && err.kind() != msg::ErrorKind::Unavailable =>
+        {
             format!("can't connect to the broker: {}", with_sources(err))
         }
         _ => with_sources(err),
@@ -172,12 +174,13 @@ mod tests {
             e.line,
             "can't connect to the broker: amqp driver: connection refused: os"
         );
-        let delivery = msg::Error::Delivery {
-            reason: "refused".into(),
-            source: None,
-        };
-        assert_eq!(classify(&delivery, Phase::Connect).code, 3);
-        assert_eq!(classify(&delivery, Phase::Run).code, 1);
+        let down = msg::Error::unavailable("connecting to 127.0.0.1:1", None);
+        assert_eq!(classify(&down, Phase::Connect).code, 3);
+        assert_eq!(classify(&down, Phase::Run).code, 3);
+        let nack = msg::Error::refused(msg::Refusal::Nacked, "a cast", None);
+        assert_eq!(classify(&nack, Phase::Run).code, 1);
+        let denied = msg::Error::refused(msg::Refusal::AccessRefused, "vhost `/`", None);
+        assert_eq!(classify(&denied, Phase::Connect).code, 3);
         assert_eq!(
             classify(&msg::Error::Closed("gone".into()), Phase::Run).code,
             3

@@ -60,9 +60,11 @@ impl ConsumerCore {
                 );
                 if let Sink::Replies(waiters) = &self.sink {
                     // the replies of the calls waiting went with the queue
-                    waiters.fail_all(|| Error::Delivery {
-                        reason: format!("the reply queue `{queue}` was deleted by the broker"),
-                        source: None,
+                    waiters.fail_all(|| Error::ConnectionLost {
+                        what: format!(
+                            "the reply queue `{queue}` was deleted by the broker (the request \
+                             may or may not have been handled)"
+                        ),
                     });
                 }
                 self.recover(guard);

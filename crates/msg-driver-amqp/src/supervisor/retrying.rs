@@ -121,10 +121,10 @@ impl Supervisor {
             // connection the retry was counted when it was lost
             if *attempt == 0 {
                 if bound.exhausted(0) {
-                    return Err(Error::Delivery {
-                        reason: format!("not connected to {} (no retry allowed)", self.url_label),
-                        source: None,
-                    });
+                    return Err(Error::unavailable(
+                        format!("not connected to {} (no retry allowed)", self.url_label),
+                        None,
+                    ));
                 }
                 *attempt = 1;
             }

@@ -181,7 +181,9 @@ async fn calls_survive(client: &RpcClient, during: Duration, recovery: Duration)
             }
             Err(
                 e @ (Error::Timeout { .. }
-                | Error::Delivery { .. }
+                | Error::Unavailable { .. }
+                | Error::Refused { .. }
+                | Error::ConnectionLost { .. }
                 | Error::Closed(_)
                 | Error::Driver { .. }),
             ) => {

@@ -340,7 +340,7 @@ async fn the_urls_servers_are_tried_in_turn() {
     let _ = d.cleanup().await;
     let none = format!("nats://127.0.0.1:{free}?connection_timeout=1");
     let r = NatsDriver::connect(&none.parse().unwrap()).await;
-    assert!(matches!(r, Err(Error::Delivery { .. })), "{r:?}");
+    assert!(matches!(r, Err(Error::Unavailable { .. })), "{r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
