@@ -12,7 +12,7 @@ use futures::Stream;
 use futures::stream::BoxStream;
 use serde_json::Value;
 
-use crate::codec::{EnvelopeVersion, Failure, RpcRequest};
+use crate::codec::{EnvelopeVersion, Failure, RpcRequest, WireReply, WireRequest};
 use crate::{Capabilities, Context, Notification, Priority, Result, Target};
 
 /// How often a send is retried when the connection fails (oslo's `retry`).
@@ -184,15 +184,15 @@ impl<M> fmt::Debug for Listener<M> {
     }
 }
 
-/// The driver side of one incoming RPC request: acknowledgement and replies.
+/// The driver side of one incoming RPC request: what really differs per driver. Replies and
+/// heartbeats are built by [`ReplyHandle`] and handed to [`Responder::send`].
 #[async_trait]
 pub trait Responder: Send + Sync + fmt::Debug {
     /// Acknowledges the request to the broker (RPC servers do it on receipt).
     async fn ack(&self) -> Result<()>;
-    /// Sends the final reply of a call.
-    async fn reply(&self, msg_id: &str, reply: std::result::Result<Value, Failure>) -> Result<()>;
-    /// Sends a call-monitor heartbeat.
-    async fn heartbeat(&self, msg_id: &str) -> Result<()>;
+    /// Sends a reply (`ending`) or a call-monitor heartbeat (`result` null, not `ending`) to
+    /// the caller's reply address, encoded with [`WireReply::encode`].
+    async fn send(&self, reply: WireReply) -> Result<()>;
 }
 
 /// One incoming RPC request.
@@ -231,6 +231,44 @@ impl IncomingRequest {
         }
     }
 
+    /// An incoming request from what the wire codec decoded: the call's `_msg_id` and
+    /// call-monitor timeout come from its `call` part (take the reply address from there
+    /// first, for the responder).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use msg_core::codec::{CallInfo, WireReply, WireRequest};
+    /// use msg_core::{IncomingRequest, Responder, Result};
+    /// #[derive(Debug)]
+    /// struct Nowhere;
+    /// #[msg_core::async_trait]
+    /// impl Responder for Nowhere {
+    ///     async fn ack(&self) -> Result<()> { Ok(()) }
+    ///     async fn send(&self, _: WireReply) -> Result<()> { Ok(()) }
+    /// }
+    /// let wire = WireRequest {
+    ///     call: Some(CallInfo { msg_id: "m1".into(), reply_q: "reply_1".into(), call_monitor_timeout: None }),
+    ///     ..Default::default()
+    /// };
+    /// let incoming = IncomingRequest::from_wire(wire, Arc::new(Nowhere));
+    /// assert!(incoming.is_call());
+    /// assert_eq!(incoming.msg_id.as_deref(), Some("m1"));
+    /// ```
+    pub fn from_wire(wire: WireRequest, responder: Arc<dyn Responder>) -> Self {
+        let (msg_id, call_monitor_timeout) = match wire.call {
+            Some(c) => (Some(c.msg_id), c.call_monitor_timeout),
+            None => (None, None),
+        };
+        IncomingRequest {
+            context: wire.context,
+            request: wire.request,
+            unique_id: wire.unique_id,
+            msg_id,
+            call_monitor_timeout,
+            responder,
+        }
+    }
+
     /// Whether the sender waits for a reply.
     pub fn is_call(&self) -> bool {
         self.msg_id.is_some()
@@ -261,7 +299,13 @@ impl ReplyHandle {
     /// Sends the final reply (nothing for a cast).
     pub async fn reply(&self, reply: std::result::Result<Value, Failure>) -> Result<()> {
         match &self.msg_id {
-            Some(id) => self.responder.reply(id, reply).await,
+            Some(id) => {
+                let reply = match reply {
+                    Ok(v) => WireReply::result(id.as_str(), v),
+                    Err(f) => WireReply::failure(id.as_str(), f),
+                };
+                self.responder.send(reply).await
+            }
             None => Ok(()),
         }
     }
@@ -269,7 +313,7 @@ impl ReplyHandle {
     /// Sends a heartbeat (nothing for a cast).
     pub async fn heartbeat(&self) -> Result<()> {
         match &self.msg_id {
-            Some(id) => self.responder.heartbeat(id).await,
+            Some(id) => self.responder.send(WireReply::heartbeat(id.as_str())).await,
             None => Ok(()),
         }
     }

@@ -23,6 +23,7 @@ pub mod codec;
 mod context;
 mod driver;
 mod error;
+pub mod feed;
 pub mod naming;
 mod notification;
 mod priority;

@@ -18,12 +18,11 @@ use lapin::Channel;
 use lapin::message::{Delivery, DeliveryResult};
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use msg_core::codec::{Failure, WireNotification, WireReply, WireRequest};
+use msg_core::codec::{WireNotification, WireReply, WireRequest};
 use msg_core::{
     Acknowledger, Error, IncomingNotification, IncomingRequest, ReplyWaiters, Responder, Result,
     Retry, StopListening,
 };
-use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::acks::Acks;
@@ -564,24 +563,13 @@ pub(crate) fn decode_request(shared: &Arc<Shared>, r: Received) -> Option<Incomi
     let decoded = r.body().and_then(WireRequest::decode);
     match decoded {
         Ok(req) => {
-            let (msg_id, reply_q, cmt) = match req.call {
-                Some(c) => (Some(c.msg_id), Some(c.reply_q), c.call_monitor_timeout),
-                None => (None, None, None),
-            };
             let responder = Arc::new(AmqpResponder {
                 shared: shared.clone(),
-                reply_q,
+                reply_q: req.call.as_ref().map(|c| c.reply_q.clone()),
                 reply_within: expiration(&r.delivery),
                 received: Mutex::new(Some(r)),
             });
-            Some(IncomingRequest::new(
-                req.context,
-                req.request,
-                req.unique_id,
-                msg_id,
-                cmt,
-                responder,
-            ))
+            Some(IncomingRequest::from_wire(req, responder))
         }
         Err(e) => {
             reject_malformed(shared, r, "request", &e);
@@ -633,7 +621,7 @@ impl AmqpResponder {
     /// about to be declared again), then given up: logged as an error (never the body) and
     /// the queue marked obsolete, so later replies to it are dropped at once, as oslo does. A
     /// returned heartbeat is logged and dropped.
-    async fn send(&self, reply: WireReply) -> Result<()> {
+    async fn publish_reply(&self, reply: WireReply) -> Result<()> {
         let Some(reply_q) = &self.reply_q else {
             return Ok(());
         };
@@ -710,16 +698,8 @@ impl Responder for AmqpResponder {
         }
     }
 
-    async fn reply(&self, msg_id: &str, reply: std::result::Result<Value, Failure>) -> Result<()> {
-        self.send(match reply {
-            Ok(v) => WireReply::result(msg_id, v),
-            Err(f) => WireReply::failure(msg_id, f),
-        })
-        .await
-    }
-
-    async fn heartbeat(&self, msg_id: &str) -> Result<()> {
-        self.send(WireReply::heartbeat(msg_id)).await
+    async fn send(&self, reply: WireReply) -> Result<()> {
+        self.publish_reply(reply).await
     }
 }
 

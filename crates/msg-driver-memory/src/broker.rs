@@ -4,23 +4,21 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
+
+use parking_lot::Mutex;
 
 use bytes::Bytes;
 use msg_core::ReplyWaiters;
 use msg_core::codec::WireReply;
-use tokio::sync::mpsc;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// The brokers of this process, by name: transports opened on the same `memory://NAME`
 /// share one.
 pub(crate) fn named(name: &str) -> Arc<Broker> {
     static BROKERS: OnceLock<Mutex<HashMap<String, Arc<Broker>>>> = OnceLock::new();
     let brokers = BROKERS.get_or_init(Default::default);
-    lock(brokers)
+    brokers
+        .lock()
         .entry(name.to_string())
         .or_insert_with(|| Arc::new(Broker::default()))
         .clone()
@@ -44,7 +42,7 @@ struct BrokerState {
 impl fmt::Debug for Broker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broker")
-            .field("queues", &lock(&self.state).queues.len())
+            .field("queues", &self.state.lock().queues.len())
             .finish()
     }
 }
@@ -52,7 +50,7 @@ impl fmt::Debug for Broker {
 impl Broker {
     /// Declares a queue (idempotent) and returns it.
     pub(crate) fn declare_queue(&self, name: &str) -> Arc<Queue> {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         if let Some(q) = state.queues.get(name) {
             return q.clone();
         }
@@ -63,7 +61,7 @@ impl Broker {
 
     /// Binds a queue to an exchange with a routing key (idempotent).
     pub(crate) fn bind(&self, exchange: &str, key: &str, queue: &Arc<Queue>) {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         let known = state
             .bindings
             .get(exchange)
@@ -83,7 +81,7 @@ impl Broker {
 
     /// Deletes a queue and its bindings; what it held is dropped.
     pub(crate) fn delete_queue(&self, name: &str) {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         if let Some(q) = state.queues.remove(name) {
             state.bindings.retain(|_, keys| {
                 keys.retain(|_, bound| {
@@ -92,13 +90,14 @@ impl Broker {
                 });
                 !keys.is_empty()
             });
-            lock(&q.inner).ready.clear();
+            q.inner.lock().ready.clear();
         }
     }
 
     /// The queues bound to (exchange, key).
     pub(crate) fn route(&self, exchange: &str, key: &str) -> Vec<Arc<Queue>> {
-        lock(&self.state)
+        self.state
+            .lock()
             .bindings
             .get(exchange)
             .and_then(|keys| keys.get(key))
@@ -108,18 +107,20 @@ impl Broker {
 
     /// Registers a client's reply queue.
     pub(crate) fn add_reply_queue(&self, name: &str, waiters: &Arc<ReplyWaiters>) {
-        lock(&self.replies).insert(name.to_string(), Arc::downgrade(waiters));
+        self.replies
+            .lock()
+            .insert(name.to_string(), Arc::downgrade(waiters));
     }
 
     /// Removes a client's reply queue.
     pub(crate) fn remove_reply_queue(&self, name: &str) {
-        lock(&self.replies).remove(name);
+        self.replies.lock().remove(name);
     }
 
     /// Publishes a reply to a reply queue; `false` when that queue is gone. The bytes go
     /// through the codec like any broker's.
     pub(crate) fn publish_reply(&self, reply_q: &str, body: &[u8]) -> msg_core::Result<bool> {
-        let waiters = lock(&self.replies).get(reply_q).and_then(Weak::upgrade);
+        let waiters = self.replies.lock().get(reply_q).and_then(Weak::upgrade);
         let Some(waiters) = waiters else {
             return Ok(false);
         };
@@ -139,13 +140,6 @@ impl Broker {
 pub(crate) struct Message {
     pub(crate) body: Bytes,
     pub(crate) redelivered: bool,
-}
-
-/// What a queue hands a consumer.
-#[derive(Debug)]
-pub(crate) enum Item {
-    Delivery(Delivery),
-    Stop,
 }
 
 /// One message delivered to one consumer, not yet settled.
@@ -199,42 +193,42 @@ impl Queue {
 
     /// Whether a consumer is attached.
     pub(crate) fn has_consumers(&self) -> bool {
-        !lock(&self.inner).consumers.is_empty()
+        !self.inner.lock().consumers.is_empty()
     }
 
     /// How many messages wait in the queue.
     #[cfg(test)]
     pub(crate) fn ready_len(&self) -> usize {
-        lock(&self.inner).ready.len()
+        self.inner.lock().ready.len()
     }
 
     /// Appends a message and delivers what can be delivered.
     pub(crate) fn push(self: &Arc<Self>, message: Message) {
-        let mut inner = lock(&self.inner);
+        let mut inner = self.inner.lock();
         inner.ready.push_back(message);
         self.dispatch_locked(&mut inner);
     }
 
     fn push_front(self: &Arc<Self>, message: Message) {
-        let mut inner = lock(&self.inner);
+        let mut inner = self.inner.lock();
         inner.ready.push_front(message);
         self.dispatch_locked(&mut inner);
     }
 
     /// Delivers what can be delivered (after a consumer got credit back).
     pub(crate) fn dispatch(self: &Arc<Self>) {
-        let mut inner = lock(&self.inner);
+        let mut inner = self.inner.lock();
         self.dispatch_locked(&mut inner);
     }
 
     pub(crate) fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>) {
-        let mut inner = lock(&self.inner);
+        let mut inner = self.inner.lock();
         inner.consumers.push(consumer);
         self.dispatch_locked(&mut inner);
     }
 
     pub(crate) fn remove_consumer(&self, id: u64) {
-        let mut inner = lock(&self.inner);
+        let mut inner = self.inner.lock();
         inner.consumers.retain(|c| c.id != id);
         if inner.next >= inner.consumers.len() {
             inner.next = 0;
@@ -256,29 +250,32 @@ impl Queue {
             let consumer = inner.consumers[idx].clone();
             inner.next = (idx + 1) % n;
             consumer.in_flight.fetch_add(1, Ordering::AcqRel);
-            let item = Item::Delivery(Delivery {
+            let delivery = Delivery {
                 queue: self.clone(),
                 message,
-            });
-            if let Err(mpsc::error::SendError(item)) = consumer.tx.send(item) {
+            };
+            if let Err(d) = consumer.hand(delivery) {
                 // the consumer is gone without saying so: take the message back
                 consumer.in_flight.fetch_sub(1, Ordering::AcqRel);
                 inner.consumers.remove(idx);
                 if inner.next >= inner.consumers.len() {
                     inner.next = 0;
                 }
-                if let Item::Delivery(d) = item {
-                    inner.ready.push_front(d.message);
-                }
+                inner.ready.push_front(d.message);
             }
         }
     }
 }
 
-/// One listener's consumption: its channel, its prefetch credit and its queues.
+/// Where a consumer hands its deliveries (its listener's feed); a delivery it can't take
+/// comes back.
+pub(crate) type Sink = Box<dyn Fn(Delivery) -> std::result::Result<(), Delivery> + Send + Sync>;
+
+/// One listener's consumption: its sink, its prefetch credit and its queues.
 pub(crate) struct Consumer {
     id: u64,
-    tx: mpsc::UnboundedSender<Item>,
+    /// Set once the listener exists; cleared at stop (it holds the listener's feed).
+    sink: Mutex<Option<Sink>>,
     prefetch: usize,
     in_flight: AtomicUsize,
     queues: Mutex<Vec<Arc<Queue>>>,
@@ -299,23 +296,30 @@ impl fmt::Debug for Consumer {
 }
 
 impl Consumer {
-    pub(crate) fn new(
-        broker: Arc<Broker>,
-        prefetch: u32,
-    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Item>) {
+    pub(crate) fn new(broker: Arc<Broker>, prefetch: u32) -> Arc<Self> {
         static IDS: AtomicU64 = AtomicU64::new(1);
-        let (tx, rx) = mpsc::unbounded_channel();
-        let consumer = Arc::new(Consumer {
+        Arc::new(Consumer {
             id: IDS.fetch_add(1, Ordering::Relaxed),
-            tx,
+            sink: Mutex::new(None),
             prefetch: prefetch as usize,
             in_flight: AtomicUsize::new(0),
             queues: Mutex::default(),
             stopped: std::sync::atomic::AtomicBool::new(false),
             owned: Mutex::default(),
             broker,
-        });
-        (consumer, rx)
+        })
+    }
+
+    /// Gives the consumer its sink (before it consumes anything).
+    pub(crate) fn attach(&self, sink: Sink) {
+        *self.sink.lock() = Some(sink);
+    }
+
+    fn hand(&self, d: Delivery) -> std::result::Result<(), Delivery> {
+        match &*self.sink.lock() {
+            Some(sink) if !self.is_stopped() => sink(d),
+            _ => Err(d),
+        }
     }
 
     /// Whether `stop` was called: what the listener still holds goes back, unyielded.
@@ -330,9 +334,9 @@ impl Consumer {
     /// Starts consuming a queue.
     pub(crate) fn consume(self: &Arc<Self>, queue: Arc<Queue>, owned: bool) {
         if owned {
-            lock(&self.owned).push(queue.name().to_string());
+            self.owned.lock().push(queue.name().to_string());
         }
-        lock(&self.queues).push(queue.clone());
+        self.queues.lock().push(queue.clone());
         queue.add_consumer(self.clone());
     }
 
@@ -341,31 +345,38 @@ impl Consumer {
     pub(crate) fn settled(&self) {
         let before = self.in_flight.fetch_sub(1, Ordering::AcqRel);
         if self.prefetch != 0 && before >= self.prefetch {
-            let queues = lock(&self.queues).clone();
+            let queues = self.queues.lock().clone();
             for q in queues {
                 q.dispatch();
             }
         }
     }
 
-    /// Stops consuming: detaches from every queue, deletes the ones it owns, and tells the
-    /// listener's stream to end.
+    /// Stops consuming: detaches from every queue and deletes the ones it owns.
     pub(crate) fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
-        let queues = std::mem::take(&mut *lock(&self.queues));
+        let queues = std::mem::take(&mut *self.queues.lock());
         for q in &queues {
             q.remove_consumer(self.id);
         }
-        for name in std::mem::take(&mut *lock(&self.owned)) {
+        for name in std::mem::take(&mut *self.owned.lock()) {
             self.broker.delete_queue(&name);
         }
-        let _ = self.tx.send(Item::Stop);
+        self.sink.lock().take();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::sync::mpsc;
+
+    fn collecting(broker: &Arc<Broker>) -> (Arc<Consumer>, mpsc::UnboundedReceiver<Delivery>) {
+        let c = Consumer::new(broker.clone(), 1);
+        let (tx, rx) = mpsc::unbounded_channel();
+        c.attach(Box::new(move |d| tx.send(d).map_err(|e| e.0)));
+        (c, rx)
+    }
 
     fn msg(s: &'static str) -> Message {
         Message {
@@ -378,26 +389,20 @@ mod tests {
     async fn round_robin_within_credit() {
         let broker = Arc::new(Broker::default());
         let q = broker.declare_queue("q");
-        let (a, mut ra) = Consumer::new(broker.clone(), 1);
-        let (b, mut rb) = Consumer::new(broker.clone(), 1);
+        let (a, mut ra) = collecting(&broker);
+        let (b, mut rb) = collecting(&broker);
         a.consume(q.clone(), false);
         b.consume(q.clone(), false);
         for s in ["1", "2", "3"] {
             q.push(msg(s));
         }
-        let Some(Item::Delivery(d1)) = ra.recv().await else {
-            panic!()
-        };
-        let Some(Item::Delivery(d2)) = rb.recv().await else {
-            panic!()
-        };
+        let d1 = ra.recv().await.unwrap();
+        let d2 = rb.recv().await.unwrap();
         assert_eq!(&d1.message.body[..], b"1");
         assert_eq!(&d2.message.body[..], b"2");
         assert_eq!(q.ready_len(), 1, "both consumers are at their prefetch");
         a.settled();
-        let Some(Item::Delivery(d3)) = ra.recv().await else {
-            panic!()
-        };
+        let d3 = ra.recv().await.unwrap();
         assert_eq!(&d3.message.body[..], b"3");
         d3.requeue();
         assert_eq!(q.ready_len(), 1);

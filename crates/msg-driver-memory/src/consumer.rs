@@ -1,138 +1,103 @@
-//! Listener streams over a consumer's channel, and the settlement of what they yield.
+//! The listeners' intakes over a consumer, and the settlement of what they yield.
 
 use std::fmt;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context as TaskContext, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::Stream;
-use msg_core::codec::{Failure, WireNotification, WireReply, WireRequest};
-use msg_core::{
-    Acknowledger, IncomingNotification, IncomingRequest, Responder, Result, StopListening,
-};
-use serde_json::Value;
-use tokio::sync::mpsc;
+use msg_core::codec::{WireNotification, WireReply, WireRequest};
+use msg_core::feed::{Intake, feed, log_rejected};
+use msg_core::{Acknowledger, IncomingNotification, IncomingRequest, Listener, Responder, Result};
 
-use crate::broker::{Broker, Consumer, Delivery, Item};
+use crate::broker::{Broker, Consumer, Delivery};
 
 /// Turns a delivery into what the listener yields; `None` when it can't be decoded (it was
 /// logged and rejected).
-pub(crate) type Decode<M> = fn(&Arc<Broker>, &Arc<Consumer>, Delivery) -> Option<M>;
+type Decode<M> = fn(&Arc<Broker>, &Arc<Consumer>, Delivery) -> Option<M>;
 
-/// A listener's stream: deliveries decoded as they are yielded. On stop (or drop) what the
-/// channel still holds goes back to its queues, never acked.
-pub(crate) struct ConsumerStream<M> {
-    rx: mpsc::UnboundedReceiver<Item>,
+/// A memory listener's intake: decodes deliveries as they are yielded; what is given back
+/// goes to the head of its queue, redelivered.
+struct MemoryIntake<M> {
     consumer: Arc<Consumer>,
     broker: Arc<Broker>,
     decode: Decode<M>,
-    ended: bool,
 }
 
-impl<M> ConsumerStream<M> {
-    pub(crate) fn new(
-        rx: mpsc::UnboundedReceiver<Item>,
-        consumer: Arc<Consumer>,
-        broker: Arc<Broker>,
-        decode: Decode<M>,
-    ) -> Self {
-        ConsumerStream {
-            rx,
-            consumer,
-            broker,
-            decode,
-            ended: false,
-        }
-    }
-
-    fn give_back(&mut self) {
-        while let Ok(item) = self.rx.try_recv() {
-            if let Item::Delivery(d) = item {
-                d.requeue();
-                self.consumer.settled();
-            }
-        }
-    }
-}
-
-impl<M> Stream for ConsumerStream<M> {
+impl<M: Send + 'static> Intake for MemoryIntake<M> {
+    type Raw = Delivery;
     type Item = M;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<M>> {
-        if self.ended {
-            return Poll::Ready(None);
-        }
-        if self.consumer.is_stopped() {
-            self.ended = true;
-            self.give_back();
-            return Poll::Ready(None);
-        }
-        loop {
-            match self.rx.poll_recv(cx) {
-                Poll::Ready(Some(Item::Delivery(d))) => {
-                    if let Some(m) = (self.decode)(&self.broker, &self.consumer, d) {
-                        return Poll::Ready(Some(m));
-                    }
-                }
-                Poll::Ready(Some(Item::Stop)) | Poll::Ready(None) => {
-                    self.ended = true;
-                    self.give_back();
-                    return Poll::Ready(None);
-                }
-                Poll::Pending => return Poll::Pending,
-            }
+
+    fn decode(&self, d: Delivery) -> Option<M> {
+        (self.decode)(&self.broker, &self.consumer, d)
+    }
+
+    fn give_back(&self, raws: Vec<Delivery>) {
+        for d in raws {
+            d.requeue();
+            self.consumer.settled();
         }
     }
-}
 
-impl<M> Drop for ConsumerStream<M> {
-    fn drop(&mut self) {
-        self.consumer.stop();
-        self.give_back();
-    }
-}
-
-/// Stops a memory listener.
-#[derive(Debug)]
-pub(crate) struct MemoryStop(pub(crate) Arc<Consumer>);
-
-impl StopListening for MemoryStop {
     fn stop(&self) {
-        self.0.stop();
+        self.consumer.stop();
     }
+}
+
+/// A listener over `consumer`, which starts handing it deliveries now.
+fn listener<M: Send + 'static>(
+    broker: &Arc<Broker>,
+    consumer: &Arc<Consumer>,
+    decode: Decode<M>,
+) -> Listener<M> {
+    let (tx, listener) = feed(MemoryIntake {
+        consumer: consumer.clone(),
+        broker: broker.clone(),
+        decode,
+    });
+    consumer.attach(Box::new(move |d| tx.try_push(d)));
+    listener
+}
+
+/// An RPC server's listener over `consumer`.
+pub(crate) fn request_listener(
+    broker: &Arc<Broker>,
+    consumer: &Arc<Consumer>,
+) -> Listener<IncomingRequest> {
+    listener(broker, consumer, decode_request)
+}
+
+/// A notification listener over `consumer`.
+pub(crate) fn notification_listener(
+    broker: &Arc<Broker>,
+    consumer: &Arc<Consumer>,
+) -> Listener<IncomingNotification> {
+    listener(broker, consumer, decode_notification)
 }
 
 /// A delivery that goes back to its queue if dropped unsettled (as a closed channel
 /// requeues on a real broker).
 struct Unsettled {
-    delivery: Mutex<Option<Delivery>>,
+    delivery: parking_lot::Mutex<Option<Delivery>>,
     consumer: Arc<Consumer>,
 }
 
 impl Unsettled {
     fn new(delivery: Delivery, consumer: Arc<Consumer>) -> Self {
         Unsettled {
-            delivery: Mutex::new(Some(delivery)),
+            delivery: parking_lot::Mutex::new(Some(delivery)),
             consumer,
         }
     }
 
-    fn take(&self) -> Option<Delivery> {
-        self.delivery
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-    }
-
     fn ack(&self) {
-        if self.take().is_some() {
+        if self.delivery.lock().take().is_some() {
             self.consumer.settled();
         }
     }
 
     fn requeue(&self) {
-        if let Some(d) = self.take() {
+        let taken = self.delivery.lock().take();
+        if let Some(d) = taken {
             d.requeue();
             self.consumer.settled();
         }
@@ -152,39 +117,24 @@ impl fmt::Debug for Unsettled {
 }
 
 fn reject_malformed(what: &str, delivery: Delivery, consumer: &Consumer, err: &msg_core::Error) {
-    tracing::warn!(
-        queue = delivery.queue.name(),
-        error = %err,
-        "rejected a {what} that can't be decoded (not requeued)"
-    );
+    log_rejected(what, delivery.queue.name(), err);
     consumer.settled();
 }
 
 /// Decodes an RPC request delivery.
-pub(crate) fn decode_request(
+fn decode_request(
     broker: &Arc<Broker>,
     consumer: &Arc<Consumer>,
     delivery: Delivery,
 ) -> Option<IncomingRequest> {
     match WireRequest::decode(&delivery.message.body) {
         Ok(req) => {
-            let (msg_id, reply_q, cmt) = match req.call {
-                Some(c) => (Some(c.msg_id), Some(c.reply_q), c.call_monitor_timeout),
-                None => (None, None, None),
-            };
             let responder = Arc::new(MemoryResponder {
                 broker: broker.clone(),
-                reply_q,
+                reply_q: req.call.as_ref().map(|c| c.reply_q.clone()),
                 delivery: Unsettled::new(delivery, consumer.clone()),
             });
-            Some(IncomingRequest::new(
-                req.context,
-                req.request,
-                req.unique_id,
-                msg_id,
-                cmt,
-                responder,
-            ))
+            Some(IncomingRequest::from_wire(req, responder))
         }
         Err(e) => {
             reject_malformed("request", delivery, consumer, &e);
@@ -194,7 +144,7 @@ pub(crate) fn decode_request(
 }
 
 /// Decodes a notification delivery.
-pub(crate) fn decode_notification(
+fn decode_notification(
     _broker: &Arc<Broker>,
     consumer: &Arc<Consumer>,
     delivery: Delivery,
@@ -220,8 +170,14 @@ struct MemoryResponder {
     delivery: Unsettled,
 }
 
-impl MemoryResponder {
-    fn send(&self, reply: WireReply) -> Result<()> {
+#[async_trait]
+impl Responder for MemoryResponder {
+    async fn ack(&self) -> Result<()> {
+        self.delivery.ack();
+        Ok(())
+    }
+
+    async fn send(&self, reply: WireReply) -> Result<()> {
         let Some(reply_q) = &self.reply_q else {
             return Ok(());
         };
@@ -234,25 +190,6 @@ impl MemoryResponder {
             );
         }
         Ok(())
-    }
-}
-
-#[async_trait]
-impl Responder for MemoryResponder {
-    async fn ack(&self) -> Result<()> {
-        self.delivery.ack();
-        Ok(())
-    }
-
-    async fn reply(&self, msg_id: &str, reply: std::result::Result<Value, Failure>) -> Result<()> {
-        self.send(match reply {
-            Ok(v) => WireReply::result(msg_id, v),
-            Err(f) => WireReply::failure(msg_id, f),
-        })
-    }
-
-    async fn heartbeat(&self, msg_id: &str) -> Result<()> {
-        self.send(WireReply::heartbeat(msg_id))
     }
 }
 

@@ -31,14 +31,14 @@ use bytes::Bytes;
 use msg_core::codec::{self, CallInfo, EnvelopeVersion, RpcRequest};
 use msg_core::naming;
 use msg_core::{
-    Capabilities, Context, Driver, DriverFactory, Error, ListenOptions, Listener, Notification,
+    Capabilities, Context, Driver, DriverFactory, Error, ListenOptions, Notification,
     NotificationListener, Priority, ReplyWaiters, Result, Retry, RpcListener, SendOptions, Target,
     TransportUrl,
 };
 use serde_json::Value;
 
 use broker::{Broker, Consumer, Message};
-use consumer::{ConsumerStream, MemoryStop, decode_notification, decode_request};
+use consumer::{notification_listener, request_listener};
 
 /// The exchange used when a target names none, as oslo's `control_exchange`.
 pub const DEFAULT_EXCHANGE: &str = "openstack";
@@ -271,7 +271,8 @@ impl Driver for MemoryDriver {
             reason: "an RPC server needs a server name".into(),
         })?;
         let exchange = self.exchange(target);
-        let (consumer, rx) = Consumer::new(self.broker.clone(), options.prefetch);
+        let consumer = Consumer::new(self.broker.clone(), options.prefetch);
+        let listener = request_listener(&self.broker, &consumer);
         let shared = self.broker.declare_queue(topic);
         self.broker.bind(exchange, topic, &shared);
         let direct_key = naming::server_key(topic, server);
@@ -284,11 +285,7 @@ impl Driver for MemoryDriver {
         consumer.consume(shared, false);
         consumer.consume(direct, false);
         consumer.consume(fanout, true);
-        let stream = ConsumerStream::new(rx, consumer.clone(), self.broker.clone(), decode_request);
-        Ok(Listener::new(
-            Box::pin(stream),
-            Arc::new(MemoryStop(consumer)),
-        ))
+        Ok(listener)
     }
 
     async fn listen_for_notifications(
@@ -297,7 +294,8 @@ impl Driver for MemoryDriver {
         pool: Option<&str>,
         options: &ListenOptions,
     ) -> Result<NotificationListener> {
-        let (consumer, rx) = Consumer::new(self.broker.clone(), options.prefetch);
+        let consumer = Consumer::new(self.broker.clone(), options.prefetch);
+        let listener = notification_listener(&self.broker, &consumer);
         let mut consumed: Vec<String> = Vec::new();
         for (target, priority) in subscriptions {
             let topic = target.require_topic()?;
@@ -311,16 +309,7 @@ impl Driver for MemoryDriver {
                 consumer.consume(queue, false);
             }
         }
-        let stream = ConsumerStream::new(
-            rx,
-            consumer.clone(),
-            self.broker.clone(),
-            decode_notification,
-        );
-        Ok(Listener::new(
-            Box::pin(stream),
-            Arc::new(MemoryStop(consumer)),
-        ))
+        Ok(listener)
     }
 
     async fn cleanup(&self) -> Result<()> {

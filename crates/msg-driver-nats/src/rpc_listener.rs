@@ -17,7 +17,6 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use msg_core::codec::{Failure, WireReply, WireRequest};
 use msg_core::{IncomingRequest, Responder, Result, StopListening};
-use serde_json::Value;
 use tokio::sync::{Notify, mpsc};
 
 use crate::conn::Conn;
@@ -367,27 +366,17 @@ impl RpcStream {
 
     fn incoming(&self, h: Held) -> IncomingRequest {
         let Held { msg, request, .. } = h;
-        let (msg_id, reply, cmt) = match request.call {
-            Some(c) => {
-                // the call's NATS reply subject; a sender that set none gets `<_reply_q>.<msg_id>`
-                let reply = msg.reply.map(|r| r.to_string()).or_else(|| {
-                    (!c.reply_q.is_empty()).then(|| format!("{}.{}", c.reply_q, c.msg_id))
-                });
-                (Some(c.msg_id), reply, c.call_monitor_timeout)
-            }
-            None => (None, None, None),
-        };
-        IncomingRequest::new(
-            request.context,
-            request.request,
-            request.unique_id,
-            msg_id,
-            cmt,
-            Arc::new(NatsResponder {
-                conn: self.core.conn.clone(),
-                reply,
-            }),
-        )
+        // the call's NATS reply subject; a sender that set none gets `<_reply_q>.<msg_id>`
+        let reply = request.call.as_ref().and_then(|c| {
+            msg.reply
+                .map(|r| r.to_string())
+                .or_else(|| (!c.reply_q.is_empty()).then(|| format!("{}.{}", c.reply_q, c.msg_id)))
+        });
+        let responder = Arc::new(NatsResponder {
+            conn: self.core.conn.clone(),
+            reply,
+        });
+        IncomingRequest::from_wire(request, responder)
     }
 }
 
@@ -444,7 +433,7 @@ impl fmt::Debug for NatsResponder {
 }
 
 impl NatsResponder {
-    async fn send(&self, reply: WireReply) -> Result<()> {
+    async fn publish_reply(&self, reply: WireReply) -> Result<()> {
         let Some(subject) = &self.reply else {
             return Ok(());
         };
@@ -492,15 +481,7 @@ impl Responder for NatsResponder {
         Ok(())
     }
 
-    async fn reply(&self, msg_id: &str, reply: std::result::Result<Value, Failure>) -> Result<()> {
-        self.send(match reply {
-            Ok(v) => WireReply::result(msg_id, v),
-            Err(f) => WireReply::failure(msg_id, f),
-        })
-        .await
-    }
-
-    async fn heartbeat(&self, msg_id: &str) -> Result<()> {
-        self.send(WireReply::heartbeat(msg_id)).await
+    async fn send(&self, reply: WireReply) -> Result<()> {
+        self.publish_reply(reply).await
     }
 }

@@ -293,15 +293,18 @@ mod tests {
             }
             Ok(())
         }
-        async fn reply(&self, _: &str, reply: std::result::Result<Value, Failure>) -> Result<()> {
+        async fn send(&self, reply: msg_core::codec::WireReply) -> Result<()> {
+            if !reply.ending {
+                self.heartbeats.fetch_add(1, Ordering::SeqCst);
+                return Ok(());
+            }
             self.replies
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(reply);
-            Ok(())
-        }
-        async fn heartbeat(&self, _: &str) -> Result<()> {
-            self.heartbeats.fetch_add(1, Ordering::SeqCst);
+                .push(match reply.failure {
+                    Some(f) => Err(f),
+                    None => Ok(reply.result),
+                });
             Ok(())
         }
     }
