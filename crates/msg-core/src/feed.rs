@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll};
 
 use futures::Stream;
-use futures::channel::oneshot;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::{Listener, StopListening};
 
@@ -208,7 +207,7 @@ impl<I: Intake> FeedStream<I> {
             match entry {
                 Entry::Ready(raw) => back.push(raw),
                 Entry::Later(mut prepared) => {
-                    if let Ok(Some(raw)) = prepared.try_recv() {
+                    if let Ok(raw) = prepared.try_recv() {
                         back.push(raw);
                     }
                 }

@@ -5,25 +5,24 @@ mod recovery;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use futures::future::BoxFuture;
-use futures::{FutureExt, Stream};
 use lapin::Channel;
 use lapin::message::{Delivery, DeliveryResult};
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use msg_core::codec::{WireNotification, WireReply, WireRequest};
+use msg_core::feed::{Feed, Intake, feed, log_rejected};
 use msg_core::{
-    Acknowledger, Error, IncomingNotification, IncomingRequest, ReplyWaiters, Responder, Result,
-    Retry, StopListening,
+    Acknowledger, Error, IncomingNotification, IncomingRequest, Listener, ReplyWaiters, Responder,
+    Result, Retry,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::acks::Acks;
 use crate::body;
@@ -82,20 +81,27 @@ impl Received {
     }
 }
 
-// boxing the delivery would cost an allocation per message
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Item {
-    Delivery(Received),
-    /// A delivery being decompressed off the runtime's workers, in its place in the order.
-    Decompressing(oneshot::Receiver<Received>),
-    Stop,
+/// A listener's feed, whatever the listener yields.
+pub(crate) trait Pusher: Send + Sync {
+    /// Queues a delivery (given back at once when the listener stopped).
+    fn push(&self, r: Received);
+    /// Queues the place of a delivery being decompressed; `false` when the listener stopped.
+    fn push_later(&self, prepared: oneshot::Receiver<Received>) -> bool;
+}
+
+impl<M: Send + 'static> Pusher for Feed<AmqpIntake<M>> {
+    fn push(&self, r: Received) {
+        Feed::push(self, r);
+    }
+    fn push_later(&self, prepared: oneshot::Receiver<Received>) -> bool {
+        Feed::push_later(self, prepared)
+    }
 }
 
 /// Where a consumer's deliveries go.
-#[derive(Clone)]
 pub(crate) enum Sink {
-    /// A listener's stream.
-    Stream(mpsc::UnboundedSender<Item>),
+    /// A listener's feed; emptied at stop (the feed's intake holds the consumer).
+    Stream(parking_lot::Mutex<Option<Arc<dyn Pusher>>>),
     /// A reply queue: decoded at once and handed to the waiting calls.
     Replies(Arc<ReplyWaiters>),
 }
@@ -152,7 +158,7 @@ impl ConsumerCore {
     }
 
     /// Stops consuming: consumers cancelled (messages already delivered stay ours to
-    /// settle), the stream told to end.
+    /// settle), the listener's feed let go.
     pub(crate) fn stop(&self) {
         if self.stopped.swap(true, Ordering::AcqRel) {
             return;
@@ -164,8 +170,8 @@ impl ConsumerCore {
         if let Some(guard) = channel {
             cancel_later(guard, tags);
         }
-        if let Sink::Stream(tx) = &self.sink {
-            let _ = tx.send(Item::Stop);
+        if let Sink::Stream(feed) = &self.sink {
+            feed.lock().take();
         }
     }
 
@@ -177,37 +183,43 @@ impl ConsumerCore {
             decompressed: None,
         };
         match body::compression(&received.delivery.properties) {
-            None => self.sink.take(received),
+            None => self.take(received),
             Some(kind) => {
                 // decompression is CPU work bounded only by the ceiling: off the async workers,
                 // and off lapin's I/O thread (it calls consumer delegates there, outside the
                 // runtime), or every channel of the connection would wait for it
                 let limit = self.max_body;
-                let mut received = received;
-                let decompress = move || {
+                let decompress = move |mut received: Received| {
                     let data = &received.delivery.data;
                     received.decompressed = Some(kind.and_then(|k| k.decompress(data, limit)));
                     received
                 };
                 match &self.sink {
-                    Sink::Stream(tx) => {
+                    Sink::Stream(feed) => {
                         // the listener takes it in its place: what follows waits for it
                         let (done, pending) = oneshot::channel();
-                        let _ = tx.send(Item::Decompressing(pending));
+                        let queued = feed
+                            .lock()
+                            .as_ref()
+                            .is_some_and(|feed| feed.push_later(pending));
+                        if !queued {
+                            reject_later(&self.sup, received, true);
+                            return;
+                        }
                         let sup = self.sup.clone();
                         drop(self.sup.runtime.spawn_blocking(move || {
-                            if let Err(r) = done.send(decompress()) {
+                            if let Err(r) = done.send(decompress(received)) {
                                 // the listener is gone: back to the broker
                                 reject_later(&sup, r, true);
                             }
                         }));
                     }
-                    Sink::Replies(_) => {
-                        let sink = self.sink.clone();
+                    Sink::Replies(waiters) => {
+                        let waiters = waiters.clone();
                         drop(
-                            self.sup
-                                .runtime
-                                .spawn_blocking(move || sink.take(decompress())),
+                            self.sup.runtime.spawn_blocking(move || {
+                                deliver_reply(&waiters, decompress(received))
+                            }),
                         );
                     }
                 }
@@ -216,23 +228,33 @@ impl ConsumerCore {
     }
 }
 
-impl Sink {
-    /// Hands a delivery on: to the listener's stream, or decoded to the waiting call.
+impl ConsumerCore {
+    /// Hands a delivery on: to the listener's feed (back to the broker once it stopped), or
+    /// decoded to the waiting call.
     fn take(&self, received: Received) {
-        match self {
-            Sink::Stream(tx) => {
-                let _ = tx.send(Item::Delivery(received));
+        match &self.sink {
+            Sink::Stream(feed) => {
+                let feed = feed.lock().clone();
+                match feed {
+                    Some(feed) => feed.push(received),
+                    None => reject_later(&self.sup, received, true),
+                }
             }
-            Sink::Replies(waiters) => match received.body().and_then(WireReply::decode) {
-                Ok(reply) => {
-                    if !waiters.deliver(reply) {
-                        tracing::debug!("a reply for a call nobody waits for was dropped");
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(queue = &*received.queue, error = %e, "a reply that can't be decoded was dropped")
-                }
-            },
+            Sink::Replies(waiters) => deliver_reply(waiters, received),
+        }
+    }
+}
+
+/// Decodes a reply and hands it to its call.
+fn deliver_reply(waiters: &ReplyWaiters, received: Received) {
+    match received.body().and_then(WireReply::decode) {
+        Ok(reply) => {
+            if !waiters.deliver(reply) {
+                tracing::debug!("a reply for a call nobody waits for was dropped");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(queue = &*received.queue, error = %e, "a reply that can't be decoded was dropped")
         }
     }
 }
@@ -388,25 +410,6 @@ impl Resumable for ConsumerCore {
     }
 }
 
-/// Stops an AMQP listener.
-#[derive(Debug)]
-pub(crate) struct AmqpStop {
-    pub(crate) core: Arc<ConsumerCore>,
-    pub(crate) sup: Arc<Supervisor>,
-    /// Our own fanout queue, deleted on a clean stop (as oslo; not with
-    /// `use_queue_manager`, whose names outlive a restart).
-    pub(crate) owned_queue: Option<String>,
-}
-
-impl StopListening for AmqpStop {
-    fn stop(&self) {
-        self.core.stop();
-        if let Some(q) = self.owned_queue.clone() {
-            self.sup.delete_when_stopped(q);
-        }
-    }
-}
-
 /// Turns a delivery into what the listener yields; `None` when it was rejected.
 pub(crate) type Decode<M> = fn(&Arc<Shared>, Received) -> Option<M>;
 
@@ -429,96 +432,56 @@ impl Shared {
     }
 }
 
-/// A listener's stream over a consumer core.
-pub(crate) struct AmqpStream<M> {
-    rx: mpsc::UnboundedReceiver<Item>,
+/// An AMQP listener's intake: decodes deliveries as they are yielded, gives back by
+/// rejecting with requeue, and stops by cancelling the consumers.
+pub(crate) struct AmqpIntake<M> {
     core: Arc<ConsumerCore>,
     shared: Arc<Shared>,
     decode: Decode<M>,
-    /// The delivery being decompressed that comes next.
-    waiting: Option<oneshot::Receiver<Received>>,
-    ended: bool,
+    /// Our own fanout queue, deleted on a clean stop (as oslo; not with
+    /// `use_queue_manager`, whose names outlive a restart).
+    owned_queue: Option<String>,
 }
 
-impl<M> AmqpStream<M> {
-    pub(crate) fn new(
-        rx: mpsc::UnboundedReceiver<Item>,
-        core: Arc<ConsumerCore>,
-        shared: Arc<Shared>,
-        decode: Decode<M>,
-    ) -> Self {
-        AmqpStream {
-            rx,
-            core,
-            shared,
-            decode,
-            waiting: None,
-            ended: false,
-        }
-    }
-
-    /// What the channel still holds goes back to the broker (a delivery being decompressed
-    /// goes back when it is done).
-    fn give_back(&mut self) {
-        self.waiting = None;
-        while let Ok(item) = self.rx.try_recv() {
-            if let Item::Delivery(r) = item {
-                reject_later(&self.shared.sup, r, true);
-            }
-        }
-    }
-}
-
-impl<M> Stream for AmqpStream<M> {
+impl<M: Send + 'static> Intake for AmqpIntake<M> {
+    type Raw = Received;
     type Item = M;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<M>> {
-        if self.ended {
-            return Poll::Ready(None);
+
+    fn decode(&self, r: Received) -> Option<M> {
+        (self.decode)(&self.shared, r)
+    }
+
+    fn give_back(&self, raws: Vec<Received>) {
+        for r in raws {
+            reject_later(&self.shared.sup, r, true);
         }
-        if self.core.stopped.load(Ordering::Acquire) {
-            // stopped: what is held but not yielded goes back to the broker
-            self.ended = true;
-            self.give_back();
-            return Poll::Ready(None);
-        }
-        loop {
-            if let Some(waiting) = self.waiting.as_mut() {
-                match Pin::new(waiting).poll(cx) {
-                    Poll::Ready(done) => {
-                        self.waiting = None;
-                        if let Ok(r) = done
-                            && let Some(m) = (self.decode)(&self.shared, r)
-                        {
-                            return Poll::Ready(Some(m));
-                        }
-                        continue;
-                    }
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
-            match self.rx.poll_recv(cx) {
-                Poll::Ready(Some(Item::Delivery(r))) => {
-                    if let Some(m) = (self.decode)(&self.shared, r) {
-                        return Poll::Ready(Some(m));
-                    }
-                }
-                Poll::Ready(Some(Item::Decompressing(pending))) => self.waiting = Some(pending),
-                Poll::Ready(Some(Item::Stop)) | Poll::Ready(None) => {
-                    self.ended = true;
-                    self.give_back();
-                    return Poll::Ready(None);
-                }
-                Poll::Pending => return Poll::Pending,
-            }
+    }
+
+    fn stop(&self) {
+        self.core.stop();
+        if let Some(q) = self.owned_queue.clone() {
+            self.shared.sup.delete_when_stopped(q);
         }
     }
 }
 
-impl<M> Drop for AmqpStream<M> {
-    fn drop(&mut self) {
-        self.core.stop();
-        self.give_back();
+/// A listener over `core`, whose consumers hand it their deliveries from now on.
+pub(crate) fn listener<M: Send + 'static>(
+    core: &Arc<ConsumerCore>,
+    shared: &Arc<Shared>,
+    owned_queue: Option<String>,
+    decode: Decode<M>,
+) -> Listener<M> {
+    let (feed, listener) = feed(AmqpIntake {
+        core: core.clone(),
+        shared: shared.clone(),
+        decode,
+        owned_queue,
+    });
+    if let Sink::Stream(slot) = &core.sink {
+        *slot.lock() = Some(Arc::new(feed));
     }
+    listener
 }
 
 /// A delivery from a connection that is gone (a newer one was opened since): nothing to
@@ -554,7 +517,7 @@ async fn ack(sup: &Supervisor, r: &Received) -> Result<()> {
 }
 
 fn reject_malformed(shared: &Arc<Shared>, r: Received, what: &str, e: &Error) {
-    tracing::warn!(queue = &*r.queue, error = %e, "rejected a {what} that can't be decoded (not requeued)");
+    log_rejected(what, &r.queue, e);
     reject_later(&shared.sup, r, false);
 }
 

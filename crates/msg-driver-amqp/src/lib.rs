@@ -40,16 +40,14 @@ use async_trait::async_trait;
 use msg_core::codec::{self, CallInfo, EnvelopeVersion, RpcRequest};
 use msg_core::naming;
 use msg_core::{
-    Capabilities, Capability, Context, Driver, DriverFactory, Error, ListenOptions, Listener,
-    Notification, NotificationListener, Priority, ReplyWaiters, Result, Retry, RpcListener,
-    SendOptions, Target, TransportUrl,
+    Capabilities, Capability, Context, Driver, DriverFactory, Error, ListenOptions, Notification,
+    NotificationListener, Priority, ReplyWaiters, Result, Retry, RpcListener, SendOptions, Target,
+    TransportUrl,
 };
 use serde_json::Value;
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::OnceCell;
 
-use consumer::{
-    AmqpStop, AmqpStream, ConsumerCore, Shared, Sink, decode_notification, decode_request,
-};
+use consumer::{ConsumerCore, Shared, Sink, decode_notification, decode_request};
 pub use options::RabbitOptions;
 
 /// A `tracing` filter directive that silences lapin's own line for a message the broker
@@ -488,24 +486,19 @@ impl Driver for AmqpDriver {
                 Bound::setup(),
             )
             .await?;
-        let (tx, rx) = mpsc::unbounded_channel();
         let core = ConsumerCore::new(
             self.sup.clone(),
             vec![topic.to_string(), direct, fanout_queue.clone()],
             self.prefetch(options),
             false,
             self.max_body(),
-            Sink::Stream(tx),
+            Sink::Stream(Default::default()),
         );
-        self.sup.add_consumer(core.clone(), Bound::setup()).await?;
-        let stop = Arc::new(AmqpStop {
-            core: core.clone(),
-            sup: self.sup.clone(),
-            // oslo keeps a queue manager's fanout queue: its name comes back after a restart
-            owned_queue: (!self.sup.options.use_queue_manager).then_some(fanout_queue),
-        });
-        let stream = AmqpStream::new(rx, core, self.shared.clone(), decode_request);
-        Ok(Listener::new(Box::pin(stream), stop))
+        // oslo keeps a queue manager's fanout queue: its name comes back after a restart
+        let owned = (!self.sup.options.use_queue_manager).then_some(fanout_queue);
+        let listener = consumer::listener(&core, &self.shared, owned, decode_request);
+        self.sup.add_consumer(core, Bound::setup()).await?;
+        Ok(listener)
     }
 
     async fn listen_for_notifications(
@@ -530,23 +523,17 @@ impl Driver for AmqpDriver {
             }
         }
         self.sup.declare(decls, Bound::setup()).await?;
-        let (tx, rx) = mpsc::unbounded_channel();
         let core = ConsumerCore::new(
             self.sup.clone(),
             queues,
             self.prefetch(options),
             false,
             self.max_body(),
-            Sink::Stream(tx),
+            Sink::Stream(Default::default()),
         );
-        self.sup.add_consumer(core.clone(), Bound::setup()).await?;
-        let stop = Arc::new(AmqpStop {
-            core: core.clone(),
-            sup: self.sup.clone(),
-            owned_queue: None,
-        });
-        let stream = AmqpStream::new(rx, core, self.shared.clone(), decode_notification);
-        Ok(Listener::new(Box::pin(stream), stop))
+        let listener = consumer::listener(&core, &self.shared, None, decode_notification);
+        self.sup.add_consumer(core, Bound::setup()).await?;
+        Ok(listener)
     }
 
     async fn cleanup(&self) -> Result<()> {
