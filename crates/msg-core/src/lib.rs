@@ -44,9 +44,11 @@ pub use driver::{
     NotificationListener, ReplyHandle, Responder, Retry, RpcListener, SendOptions, StopListening,
 };
 pub use error::{BoxError, Error, ErrorKind, MAX_MALFORMED_REASON, Refusal, RemoteError, Result};
+#[doc(hidden)]
+pub use inventory;
 pub use notification::{Notification, format_timestamp, parse_timestamp};
 pub use priority::{Priority, UnknownPriority};
-pub use registry::{DriverFactory, DriverRegistry, Transport};
+pub use registry::{DriverFactory, DriverRegistry, LinkedDriver, Transport, TransportBuilder};
 pub use reply::{PendingReply, ReplyWaiters};
 pub use serializer::{JsonSerializer, NoOpSerializer, Serializer};
 pub use target::{Role, Target};

@@ -19,6 +19,57 @@ pub trait DriverFactory: Send + Sync + fmt::Debug {
     async fn connect(&self, url: &TransportUrl) -> Result<Arc<dyn Driver>>;
 }
 
+/// A driver linked into the program, found by [`DriverRegistry::linked`] and so by
+/// [`Transport::open`]. A driver crate submits one with [`submit_driver!`](crate::submit_driver);
+/// an application that depends on the crate (directly, or through a feature of the `msg`
+/// facade) can then open its URLs without registering anything.
+#[derive(Debug)]
+pub struct LinkedDriver {
+    /// Makes the driver's factory.
+    pub factory: fn() -> Arc<dyn DriverFactory>,
+}
+
+inventory::collect!(LinkedDriver);
+
+/// Submits a driver factory as linked into the program (see [`LinkedDriver`]).
+///
+/// ```ignore
+/// msg_core::submit_driver!(my_driver::factory);
+/// ```
+#[macro_export]
+macro_rules! submit_driver {
+    ($factory:path) => {
+        $crate::inventory::submit! {
+            $crate::LinkedDriver { factory: || $factory() }
+        }
+    };
+}
+
+/// How to get the schemes of msg's own drivers that a build lacks.
+const FEATURE_HINTS: [(&str, &str); 6] = [
+    ("memory", "enable the `memory` feature of the `msg` crate"),
+    (
+        "rabbit",
+        "enable the `amqp` feature of the `msg` crate (the RabbitMQ driver)",
+    ),
+    (
+        "amqp",
+        "enable the `amqp` feature of the `msg` crate (the RabbitMQ driver)",
+    ),
+    (
+        "amqps",
+        "enable the `amqp` feature of the `msg` crate (the RabbitMQ driver)",
+    ),
+    (
+        "nats",
+        "enable the `nats` feature of the `msg` crate (the NATS driver)",
+    ),
+    (
+        "tls",
+        "enable the `nats` feature of the `msg` crate (the NATS driver)",
+    ),
+];
+
 /// The drivers a build knows, by scheme. Additive: registering a factory adds its schemes
 /// and, for a scheme already present, takes its place.
 ///
@@ -37,6 +88,21 @@ impl DriverRegistry {
     /// An empty registry.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The drivers linked into this program ([`LinkedDriver`]), with hints for msg's own
+    /// drivers that are not.
+    pub fn linked() -> Self {
+        let mut registry = Self::new();
+        for linked in inventory::iter::<LinkedDriver> {
+            registry.register((linked.factory)());
+        }
+        for (scheme, hint) in FEATURE_HINTS {
+            if registry.lookup(scheme).is_none() {
+                registry = registry.with_hint(scheme, hint);
+            }
+        }
+        registry
     }
 
     /// Adds a factory (its schemes override earlier ones).
@@ -132,6 +198,19 @@ struct TransportInner {
 }
 
 impl Transport {
+    /// Opens a transport for a URL with the drivers linked into the program
+    /// ([`DriverRegistry::linked`]: with the `msg` facade, those of its features).
+    pub async fn open(url: &str) -> Result<Self> {
+        Self::builder().open(url).await
+    }
+
+    /// A builder that also takes drivers of other crates.
+    pub fn builder() -> TransportBuilder {
+        TransportBuilder {
+            registry: DriverRegistry::linked(),
+        }
+    }
+
     /// A transport over a driver.
     pub fn new(driver: Arc<dyn Driver>, url: TransportUrl) -> Self {
         Transport {
@@ -166,5 +245,36 @@ impl fmt::Debug for Transport {
             .field("driver", &self.inner.driver.name())
             .field("url", &self.inner.url)
             .finish()
+    }
+}
+
+/// Opens transports with the linked drivers plus any added here.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let err = msg_core::Transport::builder().open("kafka://localhost").await.unwrap_err();
+/// assert!(matches!(err, msg_core::Error::UnknownScheme { .. }));
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct TransportBuilder {
+    registry: DriverRegistry,
+}
+
+impl TransportBuilder {
+    /// Adds a driver factory; for a scheme already served, it takes its place.
+    pub fn driver(mut self, factory: Arc<dyn DriverFactory>) -> Self {
+        self.registry.register(factory);
+        self
+    }
+
+    /// The registry it opens with.
+    pub fn registry(&self) -> &DriverRegistry {
+        &self.registry
+    }
+
+    /// Opens the transport.
+    pub async fn open(self, url: &str) -> Result<Transport> {
+        self.registry.open(url).await
     }
 }

@@ -70,6 +70,8 @@ pub fn factory() -> Arc<dyn DriverFactory> {
     Arc::new(AmqpDriverFactory::default())
 }
 
+msg_core::submit_driver!(factory);
+
 /// Makes [`AmqpDriver`]s, with options from a typed [`RabbitOptions`] (the URL's query
 /// overrides them by the same names).
 ///

@@ -48,6 +48,8 @@ pub fn factory() -> Arc<dyn DriverFactory> {
     Arc::new(MemoryDriverFactory)
 }
 
+msg_core::submit_driver!(factory);
+
 /// Makes [`MemoryDriver`]s for `memory://NAME[?control_exchange=EX]`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MemoryDriverFactory;

@@ -73,6 +73,8 @@ pub fn factory() -> Arc<dyn DriverFactory> {
     Arc::new(NatsDriverFactory)
 }
 
+msg_core::submit_driver!(factory);
+
 /// Makes [`NatsDriver`]s.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NatsDriverFactory;

@@ -17,15 +17,33 @@
 //! ```
 #![warn(missing_docs)]
 
-use std::ops::Deref;
-use std::sync::Arc;
-
 pub use msg_core::{
-    Batched, Capabilities, Capability, Context, Driver, DriverFactory, DriverRegistry,
-    EnvelopeVersion, Error, ErrorKind, Failure, IncomingNotification, IncomingRequest,
-    JsonSerializer, ListenOptions, NoOpSerializer, Notification, Priority, Refusal, RemoteError,
-    Result, Retry, Role, RpcRequest, SendOptions, Serializer, Target, TransportUrl, Version, codec,
+    Capabilities, Capability, Context, EnvelopeVersion, Error, ErrorKind, Failure, JsonSerializer,
+    NoOpSerializer, Notification, Priority, Refusal, RemoteError, Result, Retry, Role, RpcRequest,
+    SendOptions, Serializer, Target, TransportUrl, Version,
 };
+
+/// What a driver author uses: the [`Driver`](driver::Driver) contract, its listeners and
+/// incoming messages, the channel-fed listener ([`feed`](driver::feed)), reply waiting,
+/// the registry, and the oslo envelope [`codec`](driver::codec). An application needs none
+/// of it; see `docs/driver-guide.md`.
+///
+/// ```
+/// use msg::driver::{Capabilities, Capability, Driver, DriverFactory};
+/// fn declares(d: &dyn Driver) -> bool {
+///     d.capabilities().contains(Capability::Replies)
+/// }
+/// # let _ = declares;
+/// ```
+pub mod driver {
+    pub use msg_core::feed::{self, Feed, Intake};
+    pub use msg_core::{
+        Acknowledger, Batched, Capabilities, Capability, Driver, DriverFactory, DriverRegistry,
+        IncomingNotification, IncomingRequest, ListenOptions, Listener, NotificationListener,
+        PendingReply, ReplyHandle, ReplyWaiters, Responder, RpcListener, StopListening,
+        async_trait, codec, heartbeat_interval, naming,
+    };
+}
 
 pub use msg_client::RpcClient;
 pub use msg_dispatch::{AccessPolicy, Endpoint, HandlerError, PING_METHOD, RpcDispatcher};
@@ -59,112 +77,17 @@ pub use msg_driver_nats as nats;
 #[cfg(feature = "memory")]
 pub use msg_driver_memory as memory;
 
-/// A connected transport: cheap to clone, shared by clients, notifiers, servers and
-/// listeners. Dereferences to [`msg_core::Transport`].
-#[derive(Clone, Debug)]
-pub struct Transport {
-    inner: msg_core::Transport,
-}
+pub use msg_core::{Transport, TransportBuilder};
 
-impl Transport {
-    /// Opens a transport for a URL with the drivers compiled into this build
-    /// (`memory://` unless the `memory` feature is off).
-    pub async fn open(url: &str) -> Result<Self> {
-        Self::builder().open(url).await
-    }
-
-    /// A builder that also accepts third-party [`DriverFactory`]s.
-    pub fn builder() -> TransportBuilder {
-        TransportBuilder {
-            registry: builtin_registry(),
-        }
-    }
-}
-
-/// The registry of the drivers compiled into this build, with hints for the missing ones.
-pub fn builtin_registry() -> DriverRegistry {
-    #[allow(unused_mut)]
-    let mut registry = DriverRegistry::new();
+/// The drivers of this build: those of the features turned on (and any other driver crate
+/// linked in that submits itself), with hints for msg's drivers that are off.
+pub fn builtin_registry() -> msg_core::DriverRegistry {
+    // naming the driver crates keeps them (and their submissions) in the program
     #[cfg(feature = "memory")]
-    registry.register(msg_driver_memory::factory());
-    #[cfg(not(feature = "memory"))]
-    {
-        registry = registry.with_hint("memory", "enable the `memory` feature of the `msg` crate");
-    }
+    let _ = msg_driver_memory::factory as fn() -> _;
     #[cfg(feature = "amqp")]
-    registry.register(msg_driver_amqp::factory());
-    #[cfg(not(feature = "amqp"))]
-    for scheme in ["rabbit", "amqp", "amqps"] {
-        registry = registry.with_hint(
-            scheme,
-            "enable the `amqp` feature of the `msg` crate (the RabbitMQ driver)",
-        );
-    }
+    let _ = msg_driver_amqp::factory as fn() -> _;
     #[cfg(feature = "nats")]
-    registry.register(msg_driver_nats::factory());
-    #[cfg(not(feature = "nats"))]
-    for scheme in ["nats", "tls"] {
-        registry = registry.with_hint(
-            scheme,
-            "enable the `nats` feature of the `msg` crate (the NATS driver)",
-        );
-    }
-    registry
-}
-
-/// Opens transports with the built-in drivers plus any added here.
-///
-/// ```
-/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// let t = msg::Transport::builder()
-///     .driver(msg::memory::factory()) // a third-party factory goes here the same way
-///     .open("memory://builder-doc")
-///     .await
-///     .unwrap();
-/// assert!(t.capabilities().contains(msg::Capability::Requeue));
-/// # });
-/// ```
-#[derive(Debug, Clone)]
-pub struct TransportBuilder {
-    registry: DriverRegistry,
-}
-
-impl TransportBuilder {
-    /// Adds a driver factory; for a scheme already served, it takes its place.
-    pub fn driver(mut self, factory: Arc<dyn DriverFactory>) -> Self {
-        self.registry.register(factory);
-        self
-    }
-
-    /// Opens the transport.
-    pub async fn open(self, url: &str) -> Result<Transport> {
-        Ok(Transport {
-            inner: self.registry.open(url).await?,
-        })
-    }
-}
-
-impl Deref for Transport {
-    type Target = msg_core::Transport;
-    fn deref(&self) -> &msg_core::Transport {
-        &self.inner
-    }
-}
-
-impl From<Transport> for msg_core::Transport {
-    fn from(t: Transport) -> Self {
-        t.inner
-    }
-}
-
-impl From<&Transport> for msg_core::Transport {
-    fn from(t: &Transport) -> Self {
-        t.inner.clone()
-    }
-}
-
-impl From<msg_core::Transport> for Transport {
-    fn from(inner: msg_core::Transport) -> Self {
-        Transport { inner }
-    }
+    let _ = msg_driver_nats::factory as fn() -> _;
+    msg_core::DriverRegistry::linked()
 }

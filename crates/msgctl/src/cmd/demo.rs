@@ -8,9 +8,7 @@ use msg::notify::{
     BatchNotificationListener, Handled, NotificationEndpoint, NotificationFilter,
     NotificationListener, NotificationMessage, Notifier, Requeue,
 };
-use msg::{
-    Capability, Context, Executor, Priority, RpcClient, RpcServer, Target, Transport, codec,
-};
+use msg::{Capability, Context, Executor, Priority, RpcClient, RpcServer, Target, Transport};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -183,7 +181,10 @@ fn counts_text(counts: &[u64]) -> String {
 }
 
 pub async fn run(global: &Global, _args: DemoArgs) -> Result<(), CliError> {
-    let id: String = codec::new_unique_id().chars().take(8).collect();
+    let id: String = msg::driver::codec::new_unique_id()
+        .chars()
+        .take(8)
+        .collect();
     // servers and listeners on one connection, clients and notifier on another, as separate
     // processes would be
     let serving = input::open_transport(global).await?;

@@ -1,6 +1,6 @@
 //! The patterns written directly on lapin, the fastest way it allows, with the same topology,
 //! properties and bodies as msg's RabbitMQ driver (and oslo): a topic exchange, the topic's
-//! queue, `<topic>.info` for notifications, oslo 2.0 envelopes made by `msg::codec`,
+//! queue, `<topic>.info` for notifications, oslo 2.0 envelopes made by `msg::driver::codec`,
 //! persistent JSON messages.
 //!
 //! - calls: a task per request, its request confirmed before its reply is waited for (as msg
@@ -28,7 +28,7 @@ use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserIn
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
-use msg::codec::{
+use msg::driver::codec::{
     self, CallInfo, EnvelopeVersion, RpcRequest, WireNotification, WireReply, WireRequest,
 };
 use msg::{Context, Notification, Priority};

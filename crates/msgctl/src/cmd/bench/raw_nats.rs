@@ -1,5 +1,5 @@
 //! The patterns written directly on async-nats, the fastest way it allows, with the same
-//! oslo 2.0 envelopes (made by `msg::codec`) as bodies:
+//! oslo 2.0 envelopes (made by `msg::driver::codec`) as bodies:
 //!
 //! - calls: core NATS request/reply, a task per request; the server is a queue subscriber
 //!   that replies from its loop;
@@ -17,7 +17,7 @@ use async_nats::jetstream::{self, consumer::AckPolicy, consumer::pull, stream};
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use msg::codec::{
+use msg::driver::codec::{
     self, CallInfo, EnvelopeVersion, RpcRequest, WireNotification, WireReply, WireRequest,
 };
 use msg::{Context, Notification, Priority};
