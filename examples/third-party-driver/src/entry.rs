@@ -139,7 +139,7 @@ mod tests {
                 Value::Int(3),
             ]),
         ])]);
-        let got = read_reply(&[key.clone()], reply);
+        let got = read_reply(std::slice::from_ref(&key), reply);
         let ids: Vec<_> = got
             .iter()
             .map(|e| (e.id.as_str(), e.body.is_some()))
@@ -153,7 +153,7 @@ mod tests {
                 ("1-4", false)
             ]
         );
-        assert!(read_reply(&[key.clone()], Value::Nil).is_empty());
+        assert!(read_reply(std::slice::from_ref(&key), Value::Nil).is_empty());
         // a stream that wasn't asked for is ignored
         let other = Value::Array(vec![Value::Array(vec![bulk(b"zz"), Value::Array(vec![])])]);
         assert!(read_reply(&[key], other).is_empty());
