@@ -10,6 +10,14 @@ use msg_core::{
 };
 use serde_json::json;
 
+/// `XPENDING key group`'s summary: count, first id, last id, consumers.
+type Pending = (
+    u64,
+    Option<String>,
+    Option<String>,
+    Option<Vec<(String, String)>>,
+);
+
 use crate::{delete_keys, prefixed, raw_client, redis_url, with_option};
 
 async fn open(url: &str) -> Transport {
@@ -128,12 +136,7 @@ async fn a_message_requeued_too_often_is_dead_lettered() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let pending: (
-        u64,
-        Option<String>,
-        Option<String>,
-        Option<Vec<(String, String)>>,
-    ) = redis::cmd("XPENDING")
+    let pending: Pending = redis::cmd("XPENDING")
         .arg(&key)
         .arg("default")
         .query_async(&mut conn)
