@@ -27,6 +27,12 @@ pub(crate) fn redis_error(what: &str, e: redis::RedisError) -> Error {
 /// The client for the URL's server, database and credentials (TLS for `rediss://`).
 pub(crate) fn client(o: &Options) -> Result<Client> {
     let addr = if o.tls {
+        // redis-rs builds its TLS config with rustls's process-wide crypto provider; when
+        // the application has not chosen one (and a build enables more than one, so rustls
+        // can't pick), aws-lc-rs it is
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        }
         ConnectionAddr::TcpTls {
             host: o.host.clone(),
             port: o.port,

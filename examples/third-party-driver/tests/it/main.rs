@@ -6,6 +6,7 @@
 mod conformance;
 mod hostile;
 mod redelivery;
+mod tls;
 
 /// The Redis URL, or `None` (after a loud SKIPPED line) when none is configured; with
 /// `MSG_REQUIRE_BROKERS=1` a missing Redis fails the test instead.
