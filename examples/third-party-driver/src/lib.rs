@@ -40,6 +40,7 @@ mod publish;
 mod reader;
 mod redelivery;
 mod reply;
+mod retention;
 mod rpc_listener;
 mod topology;
 

@@ -14,6 +14,7 @@ use crate::connection::BLOCK;
 use crate::delivery::{Delivery, Group};
 use crate::entry::{self, Entry};
 use crate::redelivery::{self, SWEEP_EVERY};
+use crate::retention;
 
 /// How many entries one read asks for at most (per stream).
 const READ_COUNT: usize = 100;
@@ -76,6 +77,7 @@ impl GroupReader {
         let renew_every = (self.group.settings.claim_idle / 3).max(Duration::from_millis(500));
         let mut next_sweep = Instant::now();
         let mut next_renew = Instant::now() + renew_every;
+        let mut next_tidy = Instant::now() + retention::TIDY_EVERY;
         let mut backoff = Backoff::new();
         let mut shared = self.group.conn.clone();
         while !*self.stop.borrow() {
@@ -112,6 +114,18 @@ impl GroupReader {
                         redelivery::renew(&mut shared, &self.group.settings, key, &ids).await
                     {
                         tracing::debug!(stream = &**key, error = %e, "renewing held messages failed");
+                    }
+                }
+            }
+            if now >= next_tidy {
+                next_tidy = now + retention::TIDY_EVERY;
+                for key in &self.keys {
+                    match retention::tidy(&mut shared, key).await {
+                        Ok((trimmed, reaped)) if trimmed > 0 || reaped > 0 => {
+                            tracing::debug!(stream = &**key, trimmed, reaped, "tidied a stream");
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!(stream = &**key, error = %e, "tidying failed"),
                     }
                 }
             }

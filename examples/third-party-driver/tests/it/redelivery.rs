@@ -28,6 +28,13 @@ async fn open(url: &str) -> Transport {
         .unwrap()
 }
 
+async fn next(l: &mut msg_core::NotificationListener) -> msg_core::IncomingNotification {
+    tokio::time::timeout(Duration::from_secs(10), l.next())
+        .await
+        .expect("nothing arrived")
+        .unwrap()
+}
+
 async fn notify(t: &Transport, topic: &str, payload: serde_json::Value) {
     let n = Notification::new("test.host", "test.event", Priority::Info, payload);
     t.driver()
@@ -149,4 +156,76 @@ async fn a_message_requeued_too_often_is_dead_lettered() {
     assert_eq!(fields["deliveries"], "4");
     assert_eq!(fields["source"], key);
     assert_eq!(pending.0, 0, "the dead-lettered message is still pending");
+}
+
+/// Redis's trimming ignores groups, so listeners trim below the floor of all groups: what
+/// one group still holds stays, what all are done with goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_are_trimmed_below_what_every_group_is_done_with() {
+    let Some(url) = redis_url("redis retention") else {
+        return;
+    };
+    let (url, prefix) = prefixed(&url);
+    let topic = "retention";
+    let subs = [(Target::topic(topic), Priority::Info)];
+    let t = open(&url).await;
+    let mut default = t
+        .driver()
+        .listen_for_notifications(&subs, None, &ListenOptions::default())
+        .await
+        .unwrap();
+    let mut pool = t
+        .driver()
+        .listen_for_notifications(&subs, Some("keeper"), &ListenOptions::default())
+        .await
+        .unwrap();
+    for i in 0..10 {
+        notify(&t, topic, json!({"i": i})).await;
+    }
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        next(&mut default).await.ack().await.unwrap();
+        held.push(next(&mut pool).await);
+    }
+    let d = msg_driver_redis::RedisDriver::connect(&url.parse().unwrap())
+        .await
+        .unwrap();
+    let key = d.keys().notify("openstack", topic, Priority::Info);
+    let mut conn = raw_client(d.options())
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let len = |mut c: redis::aio::MultiplexedConnection, key: String| async move {
+        redis::cmd("XLEN")
+            .arg(key)
+            .query_async::<u64>(&mut c)
+            .await
+            .unwrap()
+    };
+    // a tidy runs every 10 s: past one, the pool's unacked messages are all still there
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(
+        len(conn.clone(), key.clone()).await,
+        10,
+        "trimmed what a group holds"
+    );
+    for n in held {
+        n.ack().await.unwrap();
+    }
+    let start = std::time::Instant::now();
+    loop {
+        let n = len(conn.clone(), key.clone()).await;
+        if n <= 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{n} entries left after every group acked"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _: () = redis::cmd("PING").query_async(&mut conn).await.unwrap();
+    default.stop();
+    pool.stop();
+    delete_keys(&url, &prefix).await;
 }
