@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use msg_core::{Error, Result};
+
+use crate::errors::from_redis;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 
@@ -18,11 +20,6 @@ pub(crate) const BLOCK: Duration = Duration::from_millis(1000);
 /// How long a command may take to answer on the shared connection.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A redis-rs error as ours.
-pub(crate) fn redis_error(what: &str, e: redis::RedisError) -> Error {
-    Error::driver(DRIVER, what.to_string(), e)
-}
 
 /// The client for the URL's server, database and credentials (TLS for `rediss://`).
 pub(crate) fn client(o: &Options) -> Result<Client> {
@@ -51,10 +48,10 @@ pub(crate) fn client(o: &Options) -> Result<Client> {
     }
     let info: ConnectionInfo = addr
         .into_connection_info()
-        .map_err(|e| redis_error("connection settings", e))?
+        .map_err(|e| from_redis("connection settings", e))?
         .set_redis_settings(settings);
     if !o.tls || (o.ssl_ca_file.is_none() && o.ssl_cert_file.is_none()) {
-        return Client::open(info).map_err(|e| redis_error("connection settings", e));
+        return Client::open(info).map_err(|e| from_redis("connection settings", e));
     }
     let read = |what: &str, path: &std::path::Path| {
         std::fs::read(path).map_err(|e| Error::Config(format!("{what} `{}`: {e}", path.display())))
@@ -77,7 +74,7 @@ pub(crate) fn client(o: &Options) -> Result<Client> {
             root_cert,
         },
     )
-    .map_err(|e| redis_error("TLS settings", e))
+    .map_err(|e| from_redis("TLS settings", e))
 }
 
 /// The shared connection: reconnects by itself; a command that fails while it does fails.
@@ -88,7 +85,7 @@ pub(crate) async fn shared(client: &Client) -> Result<ConnectionManager> {
         .set_number_of_retries(2);
     ConnectionManager::new_with_config(client.clone(), config)
         .await
-        .map_err(|e| redis_error("connecting", e))
+        .map_err(|e| from_redis("connecting", e))
 }
 
 /// A connection of its own for a blocking reader: its answers may take [`BLOCK`].
@@ -99,7 +96,7 @@ pub(crate) async fn blocking(client: &Client) -> Result<ConnectionManager> {
         .set_number_of_retries(2);
     ConnectionManager::new_with_config(client.clone(), config)
         .await
-        .map_err(|e| redis_error("connecting a reader", e))
+        .map_err(|e| from_redis("connecting a reader", e))
 }
 
 /// Whether a Redis error says the group (or the stream) is already there.
@@ -126,6 +123,6 @@ pub(crate) async fn ensure_group(
     match r {
         Ok(()) => Ok(()),
         Err(e) if is_busy_group(&e) => Ok(()),
-        Err(e) => Err(redis_error("creating a consumer group", e)),
+        Err(e) => Err(from_redis("creating a consumer group", e)),
     }
 }

@@ -11,8 +11,8 @@ use msg_core::Result;
 use redis::aio::ConnectionManager;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::connection::redis_error;
 use crate::entry::Entry;
+use crate::errors::from_redis;
 use crate::redelivery::{self, ClaimSettings};
 
 /// Where a group listener's deliveries go: decoded and queued for its stream, or (when it
@@ -174,7 +174,7 @@ impl Delivery {
         let mut conn = g.conn.clone();
         pipe.exec_async(&mut conn)
             .await
-            .map_err(|e| redis_error("acknowledging a message", e))
+            .map_err(|e| from_redis("acknowledging a message", e))
     }
 
     /// Sends it back for redelivery: at once to this listener (a delivery more, so it can
@@ -210,7 +210,7 @@ impl Delivery {
                     }
                     Err(e) => {
                         g.give_back(&key, vec![id]).await;
-                        Err(redis_error("requeueing a message", e))
+                        Err(from_redis("requeueing a message", e))
                     }
                 }
             }
@@ -219,7 +219,7 @@ impl Delivery {
                 if delay < g.settings.claim_idle {
                     redelivery::release(&mut conn, &g.settings, &key, &[id], delay)
                         .await
-                        .map_err(|e| redis_error("requeueing a message", e))
+                        .map_err(|e| from_redis("requeueing a message", e))
                 } else {
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;

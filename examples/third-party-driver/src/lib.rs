@@ -33,6 +33,7 @@ mod dead_letter;
 mod delivery;
 mod driver;
 mod entry;
+mod errors;
 mod listener;
 mod notification_listener;
 mod options;

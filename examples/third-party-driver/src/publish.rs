@@ -14,8 +14,8 @@ use msg_core::{Result, Retry};
 use redis::Script;
 use redis::aio::ConnectionManager;
 
-use crate::connection::redis_error;
 use crate::entry::BODY_FIELD;
+use crate::errors::{self, from_redis};
 
 /// `XADD` to KEYS[1] only if it exists; ARGV: body, max length (0: none). The new id, or
 /// nil when there is no such stream.
@@ -39,11 +39,6 @@ return redis.call('XADD', KEYS[1], '*', '{BODY_FIELD}', ARGV[1])"#
     ))
 });
 
-/// Whether a failure is worth retrying: the connection, not the command.
-fn transient(e: &redis::RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal()
-}
-
 async fn with_retry<T, F, Fut>(retry: Retry, what: &str, mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
@@ -57,8 +52,8 @@ where
             Err(e) => {
                 tries = tries.saturating_add(1);
                 let more = retry.max_attempts().is_none_or(|max| tries < max);
-                if !transient(&e) || !more {
-                    return Err(redis_error(what, e));
+                if !errors::is_transient(&e) || !more {
+                    return Err(from_redis(what, e));
                 }
                 tracing::debug!(error = %e, attempt = tries, "{what} failed; retrying");
                 tokio::time::sleep(wait).await;

@@ -12,7 +12,8 @@ use msg_core::{Error, ReplyWaiters, Result};
 use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
-use crate::connection::{self, BLOCK, redis_error};
+use crate::connection::{self, BLOCK};
+use crate::errors::from_redis;
 
 /// A driver's reply list and the task reading it.
 #[derive(Debug)]
@@ -122,5 +123,5 @@ pub(crate) async fn send(
         .ignore()
         .exec_async(conn)
         .await
-        .map_err(|e| redis_error("sending a reply", e))
+        .map_err(|e| from_redis("sending a reply", e))
 }

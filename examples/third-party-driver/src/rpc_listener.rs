@@ -13,9 +13,10 @@ use redis::aio::ConnectionManager;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use crate::connection::{self, redis_error};
+use crate::connection;
 use crate::delivery::{Delivery, Group};
 use crate::driver::Shared;
+use crate::errors::from_redis;
 use crate::listener::{self, Feed};
 use crate::reader::{FanoutReader, GroupReader};
 use crate::redelivery::ClaimSettings;
@@ -52,7 +53,7 @@ pub(crate) async fn listen(
         .arg(1)
         .query_async(&mut conn)
         .await
-        .map_err(|e| redis_error("reading the fanout stream", e))?;
+        .map_err(|e| from_redis("reading the fanout stream", e))?;
     let fanout_from = last
         .into_iter()
         .next()

@@ -146,8 +146,18 @@ async fn rediss_with_auth_and_a_database_index() {
         server.port,
         ca.display()
     );
-    let e = registry.open(&bad).await.unwrap_err().to_string();
-    assert!(!e.contains("wrong-pw"), "{e}");
+    let e = registry.open(&bad).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            msg_core::Error::Refused {
+                reason: msg_core::Refusal::AccessRefused,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(!e.to_string().contains("wrong-pw"), "{e}");
     // and an untrusted server is refused
     let untrusted = format!("rediss://app:s3cret@localhost:{}/3", server.port);
     assert!(registry.open(&untrusted).await.is_err());
