@@ -62,9 +62,10 @@ impl Group {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Notes an entry as held (from its read or claim until it is settled).
-    pub(crate) fn hold(&self, e: &Entry) {
-        self.held().insert((e.key.clone(), e.id.clone()));
+    /// Notes an entry as held (from its read or claim until it is settled); `false` when it
+    /// already was (a sweep took back one of this listener's own, still in its hands).
+    pub(crate) fn hold(&self, e: &Entry) -> bool {
+        self.held().insert((e.key.clone(), e.id.clone()))
     }
 
     fn forget(&self, key: &Arc<str>, id: &str) {

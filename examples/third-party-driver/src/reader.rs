@@ -98,8 +98,9 @@ impl GroupReader {
                         Ok((next, entries)) => {
                             cursors.insert(key.clone(), next);
                             for e in entries {
-                                self.group.hold(&e);
-                                backlog.push_back(e);
+                                if self.group.hold(&e) {
+                                    backlog.push_back(e);
+                                }
                             }
                         }
                         Err(e) => tracing::debug!(stream = &**key, error = %e, "sweep failed"),
@@ -177,7 +178,7 @@ impl GroupReader {
                 Ok(v) => {
                     backoff.ok("reading");
                     for e in entry::read_reply(&self.keys, v) {
-                        self.group.hold(&e);
+                        let _ = self.group.hold(&e);
                         backlog.push_back(e);
                     }
                 }
