@@ -4,10 +4,11 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use msg_core::Result;
+use parking_lot::{Mutex, MutexGuard};
 use redis::aio::ConnectionManager;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -59,7 +60,7 @@ impl Group {
     }
 
     fn held(&self) -> MutexGuard<'_, HashSet<(Arc<str>, String)>> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+        self.held.lock()
     }
 
     /// Notes an entry as held (from its read or claim until it is settled); `false` when it

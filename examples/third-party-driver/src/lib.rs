@@ -82,12 +82,7 @@ impl DriverFactory for RedisDriverFactory {
 /// Logs a message that can't be used (once, without its body) and removes it from its
 /// stream, so it never comes back.
 fn unusable(what: &str, d: delivery::Delivery, error: &msg_core::Error) {
-    tracing::warn!(
-        stream = &*d.entry.key,
-        id = d.entry.id,
-        error = %error,
-        "removed a {what} that can't be decoded"
-    );
+    msg_core::feed::log_rejected(what, &format!("{} {}", d.entry.key, d.entry.id), error);
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         rt.spawn(async move {
             if let Err(e) = d.discard().await {

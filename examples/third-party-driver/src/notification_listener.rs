@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use crate::connection;
 use crate::delivery::{Delivery, Group};
 use crate::driver::Shared;
-use crate::listener::{self, Feed};
+use crate::listener;
 use crate::reader::GroupReader;
 use crate::redelivery::ClaimSettings;
 use crate::topology::Keys;
@@ -53,7 +53,7 @@ pub(crate) async fn listen(
         connection::ensure_group(&mut conn, key, &group_name, "$").await?;
     }
     let reader_conn = connection::blocking(&shared.client).await?;
-    let (feed, stop, listener) = listener::channel::<IncomingNotification>();
+    let (feed, stop, listener) = listener::channel(Box::new(decode));
     let group = Arc::new(Group::new(
         shared.conn.clone(),
         ClaimSettings {
@@ -67,7 +67,9 @@ pub(crate) async fn listen(
             .map(|k| (k.clone(), shared.keys.dead_letter(k)))
             .collect(),
         false,
-        sink(feed),
+        Box::new(move |d| {
+            feed.push(d);
+        }),
     ));
     tokio::spawn(
         GroupReader {
@@ -83,22 +85,23 @@ pub(crate) async fn listen(
     Ok(listener)
 }
 
-fn sink(feed: Feed<IncomingNotification>) -> Box<dyn Fn(Delivery) + Send + Sync> {
-    Box::new(move |d: Delivery| {
-        let decoded = match d.entry.body.as_deref() {
-            Some(body) => WireNotification::decode(body),
-            None => Err(Error::malformed("a stream entry without a `b` field")),
-        };
-        match decoded {
-            Ok(n) => feed.push(IncomingNotification::new(
-                n.context,
-                n.notification,
-                n.unique_id,
-                Box::new(RedisAcker(d)),
-            )),
-            Err(e) => unusable("notification", d, &e),
+fn decode(d: Delivery) -> Option<IncomingNotification> {
+    let decoded = match d.entry.body.as_deref() {
+        Some(body) => WireNotification::decode(body),
+        None => Err(Error::malformed("a stream entry without a `b` field")),
+    };
+    match decoded {
+        Ok(n) => Some(IncomingNotification::new(
+            n.context,
+            n.notification,
+            n.unique_id,
+            Box::new(RedisAcker(d)),
+        )),
+        Err(e) => {
+            unusable("notification", d, &e);
+            None
         }
-    })
+    }
 }
 
 /// Settles one notification.

@@ -4,20 +4,21 @@
 //! other group reads them) when the server says so, on receipt; replies and heartbeats go
 //! onto the caller's reply list.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use async_trait::async_trait;
-use msg_core::codec::{Failure, WireReply, WireRequest};
+use msg_core::codec::{WireReply, WireRequest};
 use msg_core::{Error, IncomingRequest, ListenOptions, Responder, Result, RpcListener, Target};
 use redis::aio::ConnectionManager;
-use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use crate::connection;
 use crate::delivery::{Delivery, Group};
 use crate::driver::Shared;
 use crate::errors::from_redis;
-use crate::listener::{self, Feed};
+use crate::listener::{self, Decode};
 use crate::reader::{FanoutReader, GroupReader};
 use crate::redelivery::ClaimSettings;
 use crate::topology::{FANOUT_ANCHOR_GROUP, RPC_GROUP};
@@ -61,14 +62,11 @@ pub(crate) async fn listen(
     let group_conn = connection::blocking(&shared.client).await?;
     let fanout_conn = connection::blocking(&shared.client).await?;
 
-    let (feed, stop, listener) = listener::channel::<IncomingRequest>();
-    let sink = sink(
-        feed,
+    let (feed, stop, listener) = listener::channel(decoder(
         shared.conn.clone(),
         shared.opts.reply_ttl,
         shared.keys.clone(),
-    );
-    let sink = Arc::new(sink);
+    ));
     let group = Arc::new(Group::new(
         shared.conn.clone(),
         ClaimSettings {
@@ -84,8 +82,10 @@ pub(crate) async fn listen(
             .collect(),
         true,
         Box::new({
-            let sink = sink.clone();
-            move |d| sink(d)
+            let feed = feed.clone();
+            move |d| {
+                feed.push(d);
+            }
         }),
     ));
     tokio::spawn(
@@ -105,21 +105,20 @@ pub(crate) async fn listen(
             last_id: fanout_from,
             conn: fanout_conn,
             stop,
-            deliver: Box::new(move |d| sink(d)),
+            deliver: Box::new(move |d| {
+                feed.push(d);
+            }),
         }
         .run(),
     );
     Ok(listener)
 }
 
-type RequestSink = Box<dyn Fn(Delivery) + Send + Sync>;
-
-fn sink(
-    feed: Feed<IncomingRequest>,
+fn decoder(
     conn: ConnectionManager,
     reply_ttl: std::time::Duration,
     keys: crate::Keys,
-) -> RequestSink {
+) -> Decode<IncomingRequest> {
     Box::new(move |d: Delivery| {
         let decoded = match d.entry.body.as_deref() {
             Some(body) => WireRequest::decode(body),
@@ -127,30 +126,19 @@ fn sink(
         };
         match decoded {
             Ok(req) => {
-                let (msg_id, reply_list, cmt) = match req.call {
-                    Some(c) => (
-                        Some(c.msg_id),
-                        Some(keys.reply(&c.reply_q)),
-                        c.call_monitor_timeout,
-                    ),
-                    None => (None, None, None),
-                };
+                let reply_list = req.call.as_ref().map(|c| keys.reply(&c.reply_q));
                 let responder = Arc::new(RedisResponder {
                     delivery: Mutex::new(Some(d)),
                     reply_list,
                     conn: conn.clone(),
                     reply_ttl,
                 });
-                feed.push(IncomingRequest::new(
-                    req.context,
-                    req.request,
-                    req.unique_id,
-                    msg_id,
-                    cmt,
-                    responder,
-                ));
+                Some(IncomingRequest::from_wire(req, responder))
             }
-            Err(e) => unusable("request", d, &e),
+            Err(e) => {
+                unusable("request", d, &e);
+                None
+            }
         }
     })
 }
@@ -164,39 +152,21 @@ struct RedisResponder {
     reply_ttl: std::time::Duration,
 }
 
-impl RedisResponder {
-    async fn send(&self, reply: WireReply) -> Result<()> {
-        let Some(list) = &self.reply_list else {
-            return Ok(());
-        };
-        let mut conn = self.conn.clone();
-        reply::send(&mut conn, list, self.reply_ttl, &reply).await
-    }
-}
-
 #[async_trait]
 impl Responder for RedisResponder {
     async fn ack(&self) -> Result<()> {
-        let d = self
-            .delivery
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let d = self.delivery.lock().take();
         match d {
             Some(d) => d.ack().await,
             None => Ok(()),
         }
     }
 
-    async fn reply(&self, msg_id: &str, reply: std::result::Result<Value, Failure>) -> Result<()> {
-        self.send(match reply {
-            Ok(v) => WireReply::result(msg_id, v),
-            Err(f) => WireReply::failure(msg_id, f),
-        })
-        .await
-    }
-
-    async fn heartbeat(&self, msg_id: &str) -> Result<()> {
-        self.send(WireReply::heartbeat(msg_id)).await
+    async fn send(&self, reply: WireReply) -> Result<()> {
+        let Some(list) = &self.reply_list else {
+            return Ok(());
+        };
+        let mut conn = self.conn.clone();
+        reply::send(&mut conn, list, self.reply_ttl, &reply).await
     }
 }
