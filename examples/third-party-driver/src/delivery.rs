@@ -234,6 +234,35 @@ impl Delivery {
     }
 }
 
+/// Gives deliveries back to their groups: one `XCLAIM` per group and stream (dropping them
+/// one by one would send one each).
+pub(crate) fn give_back_all(deliveries: Vec<Delivery>) {
+    let mut batches: Vec<(Arc<Group>, Arc<str>, Vec<String>)> = Vec::new();
+    for mut d in deliveries {
+        d.settled = true;
+        let Some(g) = d.group.take() else { continue };
+        let id = std::mem::take(&mut d.entry.id);
+        match batches
+            .iter_mut()
+            .find(|(bg, key, _)| Arc::ptr_eq(bg, &g) && *key == d.entry.key)
+        {
+            Some((_, _, ids)) => ids.push(id),
+            None => batches.push((g, d.entry.key.clone(), vec![id])),
+        }
+    }
+    if batches.is_empty() {
+        return;
+    }
+    // outside a runtime they stay pending, and a sweep takes them after claim_idle
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            for (g, key, ids) in batches {
+                g.give_back(&key, ids).await;
+            }
+        });
+    }
+}
+
 impl Drop for Delivery {
     fn drop(&mut self) {
         if self.settled {

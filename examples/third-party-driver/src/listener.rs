@@ -1,13 +1,13 @@
 //! The listeners' intake: msg-core's channel-fed listener ([`msg_core::feed`]) over the
 //! deliveries the reader tasks take. Decoding happens as a message is yielded; what is given
-//! back (at stop, or when the listener is dropped) goes back to its group by the
-//! [`Delivery`]'s own drop; stopping tells the readers to stop.
+//! back (at stop, or when the listener is dropped) goes back to its group, one `XCLAIM` per
+//! stream; stopping tells the readers to stop.
 
 use msg_core::Listener;
 use msg_core::feed::{Feed, Intake, feed};
 use tokio::sync::watch;
 
-use crate::delivery::Delivery;
+use crate::delivery::{self, Delivery};
 
 /// Turns a delivery into what the listener yields; `None` when it can't be decoded (logged
 /// once and removed).
@@ -28,8 +28,7 @@ impl<M: Send + 'static> Intake for RedisIntake<M> {
     }
 
     fn give_back(&self, raws: Vec<Delivery>) {
-        // an unsettled delivery gives itself back to its group when dropped
-        drop(raws);
+        delivery::give_back_all(raws);
     }
 
     fn stop(&self) {

@@ -5,7 +5,9 @@
 
 mod conformance;
 mod hostile;
+mod own_server;
 mod redelivery;
+mod restart;
 mod tls;
 
 /// The Redis URL, or `None` (after a loud SKIPPED line) when none is configured; with

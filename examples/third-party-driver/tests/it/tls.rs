@@ -1,85 +1,12 @@
 //! `rediss://` with AUTH (an ACL user) and a database index, against a redis-server of its
 //! own with a TLS port and a CA made here.
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use msg_core::{Context, DriverRegistry, SendOptions, Target};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
+use crate::own_server::OwnServer;
 use crate::redis_url;
-
-struct Server {
-    child: Child,
-    dir: std::path::PathBuf,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A TLS-only redis-server (user `app`, password `s3cret`) on a port below the ephemeral
-/// range, with its CA's file; `None` when redis-server isn't installed.
-fn tls_server() -> Option<Server> {
-    let dir = std::env::temp_dir().join(format!("msg-redis-tls-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    leaf.use_authority_key_identifier_extension = true;
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-    std::fs::write(dir.join("server.pem"), leaf_cert.pem()).unwrap();
-    std::fs::write(dir.join("server.key"), leaf_key.serialize_pem()).unwrap();
-    let port = 20_000 + u16::try_from(std::process::id() % 9_000).unwrap();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            "0",
-            "--tls-port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-        ])
-        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-        .arg("--tls-cert-file")
-        .arg(dir.join("server.pem"))
-        .arg("--tls-key-file")
-        .arg(dir.join("server.key"))
-        .arg("--tls-ca-cert-file")
-        .arg(dir.join("ca.pem"))
-        .args(["--tls-auth-clients", "no"])
-        .args(["--user", "default", "off"])
-        .args(["--user", "app", "on", ">s3cret", "~*", "&*", "+@all"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let server = Server { child, dir, port };
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "redis-server didn't open its TLS port"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(server)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_with_auth_and_a_database_index() {
@@ -87,7 +14,7 @@ async fn rediss_with_auth_and_a_database_index() {
     if redis_url("redis TLS").is_none() {
         return;
     }
-    let Some(server) = tls_server() else {
+    let Some(server) = OwnServer::tls(0) else {
         eprintln!("SKIPPED: redis TLS: no redis-server to start");
         return;
     };
