@@ -217,6 +217,8 @@ pub(crate) struct FanoutReader {
     pub(crate) key: Arc<str>,
     pub(crate) last_id: String,
     pub(crate) conn: ConnectionManager,
+    /// The driver's shared connection, for what doesn't block.
+    pub(crate) shared: ConnectionManager,
     pub(crate) stop: watch::Receiver<bool>,
     pub(crate) deliver: Box<dyn Fn(Delivery) + Send + Sync>,
 }
@@ -225,7 +227,20 @@ impl FanoutReader {
     pub(crate) async fn run(mut self) {
         let mut backoff = Backoff::new();
         let keys = [self.key.clone()];
+        let mut next_anchor = Instant::now() + retention::TIDY_EVERY;
         while !*self.stop.borrow() {
+            if Instant::now() >= next_anchor {
+                // the stream must exist for fanout casts to be sent (a Redis that restarted
+                // empty, a stream deleted by hand): make it again if it went
+                next_anchor = Instant::now() + retention::TIDY_EVERY;
+                let _ = crate::connection::ensure_group(
+                    &mut self.shared,
+                    &self.key,
+                    crate::topology::FANOUT_ANCHOR_GROUP,
+                    "$",
+                )
+                .await;
+            }
             let r = redis::cmd("XREAD")
                 .arg("COUNT")
                 .arg(READ_COUNT)

@@ -104,6 +104,7 @@ pub(crate) async fn listen(
             key: fanout_key,
             last_id: fanout_from,
             conn: fanout_conn,
+            shared: shared.conn.clone(),
             stop,
             deliver: Box::new(move |d| {
                 feed.push(d);

@@ -120,6 +120,28 @@ async fn a_restarted_redis_is_reconnected_and_its_streams_made_again() {
         );
     };
     got.ack().await.unwrap();
+    // fanout casts too, once the server made its fanout stream again (within 10 s)
+    let start = Instant::now();
+    while t
+        .driver()
+        .cast(
+            &Target::topic("restart").with_fanout(true),
+            &Context::new(),
+            &msg_core::RpcRequest::new("ping", Default::default()),
+            &SendOptions {
+                at_least_once: true,
+                ..SendOptions::default()
+            },
+        )
+        .await
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the fanout stream wasn't made again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     server_task.abort();
     notes.stop();
 }
