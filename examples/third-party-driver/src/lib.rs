@@ -79,6 +79,24 @@ impl DriverFactory for RedisDriverFactory {
     }
 }
 
+/// The most bytes a message body may have: a larger entry is refused without being decoded
+/// (as large as msg-core lets a compressed body grow).
+pub const MAX_BODY_BYTES: usize = msg_core::codec::DEFAULT_MAX_DECOMPRESSED_BYTES;
+
+/// A delivery's body, if it has one of a size worth decoding.
+fn body(d: &delivery::Delivery) -> msg_core::Result<&[u8]> {
+    match d.entry.body.as_deref() {
+        None => Err(msg_core::Error::malformed(
+            "a stream entry without a `b` field",
+        )),
+        Some(b) if b.len() > MAX_BODY_BYTES => Err(msg_core::Error::malformed(format!(
+            "a body of {} bytes (at most {MAX_BODY_BYTES})",
+            b.len()
+        ))),
+        Some(b) => Ok(b),
+    }
+}
+
 /// Logs a message that can't be used (once, without its body) and removes it from its
 /// stream, so it never comes back.
 fn unusable(what: &str, d: delivery::Delivery, error: &msg_core::Error) {

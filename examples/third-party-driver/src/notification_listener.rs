@@ -86,10 +86,7 @@ pub(crate) async fn listen(
 }
 
 fn decode(d: Delivery) -> Option<IncomingNotification> {
-    let decoded = match d.entry.body.as_deref() {
-        Some(body) => WireNotification::decode(body),
-        None => Err(Error::malformed("a stream entry without a `b` field")),
-    };
+    let decoded = crate::body(&d).and_then(WireNotification::decode);
     match decoded {
         Ok(n) => Some(IncomingNotification::new(
             n.context,

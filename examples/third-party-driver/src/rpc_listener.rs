@@ -121,10 +121,7 @@ fn decoder(
     keys: crate::Keys,
 ) -> Decode<IncomingRequest> {
     Box::new(move |d: Delivery| {
-        let decoded = match d.entry.body.as_deref() {
-            Some(body) => WireRequest::decode(body),
-            None => Err(Error::malformed("a stream entry without a `b` field")),
-        };
+        let decoded = crate::body(&d).and_then(WireRequest::decode);
         match decoded {
             Ok(req) => {
                 let reply_list = req.call.as_ref().map(|c| keys.reply(&c.reply_q));
