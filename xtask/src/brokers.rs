@@ -1,8 +1,10 @@
-//! Finding (and, if installed, starting) the local RabbitMQ and NATS brokers.
+//! Finding (and, if installed, starting) the local RabbitMQ, NATS and Redis brokers.
 //!
-//! Only loopback is ever probed: 127.0.0.1:5672 (AMQP) and 127.0.0.1:4222
-//! (NATS). A broker whose URL variable (`MSG_RABBIT_URL` / `MSG_NATS_URL`) is
-//! already set is taken as given and neither probed nor started.
+//! Only loopback is ever probed: 127.0.0.1:5672 (AMQP), 127.0.0.1:4222 (NATS)
+//! and 127.0.0.1:6379 (Redis, for the third-party driver of
+//! `examples/third-party-driver`). A broker whose URL variable (`MSG_RABBIT_URL` /
+//! `MSG_NATS_URL` / `MSG_REDIS_URL`) is already set is taken as given and neither
+//! probed nor started.
 
 use std::fmt;
 use std::fs::{self, File};
@@ -29,15 +31,17 @@ const NATS_SERVER: &str = "/usr/sbin/nats-server";
 pub enum Kind {
     Rabbit,
     Nats,
+    Redis,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Rabbit, Kind::Nats];
+    pub const ALL: [Kind; 3] = [Kind::Rabbit, Kind::Nats, Kind::Redis];
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Rabbit => "rabbitmq",
             Kind::Nats => "nats",
+            Kind::Redis => "redis",
         }
     }
 
@@ -45,6 +49,7 @@ impl Kind {
         match self {
             Kind::Rabbit => 5672,
             Kind::Nats => 4222,
+            Kind::Redis => 6379,
         }
     }
 
@@ -57,6 +62,7 @@ impl Kind {
         match self {
             Kind::Rabbit => "MSG_RABBIT_URL",
             Kind::Nats => "MSG_NATS_URL",
+            Kind::Redis => "MSG_REDIS_URL",
         }
     }
 
@@ -64,6 +70,7 @@ impl Kind {
         match self {
             Kind::Rabbit => "rabbit://guest:guest@127.0.0.1:5672/",
             Kind::Nats => "nats://127.0.0.1:4222",
+            Kind::Redis => "redis://127.0.0.1:6379/",
         }
     }
 
@@ -71,7 +78,7 @@ impl Kind {
     fn start_budget(self) -> Duration {
         match self {
             Kind::Rabbit => Duration::from_secs(60),
-            Kind::Nats => Duration::from_secs(10),
+            Kind::Nats | Kind::Redis => Duration::from_secs(10),
         }
     }
 
@@ -79,7 +86,7 @@ impl Kind {
     fn settle(self) -> Duration {
         match self {
             Kind::Rabbit => Duration::from_secs(2),
-            Kind::Nats => Duration::ZERO,
+            Kind::Nats | Kind::Redis => Duration::ZERO,
         }
     }
 
@@ -107,6 +114,14 @@ impl Kind {
                     .args(["--", "-a", "127.0.0.1", "-p", "4222", "-js"])
                     .args(["-sd", "/var/lib/nats-server"])
                     .args(["-l", "/var/log/nats-server.log"]);
+                Some(cmd)
+            }
+            Kind::Redis => {
+                let server = util::find_program("redis-server", &["/usr/bin/redis-server"])?;
+                // nothing on disk: store-and-forward holds while this server runs
+                let mut cmd = Command::new(server);
+                cmd.args(["--daemonize", "yes", "--bind", "127.0.0.1", "-::1"])
+                    .args(["--port", "6379", "--save", "", "--appendonly", "no"]);
                 Some(cmd)
             }
         }
@@ -302,6 +317,10 @@ mod tests {
         assert_eq!(
             url(Kind::Nats, State::Started).as_deref(),
             Some("nats://127.0.0.1:4222")
+        );
+        assert_eq!(
+            url(Kind::Redis, State::Up).as_deref(),
+            Some("redis://127.0.0.1:6379/")
         );
         assert_eq!(url(Kind::Nats, State::Missing(String::new())), None);
     }

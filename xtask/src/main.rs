@@ -11,12 +11,15 @@
 //! cargo xtask fuzz [--time N] [--merge] [TARGET...] the cargo-fuzz targets of fuzz/, N s each
 //! ```
 //!
-//! `test` makes sure RabbitMQ (127.0.0.1:5672) and NATS (127.0.0.1:4222) are
-//! running when they are installed, exports `MSG_RABBIT_URL` / `MSG_NATS_URL`
-//! for the ones that are up (values already in the environment win), prepares
+//! `test` makes sure RabbitMQ (127.0.0.1:5672), NATS (127.0.0.1:4222) and Redis
+//! (127.0.0.1:6379) are running when they are installed, exports `MSG_RABBIT_URL` /
+//! `MSG_NATS_URL` / `MSG_REDIS_URL` for the ones that are up (values already in the
+//! environment win), prepares
 //! the Python interop venv (`MSG_PYTHON`) when the interop tests exist or
 //! `MSG_INTEROP=1`, then runs `cargo test --workspace --all-targets` and
 //! `cargo test --workspace --doc` (all but the cluster suite), then (on a full
+//! run) the third-party Redis driver of `examples/third-party-driver` (a package
+//! outside the workspace, built in the workspace's target directory), then (on a full
 //! run) every fuzz target for a few seconds (see `fuzz.rs`), then (on a full
 //! run) the cluster suite (`msg-cluster-tests`, one test at a time): on the
 //! clusters of `MSG_RABBIT_CLUSTER_URL` / `MSG_NATS_CLUSTER_URL` /
@@ -97,7 +100,7 @@ environment:
                          that can't start) is an error, not a skip
   MSG_RABBIT_CLUSTER_URL, MSG_NATS_CLUSTER_URL, MSG_CLUSTER_DIR
                          all set: the cluster suite uses those clusters (none started)
-  MSG_RABBIT_URL, MSG_NATS_URL, MSG_PYTHON
+  MSG_RABBIT_URL, MSG_NATS_URL, MSG_REDIS_URL, MSG_PYTHON
                          if already set, used as given (not probed, not overwritten)
   MSG_INTEROP=1|0        force / suppress the Python interop venv (default: on when
                          crates/msg-driver-amqp/tests/interop exists)
@@ -312,22 +315,7 @@ impl Ctx {
                 continue;
             }
             let mut cmd = self.cargo(&args);
-            for broker in &brokers {
-                let var = broker.kind.env_var();
-                match &broker.state {
-                    State::Up | State::Started => {
-                        if let Some(url) = broker.url() {
-                            cmd.env(var, url);
-                        }
-                    }
-                    // Already in our environment; inherited unchanged.
-                    State::Preset(_) => {}
-                    // Possibly set but empty: make it unset so tests skip cleanly.
-                    State::Missing(_) => {
-                        cmd.env_remove(var);
-                    }
-                }
-            }
+            broker_env(&mut cmd, &brokers);
             if let Interop::Ready(python) = &interop {
                 cmd.env("MSG_PYTHON", python);
             }
@@ -335,6 +323,20 @@ impl Ctx {
                 None => outcome.push(format!("{label} ok")),
                 Some(code) => {
                     outcome.push(format!("{label} FAILED"));
+                    failure = Some(code);
+                }
+            }
+        }
+
+        if Selection::of(extra).any() {
+            outcome.push("third-party driver not run (a selection)".into());
+        } else if failure.is_some() {
+            outcome.push("third-party driver not run".into());
+        } else {
+            match self.third_party_driver(&brokers)? {
+                None => outcome.push("third-party driver ok".into()),
+                Some(code) => {
+                    outcome.push("third-party driver FAILED".into());
                     failure = Some(code);
                 }
             }
@@ -411,6 +413,21 @@ impl Ctx {
             );
         }
         Ok(failure)
+    }
+
+    /// The Redis driver of `examples/third-party-driver`: a package of its own, outside the
+    /// workspace as a third party's would be, built and tested against the Redis found or
+    /// started here, in the workspace's target directory (so what it shares with the
+    /// workspace is built once). `None` when it passed.
+    fn third_party_driver(&self, brokers: &[Broker]) -> Result<Option<u8>> {
+        let manifest = self.root.join(THIRD_PARTY_DRIVER).join("Cargo.toml");
+        let mut cmd = self.cargo([OsStr::new("test"), OsStr::new("--manifest-path")]);
+        cmd.arg(&manifest);
+        if std::env::var_os("CARGO_TARGET_DIR").is_none() {
+            cmd.env("CARGO_TARGET_DIR", self.root.join("target"));
+        }
+        broker_env(&mut cmd, brokers);
+        self.run_cargo(cmd)
     }
 
     /// The cluster suite, alone and one test at a time (its fault tests kill nodes its
@@ -627,6 +644,30 @@ impl Selection {
 /// Normally two runs: `--all-targets` and `--doc` (cargo cannot combine
 /// them), each with `extra` appended. If `extra` selects targets itself
 /// (`--lib`, `--test NAME`, `--doc`, ...) it is one run with just those.
+/// Where the third-party driver package lives (outside the workspace's members).
+pub const THIRD_PARTY_DRIVER: &str = "examples/third-party-driver";
+
+/// Gives a test command the brokers' URLs: found or started ones set, missing ones unset
+/// (so their suites skip, or fail under `MSG_REQUIRE_BROKERS=1`), preset ones inherited.
+fn broker_env(cmd: &mut Command, brokers: &[Broker]) {
+    for broker in brokers {
+        let var = broker.kind.env_var();
+        match &broker.state {
+            State::Up | State::Started => {
+                if let Some(url) = broker.url() {
+                    cmd.env(var, url);
+                }
+            }
+            // Already in our environment; inherited unchanged.
+            State::Preset(_) => {}
+            // Possibly set but empty: make it unset so tests skip cleanly.
+            State::Missing(_) => {
+                cmd.env_remove(var);
+            }
+        }
+    }
+}
+
 /// `-p`/`--package` in `extra` replaces `--workspace`.
 fn test_invocations(extra: &[OsString]) -> Vec<(&'static str, Vec<OsString>)> {
     let Selection {
