@@ -60,6 +60,9 @@ pub fn factory() -> Arc<dyn DriverFactory> {
     Arc::new(RedisDriverFactory)
 }
 
+// an application that links this crate opens `redis://` with `msg::Transport::open` too
+msg_core::submit_driver!(factory);
+
 /// Makes [`RedisDriver`]s.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RedisDriverFactory;
