@@ -2,6 +2,10 @@
 //! them.
 
 mod recovery;
+mod stream;
+
+pub(crate) use stream::StreamCursor;
+use stream::StreamMark;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,7 +19,7 @@ use futures::future::BoxFuture;
 use lapin::Channel;
 use lapin::message::{Delivery, DeliveryResult};
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::AMQPValue;
 use msg_core::codec::{WireNotification, WireReply, WireRequest};
 use msg_core::feed::{Feed, Intake, feed, log_rejected};
 use msg_core::{
@@ -27,6 +31,7 @@ use tokio::sync::oneshot;
 use crate::acks::Acks;
 use crate::body;
 use crate::obsolete::ObsoleteReplyQueues;
+use crate::queue_manager::QueueNumber;
 use crate::supervisor::{
     Bound, Conn, Decl, Outgoing, Resumable, Supervisor, open_channel, queue_args,
 };
@@ -68,6 +73,8 @@ pub(crate) struct Received {
     pub(crate) queue: Arc<str>,
     /// The decompressed body of a compressed delivery (or why it can't be had).
     pub(crate) decompressed: Option<Result<Vec<u8>>>,
+    /// A stream delivery's offset, in flight until this is dropped.
+    _stream: Option<StreamMark>,
 }
 
 impl Received {
@@ -115,6 +122,8 @@ pub(crate) struct ConsumerCore {
     /// The ceiling on a decompressed body.
     max_body: usize,
     sink: Sink,
+    /// The fanout stream among `queues` (`rabbit_stream_fanout`), and where it reads from.
+    stream: Option<Arc<StreamCursor>>,
     state: Mutex<CoreState>,
     stopped: AtomicBool,
 }
@@ -144,6 +153,7 @@ impl ConsumerCore {
         no_ack: bool,
         max_body: usize,
         sink: Sink,
+        stream: Option<Arc<StreamCursor>>,
     ) -> Arc<Self> {
         Arc::new(ConsumerCore {
             sup,
@@ -152,6 +162,7 @@ impl ConsumerCore {
             no_ack,
             max_body,
             sink,
+            stream,
             state: Mutex::default(),
             stopped: AtomicBool::new(false),
         })
@@ -175,12 +186,19 @@ impl ConsumerCore {
         }
     }
 
+    /// The cursor of `queue` when it is the fanout stream.
+    fn stream_of(&self, queue: &str) -> Option<&Arc<StreamCursor>> {
+        self.stream.as_ref().filter(|s| s.queue() == queue)
+    }
+
     fn deliver(&self, delivery: Delivery, channel: &Arc<ChannelGuard>, queue: &Arc<str>) {
+        let mark = self.stream_of(queue).and_then(|s| s.delivered(&delivery));
         let received = Received {
             delivery,
             channel: channel.clone(),
             queue: queue.clone(),
             decompressed: None,
+            _stream: mark,
         };
         match body::compression(&received.delivery.properties) {
             None => self.take(received),
@@ -301,7 +319,10 @@ impl ConsumerCore {
                         no_ack: self.no_ack,
                         ..BasicConsumeOptions::default()
                     },
-                    FieldTable::default(),
+                    // a stream says where to start reading
+                    self.stream_of(queue)
+                        .map(|s| s.consume_arguments())
+                        .unwrap_or_default(),
                 )
                 .await
                 .map_err(|e| Error::driver("amqp", format!("consuming queue `{queue}`"), e))?;
@@ -439,8 +460,12 @@ pub(crate) struct AmqpIntake<M> {
     shared: Arc<Shared>,
     decode: Decode<M>,
     /// Our own fanout queue, deleted on a clean stop (as oslo; not with
-    /// `use_queue_manager`, whose names outlive a restart).
+    /// `use_queue_manager`, whose names outlive a restart, nor a fanout stream, which every
+    /// server of the topic reads).
     owned_queue: Option<String>,
+    /// With `use_queue_manager`, the number in the fanout queue's name, held until the
+    /// listener stops.
+    number: Mutex<Option<QueueNumber>>,
 }
 
 impl<M: Send + 'static> Intake for AmqpIntake<M> {
@@ -459,6 +484,8 @@ impl<M: Send + 'static> Intake for AmqpIntake<M> {
 
     fn stop(&self) {
         self.core.stop();
+        // the name is free for the next listener (a restart takes it again)
+        drop(lock(&self.number).take());
         if let Some(q) = self.owned_queue.clone() {
             self.shared.sup.delete_when_stopped(q);
         }
@@ -470,6 +497,7 @@ pub(crate) fn listener<M: Send + 'static>(
     core: &Arc<ConsumerCore>,
     shared: &Arc<Shared>,
     owned_queue: Option<String>,
+    number: Option<QueueNumber>,
     decode: Decode<M>,
 ) -> Listener<M> {
     let (feed, listener) = feed(AmqpIntake {
@@ -477,6 +505,7 @@ pub(crate) fn listener<M: Send + 'static>(
         shared: shared.clone(),
         decode,
         owned_queue,
+        number: Mutex::new(number),
     });
     if let Sink::Stream(slot) = &core.sink {
         *slot.lock() = Some(Arc::new(feed));

@@ -31,10 +31,10 @@ mod errors;
 mod names;
 mod obsolete;
 mod options;
+mod queue_manager;
 mod supervisor;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use msg_core::codec::{self, CallInfo, EnvelopeVersion, RpcRequest};
@@ -47,8 +47,9 @@ use msg_core::{
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use consumer::{ConsumerCore, Shared, Sink, decode_notification, decode_request};
+use consumer::{ConsumerCore, Shared, Sink, StreamCursor, decode_notification, decode_request};
 pub use options::RabbitOptions;
+use queue_manager::{QueueManager, QueueNumber};
 
 /// A `tracing` filter directive that silences lapin's own line for a message the broker
 /// returned. lapin logs every returned message whole, body included (as decimal bytes), at
@@ -63,7 +64,7 @@ pub use options::RabbitOptions;
 /// # drop(filter);
 /// ```
 pub const SILENCE_LAPIN_RETURNS: &str = "lapin::returned_messages=off";
-use supervisor::{Bound, Decl, Outgoing, Supervisor, queue_args};
+use supervisor::{Bound, Decl, Outgoing, Supervisor, queue_args, stream_args};
 
 /// The factory for `rabbit://`, `amqp://` and `amqps://`.
 pub fn factory() -> Arc<dyn DriverFactory> {
@@ -115,6 +116,8 @@ struct ReplyQueue {
     name: String,
     waiters: Arc<ReplyWaiters>,
     core: Arc<ConsumerCore>,
+    /// With `use_queue_manager`, the number in its name, held until the transport closes.
+    number: std::sync::Mutex<Option<QueueNumber>>,
 }
 
 /// A connection to RabbitMQ.
@@ -122,7 +125,8 @@ pub struct AmqpDriver {
     sup: Arc<Supervisor>,
     shared: Arc<Shared>,
     reply: OnceCell<ReplyQueue>,
-    queue_counter: AtomicU64,
+    /// With `use_queue_manager`: where the numbers of queue names come from.
+    queue_manager: Option<QueueManager>,
     /// Send paths whose exchange (and default queue) were declared: a send checks here
     /// instead of building declarations every time.
     declared_paths: std::sync::RwLock<std::collections::HashSet<String>>,
@@ -147,11 +151,17 @@ impl AmqpDriver {
     /// Connects with options (the URL's query overrides them).
     pub async fn connect_with(url: &TransportUrl, options: RabbitOptions) -> Result<Self> {
         let sup = Supervisor::connect(url, options).await?;
+        let queue_manager = sup.options.use_queue_manager.then(|| {
+            QueueManager::new(
+                &sup.options.queue_manager_hostname(),
+                &sup.options.queue_manager_processname(),
+            )
+        });
         Ok(AmqpDriver {
             shared: Shared::new(sup.clone()),
             sup,
             reply: OnceCell::new(),
-            queue_counter: AtomicU64::new(0),
+            queue_manager,
             declared_paths: Default::default(),
             declaring: tokio::sync::Mutex::new(()),
         })
@@ -170,20 +180,18 @@ impl AmqpDriver {
     }
 
     /// A name for one of our transient queues: `prefix_<uuid hex>`, or with
-    /// `use_queue_manager` `prefix_host:process:counter`.
-    fn transient_name(&self, prefix: &str) -> String {
-        if self.sup.options.use_queue_manager {
-            let host = hostname::get()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| "localhost".into());
-            let process = std::env::args()
-                .next()
-                .and_then(|a| a.rsplit('/').next().map(str::to_string))
-                .unwrap_or_else(|| "msg".into());
-            let n = self.queue_counter.fetch_add(1, Ordering::Relaxed);
-            format!("{prefix}_{host}:{process}:{n}")
-        } else {
-            format!("{prefix}_{}", codec::new_unique_id())
+    /// `use_queue_manager` `prefix_<hostname>:<processname>:<n>` with the number it holds
+    /// (the blocking file lock runs off the async workers).
+    async fn transient_name(&self, prefix: &str) -> Result<(String, Option<QueueNumber>)> {
+        match &self.queue_manager {
+            Some(qm) => {
+                let qm = qm.clone();
+                let number = tokio::task::spawn_blocking(move || qm.take())
+                    .await
+                    .map_err(|e| Error::driver("amqp", "leasing a queue number", e))??;
+                Ok((format!("{prefix}_{}", number.name()), Some(number)))
+            }
+            None => Ok((format!("{prefix}_{}", codec::new_unique_id()), None)),
         }
     }
 
@@ -225,6 +233,17 @@ impl AmqpDriver {
         }
     }
 
+    /// A topic's fanout stream (`rabbit_stream_fanout`): durable, never auto-deleted, its
+    /// messages kept for `rabbit_transient_queues_ttl`.
+    fn stream_queue(&self, name: &str) -> Decl {
+        Decl::Queue {
+            name: name.to_string(),
+            durable: true,
+            auto_delete: false,
+            args: stream_args(&self.sup.options),
+        }
+    }
+
     fn bind(queue: &str, exchange: &str, key: &str) -> Decl {
         Decl::Bind {
             queue: queue.to_string(),
@@ -237,7 +256,7 @@ impl AmqpDriver {
     async fn reply_queue(&self, bound: Bound) -> Result<&ReplyQueue> {
         self.reply
             .get_or_try_init(|| async {
-                let name = self.transient_name("reply");
+                let (name, number) = self.transient_name("reply").await?;
                 self.sup
                     .declare(vec![self.transient_queue(&name)], bound)
                     .await?;
@@ -249,12 +268,14 @@ impl AmqpDriver {
                     true,
                     self.max_body(),
                     Sink::Replies(waiters.clone()),
+                    None,
                 );
                 self.sup.add_consumer(core.clone(), bound).await?;
                 Ok(ReplyQueue {
                     name,
                     waiters,
                     core,
+                    number: std::sync::Mutex::new(number),
                 })
             })
             .await
@@ -472,7 +493,18 @@ impl Driver for AmqpDriver {
         let exchange = self.exchange(target);
         names::check(target, exchange, None)?;
         let direct = naming::server_key(topic, server);
-        let fanout_queue = self.transient_name(&naming::fanout_exchange(topic));
+        let fanout_exchange = naming::fanout_exchange(topic);
+        // with stream fanout, one stream per topic shared by every server (oslo names it as
+        // the exchange); else a queue of this server's own
+        let (fanout_queue, number, fanout_decl, stream) = if self.sup.options.rabbit_stream_fanout {
+            let decl = self.stream_queue(&fanout_exchange);
+            let cursor = StreamCursor::new(&fanout_exchange);
+            (fanout_exchange.clone(), None, decl, Some(cursor))
+        } else {
+            let (name, number) = self.transient_name(&fanout_exchange).await?;
+            let decl = self.transient_queue(&name);
+            (name, number, decl, None)
+        };
         self.sup
             .declare(
                 vec![
@@ -482,8 +514,8 @@ impl Driver for AmqpDriver {
                     self.queue(&direct),
                     Self::bind(&direct, exchange, &direct),
                     self.fanout_exchange(topic),
-                    self.transient_queue(&fanout_queue),
-                    Self::bind(&fanout_queue, &naming::fanout_exchange(topic), topic),
+                    fanout_decl,
+                    Self::bind(&fanout_queue, &fanout_exchange, topic),
                 ],
                 Bound::setup(),
             )
@@ -495,10 +527,13 @@ impl Driver for AmqpDriver {
             false,
             self.max_body(),
             Sink::Stream(Default::default()),
+            stream,
         );
-        // oslo keeps a queue manager's fanout queue: its name comes back after a restart
-        let owned = (!self.sup.options.use_queue_manager).then_some(fanout_queue);
-        let listener = consumer::listener(&core, &self.shared, owned, decode_request);
+        // oslo keeps a queue manager's fanout queue (its name comes back after a restart)
+        // and the stream (every server of the topic reads it)
+        let keep = self.sup.options.use_queue_manager || self.sup.options.rabbit_stream_fanout;
+        let owned = (!keep).then_some(fanout_queue);
+        let listener = consumer::listener(&core, &self.shared, owned, number, decode_request);
         self.sup.add_consumer(core, Bound::setup()).await?;
         Ok(listener)
     }
@@ -532,8 +567,9 @@ impl Driver for AmqpDriver {
             false,
             self.max_body(),
             Sink::Stream(Default::default()),
+            None,
         );
-        let listener = consumer::listener(&core, &self.shared, None, decode_notification);
+        let listener = consumer::listener(&core, &self.shared, None, None, decode_notification);
         self.sup.add_consumer(core, Bound::setup()).await?;
         Ok(listener)
     }
@@ -548,6 +584,14 @@ impl Driver for AmqpDriver {
                 .waiters
                 .fail_all(|| Error::Closed("the transport was closed".into()));
             self.sup.delete_queue(&reply.name).await;
+            // its name is free for the next transport (a restart takes it again)
+            drop(
+                reply
+                    .number
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take(),
+            );
         }
         self.sup.close().await;
         Ok(())

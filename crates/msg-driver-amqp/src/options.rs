@@ -66,10 +66,20 @@ pub struct RabbitOptions {
     /// is missing is published again (every 0.25 s) before it is given up, logged as an
     /// error, and the queue taken for gone (later replies to it are dropped at once).
     pub kombu_missing_consumer_retry_timeout: f64,
-    /// `rabbit_stream_fanout`: fanout through one stream queue per topic.
+    /// `rabbit_stream_fanout`: fanout through one stream queue per topic, `<topic>_fanout`
+    /// (`x-queue-type: stream`, `x-max-age` from `rabbit_transient_queues_ttl`), shared by
+    /// every server of the topic; each consumer reads it from where it joined. Needs
+    /// `rabbit_qos_prefetch_count` > 0 and `rabbit_transient_quorum_queue`, as in oslo.
     pub rabbit_stream_fanout: bool,
-    /// `use_queue_manager`: name reply and fanout queues `host:process:counter`.
+    /// `use_queue_manager`: name reply and fanout queues `<hostname>:<processname>:<n>`,
+    /// `n` the lowest number no live process of those names on this host holds, so names are
+    /// unique among live processes and the same after a restart.
     pub use_queue_manager: bool,
+    /// `hostname`: the host part of a queue manager's names (default: the host's name).
+    pub hostname: Option<String>,
+    /// `processname`: the process part of a queue manager's names (default: the program's
+    /// file name).
+    pub processname: Option<String>,
     /// `direct_mandatory_flag`: replies are published mandatory.
     pub direct_mandatory_flag: bool,
     /// `ssl`: TLS on (`amqps://` implies it).
@@ -117,6 +127,8 @@ impl Default for RabbitOptions {
             kombu_missing_consumer_retry_timeout: 60.0,
             rabbit_stream_fanout: false,
             use_queue_manager: false,
+            hostname: None,
+            processname: None,
             direct_mandatory_flag: true,
             ssl: false,
             ssl_ca_file: None,
@@ -141,9 +153,12 @@ const ACCEPTED_AND_IGNORED: &[&str] = &[
     "ssl_version",
     "ssl_enforce_fips_mode",
     "enable_cancel_on_failover",
-    "hostname",
-    "processname",
 ];
+
+/// The longest `hostname` a queue manager takes (a host's name is at most 64 bytes).
+pub(crate) const MAX_HOSTNAME: usize = 64;
+/// The longest `processname` a queue manager takes.
+pub(crate) const MAX_PROCESSNAME: usize = 32;
 
 impl RabbitOptions {
     /// Reads the options from a URL's query; an unknown key is an error naming it.
@@ -183,12 +198,10 @@ impl RabbitOptions {
                     .into(),
             });
         }
-        if o.rabbit_stream_fanout {
-            return Err(Error::NotSupported {
-                driver: "amqp",
-                feature: "rabbit_stream_fanout (fanout through stream queues)".into(),
-            });
-        }
+        o.check().map_err(|reason| Error::InvalidUrl {
+            url: url.to_string(),
+            reason,
+        })?;
         if let Some(c) = &o.kombu_compression
             && !matches!(c.as_str(), "gzip" | "bz2")
         {
@@ -272,6 +285,8 @@ impl RabbitOptions {
             }
             "rabbit_stream_fanout" => self.rabbit_stream_fanout = flag(key, value)?,
             "use_queue_manager" => self.use_queue_manager = flag(key, value)?,
+            "hostname" => self.hostname = Some(value.to_string()),
+            "processname" => self.processname = Some(value.to_string()),
             "direct_mandatory_flag" => self.direct_mandatory_flag = flag(key, value)?,
             "ssl" => self.ssl = flag(key, value)?,
             "ssl_ca_file" => self.ssl_ca_file = text(value),
@@ -285,6 +300,61 @@ impl RabbitOptions {
             other => return Err(format!("unknown option `{other}` for the rabbit driver")),
         }
         Ok(())
+    }
+
+    /// What no single option shows: options that need others, names that can't be used.
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.rabbit_stream_fanout && self.rabbit_qos_prefetch_count.unwrap_or(0) == 0 {
+            return Err(
+                "rabbit_stream_fanout needs rabbit_qos_prefetch_count set to a value \
+                        greater than 0 (a stream is consumed with a prefetch)"
+                    .into(),
+            );
+        }
+        if self.rabbit_stream_fanout && !self.rabbit_transient_quorum_queue {
+            return Err("rabbit_stream_fanout needs rabbit_transient_quorum_queue=true".into());
+        }
+        if let Some(h) = &self.hostname {
+            queue_manager_part("hostname", h, MAX_HOSTNAME)?;
+        }
+        if let Some(p) = &self.processname {
+            queue_manager_part("processname", p, MAX_PROCESSNAME)?;
+        }
+        Ok(())
+    }
+
+    /// The host part of a queue manager's names: `hostname`, else the host's name.
+    pub fn queue_manager_hostname(&self) -> String {
+        match &self.hostname {
+            Some(h) => h.clone(),
+            None => default_part(
+                hostname::get()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                "localhost",
+                MAX_HOSTNAME,
+            ),
+        }
+    }
+
+    /// The process part of a queue manager's names: `processname`, else the program's file
+    /// name (oslo: the base name of `sys.argv[0]`).
+    pub fn queue_manager_processname(&self) -> String {
+        match &self.processname {
+            Some(p) => p.clone(),
+            None => default_part(
+                std::env::args_os()
+                    .next()
+                    .and_then(|a| {
+                        std::path::Path::new(&a)
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                    })
+                    .unwrap_or_default(),
+                "msg",
+                MAX_PROCESSNAME,
+            ),
+        }
     }
 
     /// Durable queues and exchanges (D in WIRE.md): `amqp_durable_queues` or quorum queues.
@@ -317,6 +387,35 @@ impl RabbitOptions {
     /// The bound on one TCP + AMQP handshake (at least 100 ms).
     pub fn connect_timeout(&self) -> Duration {
         seconds_or(self.connection_timeout.max(0.1), Duration::from_secs(10))
+    }
+}
+
+/// A `hostname` or `processname` as a queue manager takes it: 1 to `max` bytes, no `/` nor
+/// NUL (it names a file too).
+fn queue_manager_part(key: &str, v: &str, max: usize) -> std::result::Result<(), String> {
+    if v.is_empty() || v.len() > max || v.contains(['/', '\0']) {
+        return Err(format!(
+            "option `{key}` wants 1 to {max} bytes without `/`, not `{}`",
+            v.chars().take(80).collect::<String>()
+        ));
+    }
+    Ok(())
+}
+
+/// A default name part made usable: `/` and NUL replaced, cut to `max` bytes, `fallback`
+/// when empty.
+fn default_part(v: String, fallback: &str, max: usize) -> String {
+    let mut v: String = v
+        .chars()
+        .map(|c| if c == '/' || c == '\0' { '_' } else { c })
+        .collect();
+    while v.len() > max {
+        v.pop();
+    }
+    if v.is_empty() {
+        fallback.to_string()
+    } else {
+        v
     }
 }
 

@@ -1171,6 +1171,24 @@ pub(crate) fn queue_args(o: &RabbitOptions, transient: bool) -> FieldTable {
     args
 }
 
+/// Queue arguments of a topic's fanout stream (`rabbit_stream_fanout`), as oslo makes them:
+/// only the type and the retention, `x-max-age` a string of seconds from
+/// `rabbit_transient_queues_ttl` (0: kept forever).
+pub(crate) fn stream_args(o: &RabbitOptions) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("stream".into()),
+    );
+    if o.rabbit_transient_queues_ttl > 0 {
+        args.insert(
+            "x-max-age".into(),
+            AMQPValue::LongString(format!("{}s", o.rabbit_transient_queues_ttl).into()),
+        );
+    }
+    args
+}
+
 /// An integer argument typed as Python's amqp library types it (32-bit when it fits), so a
 /// re-declaration by either side is equivalent.
 fn int_value(v: i64) -> AMQPValue {

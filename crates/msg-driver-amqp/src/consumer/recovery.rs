@@ -58,6 +58,10 @@ impl ConsumerCore {
                     "the broker cancelled our consumer (the queue was deleted, or its node \
                      failed); declaring the queue again and consuming again"
                 );
+                if let Some(stream) = self.stream_of(queue) {
+                    // oslo: the stream may have been deleted, its offsets start over
+                    stream.reset();
+                }
                 if let Sink::Replies(waiters) = &self.sink {
                     // the replies of the calls waiting went with the queue
                     waiters.fail_all(|| Error::ConnectionLost {

@@ -10,6 +10,8 @@ mod faults;
 mod hostile;
 mod interop;
 mod proxy;
+mod queue_manager;
+mod stream_fanout;
 mod tls;
 
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
