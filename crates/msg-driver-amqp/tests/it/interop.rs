@@ -757,6 +757,79 @@ async fn fanout_and_server_directed_reach_rust_and_python_servers() {
     .await;
 }
 
+/// `rabbit_stream_fanout` (with the two options oslo requires along): a Rust and a Python
+/// server share the topic's one stream, and a fanout cast from either side reaches both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_fanout_reaches_rust_and_python_servers() {
+    let Some(env) = interop("interop: stream fanout to rust and python servers") else {
+        return;
+    };
+    stream_fanout_interop(&env.url, &env.python).await;
+}
+
+/// The stream fanout interop case on the broker of `url` (a single node or a cluster).
+pub(crate) async fn stream_fanout_interop(url: &str, python: &std::path::Path) {
+    let env = Interop {
+        url: crate::stream_fanout::stream_url(url),
+        python: python.to_path_buf(),
+    };
+    let topic = unique("stream-fanout");
+    let (records_tx, mut records) = mpsc::unbounded_channel();
+    let rust = rust_server(&env.url, &topic, "rust-1", records_tx).await;
+    let mut py = Peer::spawn(
+        &env,
+        "py_rpc_server.py",
+        &["--topic", &topic, "--server", "py-1"],
+    );
+    py.ready().await;
+
+    let ops = json!([
+        {"op": "cast", "method": "record", "args": {"value": "from-python"}, "fanout": true},
+    ]);
+    let mut py_client = Peer::spawn(
+        &env,
+        "py_rpc_client.py",
+        &["--topic", &topic, &ops.to_string()],
+    );
+    let client =
+        RpcClient::new(transport(&env.url).await, Target::topic(&topic)).timeout(CALL_TIMEOUT);
+    client
+        .prepare()
+        .fanout(true)
+        .cast(&Context::new(), "record", json!({"value": "from-rust"}))
+        .await
+        .unwrap();
+    let r = client_results(&mut py_client, 1).await;
+    assert_eq!(r[0]["ok"], Value::Null, "{py_client}");
+
+    let at_rust: BTreeSet<String> = recv_n(&mut records, 2, "stream fanout casts at rust")
+        .await
+        .into_iter()
+        .map(|(_, v)| v.as_str().unwrap_or_default().to_string())
+        .collect();
+    let mut at_python = BTreeSet::new();
+    for _ in 0..2 {
+        let rec = py.event("record", ARRIVE_WITHIN).await;
+        at_python.insert(rec["value"].as_str().unwrap_or_default().to_string());
+    }
+    let both: BTreeSet<String> = ["from-python", "from-rust"].map(String::from).into();
+    assert_eq!(at_rust, both);
+    assert_eq!(at_python, both, "{py}");
+
+    rust.shutdown(Duration::from_secs(5)).await.unwrap();
+    py.stop().await;
+    cleanup(
+        url,
+        &[
+            topic.clone(),
+            format!("{topic}.rust-1"),
+            format!("{topic}.py-1"),
+            format!("{topic}_fanout"),
+        ],
+    )
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------
 // Python notifier -> Rust listener
 // ---------------------------------------------------------------------------------------

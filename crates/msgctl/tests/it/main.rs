@@ -531,15 +531,25 @@ fn a_clean_sigterm_of_serve_deletes_its_fanout_queue_on_rabbitmq() {
         return;
     };
     let sep = if url.contains('?') { '&' } else { '?' };
-    for (queue_manager, kept) in [(false, false), (true, true)] {
-        let topic = format!("msgctl-it-fanout-{}-{queue_manager}", std::process::id());
-        let url = if queue_manager {
-            format!("{url}{sep}use_queue_manager=true")
-        } else {
+    // (case, options, kept): oslo keeps a queue manager's fanout queue and the fanout stream
+    for (case, options, kept) in [
+        ("plain", "", false),
+        ("qm", "use_queue_manager=true", true),
+        (
+            "stream",
+            "rabbit_stream_fanout=true&rabbit_qos_prefetch_count=10&rabbit_transient_quorum_queue=true",
+            true,
+        ),
+    ] {
+        let topic = format!("msgctl-it-fanout-{}-{case}", std::process::id());
+        let url = if options.is_empty() {
             url.clone()
+        } else {
+            format!("{url}{sep}{options}")
         };
         let server = Server::start(&url, &topic);
-        let Some(queues) = queues_named_like(&format!("{topic}_fanout_")) else {
+        // the stream is `<topic>_fanout` itself; a server's own queue has a suffix
+        let Some(queues) = queues_named_like(&format!("{topic}_fanout")) else {
             assert!(
                 std::env::var("MSG_REQUIRE_BROKERS").as_deref() != Ok("1"),
                 "rabbitmqctl is needed to find the fanout queue"
@@ -553,7 +563,7 @@ fn a_clean_sigterm_of_serve_deletes_its_fanout_queue_on_rabbitmq() {
         assert_eq!(
             queue_exists(&url, &queues[0], true),
             kept,
-            "with use_queue_manager={queue_manager} the fanout queue `{}` must be {}",
+            "with options `{options}` the fanout queue `{}` must be {}",
             queues[0],
             if kept {
                 "kept (as oslo)"
