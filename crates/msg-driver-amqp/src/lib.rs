@@ -66,6 +66,9 @@ use queue_manager::{QueueManager, QueueNumber};
 pub const SILENCE_LAPIN_RETURNS: &str = "lapin::returned_messages=off";
 use supervisor::{Bound, Decl, Outgoing, Supervisor, queue_args, stream_args};
 
+/// How many queue manager names consumed by others a new queue passes over before giving up.
+const MAX_PASSED_OVER: usize = 64;
+
 /// The factory for `rabbit://`, `amqp://` and `amqps://`.
 pub fn factory() -> Arc<dyn DriverFactory> {
     Arc::new(AmqpDriverFactory::default())
@@ -181,17 +184,43 @@ impl AmqpDriver {
 
     /// A name for one of our transient queues: `prefix_<uuid hex>`, or with
     /// `use_queue_manager` `prefix_<hostname>:<processname>:<n>` with the number it holds
-    /// (the blocking file lock runs off the async workers).
+    /// (the blocking file lock runs off the async workers). A number whose queue someone
+    /// consumes already is passed over: a process elsewhere with the same names (a Python
+    /// service, which counts in a file of its own, or another host given the same
+    /// `hostname`) holds it.
     async fn transient_name(&self, prefix: &str) -> Result<(String, Option<QueueNumber>)> {
-        match &self.queue_manager {
-            Some(qm) => {
-                let qm = qm.clone();
-                let number = tokio::task::spawn_blocking(move || qm.take())
-                    .await
-                    .map_err(|e| Error::driver("amqp", "leasing a queue number", e))??;
-                Ok((format!("{prefix}_{}", number.name()), Some(number)))
+        let Some(qm) = &self.queue_manager else {
+            return Ok((format!("{prefix}_{}", codec::new_unique_id()), None));
+        };
+        // held while looking further, so the next take passes over them
+        let mut passed_over = Vec::new();
+        let label = qm.label();
+        loop {
+            let qm = qm.clone();
+            let number = tokio::task::spawn_blocking(move || qm.take())
+                .await
+                .map_err(|e| Error::driver("amqp", "leasing a queue number", e))??;
+            let name = format!("{prefix}_{}", number.name());
+            match self.sup.consumers_of(&name).await {
+                Some(consumers) if consumers > 0 => {
+                    tracing::warn!(
+                        queue = name.as_str(),
+                        consumers,
+                        "use_queue_manager: another process consumes this queue (the same \
+                         hostname and processname elsewhere, or a Python service); taking the \
+                         next number"
+                    );
+                    passed_over.push(number);
+                    if passed_over.len() >= MAX_PASSED_OVER {
+                        return Err(Error::Config(format!(
+                            "use_queue_manager: the first {MAX_PASSED_OVER} queue names \
+                             `{prefix}_{label}:<n>` are consumed by other processes; give \
+                             this service a processname of its own"
+                        )));
+                    }
+                }
+                _ => return Ok((name, Some(number))),
             }
-            None => Ok((format!("{prefix}_{}", codec::new_unique_id()), None)),
         }
     }
 

@@ -75,6 +75,11 @@ impl QueueManager {
         }
     }
 
+    /// `<hostname>:<processname>`, for messages.
+    pub(crate) fn label(&self) -> String {
+        format!("{}:{}", self.hostname, self.processname)
+    }
+
     /// Leases the lowest number no live holder has (from 1, as oslo counts).
     pub(crate) fn take(&self) -> Result<QueueNumber> {
         for number in 1..=MAX_NUMBERS {

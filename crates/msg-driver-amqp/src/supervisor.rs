@@ -807,6 +807,36 @@ impl Supervisor {
         }
     }
 
+    /// How many consumers `queue` has now: `None` when it does not exist, or when that can't
+    /// be told (no connection, no answer within 5 s).
+    pub(crate) async fn consumers_of(&self, queue: &str) -> Option<u32> {
+        let conn = self.current()?;
+        let ask = async {
+            let ch = open_channel(&conn).await.ok()?;
+            // passive: only asks; a missing queue closes the channel (404)
+            let got = ch
+                .queue_declare(
+                    queue.into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .ok()
+                .map(|q| q.consumer_count());
+            if got.is_some() {
+                let _ = ch.close(200, "OK".into()).await;
+            }
+            got
+        };
+        tokio::time::timeout(Duration::from_secs(5), ask)
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// Publishes and waits for the broker's confirm (every publish is confirmed, as oslo's
     /// `confirm_publish`). A publish the broker refuses (nack) or whose connection is lost
     /// before the confirm is published again with the same bytes (so the same `_unique_id`:

@@ -123,6 +123,66 @@ async fn transports_with_the_same_names_get_reply_queues_of_their_own() {
     delete_queues(&url, &[topic.clone(), format!("{topic}.s1"), one, two]).await;
 }
 
+/// A number whose queue another process consumes (a Python service given the same names: it
+/// counts in a file of its own) is passed over: our replies never go to its queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_another_process_consumes_is_passed_over() {
+    let Some(url) = rabbit_url("amqp use_queue_manager name in use elsewhere") else {
+        return;
+    };
+    let host = unique("qm-host");
+    let qm_url = with_options(
+        &url,
+        &format!("use_queue_manager=true&hostname={host}&processname=nova-api"),
+    );
+    let topic = unique("qm-taken");
+    let server = echo_server(&url, &topic).await;
+    // the other process: consumes `reply_<host>:nova-api:1`
+    let taken = format!("reply_{host}:nova-api:1");
+    let other = raw_connection(&url).await;
+    let ch = other.create_channel().await.unwrap();
+    ch.queue_declare(
+        taken.as_str().into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    // kept: lapin cancels a consumer whose handle drops
+    let _consumer = ch
+        .basic_consume(
+            taken.as_str().into(),
+            "".into(),
+            lapin::options::BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    let ours = open(&qm_url).await;
+    let client =
+        RpcClient::new(ours.clone(), Target::topic(&topic)).timeout(Duration::from_secs(10));
+    for i in 0..5 {
+        let got: Value = client
+            .call(&Context::new(), "echo", json!({ "i": i }))
+            .await
+            .unwrap_or_else(|e| panic!("call {i}: {e}"));
+        assert_eq!(got, json!({ "i": i }));
+    }
+    let second = format!("reply_{host}:nova-api:2");
+    assert_eq!(consumers(&url, &second).await, Some(1), "{second} is ours");
+    assert_eq!(
+        consumers(&url, &taken).await,
+        Some(1),
+        "{taken} stays the other's"
+    );
+
+    ours.cleanup().await.unwrap();
+    server.shutdown(Duration::from_secs(5)).await.unwrap();
+    let _ = other.close(200, "OK".into()).await;
+    delete_queues(&url, &[topic.clone(), format!("{topic}.s1"), taken, second]).await;
+}
+
 /// A server's fanout queue is `<topic>_fanout_<hostname>:<processname>:<n>`; a clean stop
 /// keeps it (oslo leaves it to its TTL), and the restarted server takes the same name, so a
 /// fanout cast sent while it was down reaches it after the restart.
