@@ -324,6 +324,20 @@ impl RabbitOptions {
     }
 
     /// The host part of a queue manager's names: `hostname`, else the host's name.
+    ///
+    /// ```
+    /// let url = msg_core::TransportUrl::parse(
+    ///     "rabbit://h/?use_queue_manager=true&hostname=node1&processname=nova-api",
+    /// )
+    /// .unwrap();
+    /// let o = msg_driver_amqp::RabbitOptions::from_url(&url).unwrap();
+    /// assert_eq!(o.queue_manager_hostname(), "node1");
+    /// assert_eq!(o.queue_manager_processname(), "nova-api");
+    /// // without them: this host's name and this program's file name
+    /// let o = msg_driver_amqp::RabbitOptions::default();
+    /// assert!(!o.queue_manager_hostname().is_empty());
+    /// assert!(!o.queue_manager_processname().contains('/'));
+    /// ```
     pub fn queue_manager_hostname(&self) -> String {
         match &self.hostname {
             Some(h) => h.clone(),
