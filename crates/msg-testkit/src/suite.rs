@@ -1,8 +1,9 @@
 //! One conformance case as one test: what [`conformance_suite!`](crate::conformance_suite)
 //! generates runs [`run_case`] with the driver under test described by a [`Suite`].
 
+use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -88,6 +89,7 @@ impl Suite {
 }
 
 /// What one case came to.
+#[derive(Debug, PartialEq)]
 enum Outcome {
     Passed,
     Skipped(Vec<Capability>),
@@ -145,41 +147,48 @@ where
     }
 }
 
+/// What a case comes to before it runs, from what it needs, what the driver declares and
+/// what it must declare: `None` when it must run. A required capability the driver doesn't
+/// declare fails the case; a capability the case needs that the driver doesn't declare
+/// (and isn't required) skips it.
+fn verdict(
+    needs: &[Capability],
+    declared: Capabilities,
+    required: Capabilities,
+) -> Option<Outcome> {
+    let missing_required: Vec<Capability> =
+        required.iter().filter(|c| !declared.contains(*c)).collect();
+    if !missing_required.is_empty() {
+        return Some(Outcome::Failed(format!(
+            "the driver declares {declared:?}, without the required {missing_required:?}"
+        )));
+    }
+    let missing: Vec<Capability> = needs
+        .iter()
+        .copied()
+        .filter(|c| !declared.contains(*c))
+        .collect();
+    (!missing.is_empty()).then_some(Outcome::Skipped(missing))
+}
+
 /// Connects, checks the declared capabilities, and runs the case (or skips it).
 async fn run(case: &cases::Case, suite: &Suite) -> Outcome {
     let env = match Env::connect(suite.factory.clone(), &suite.url).await {
         Ok(env) => env,
         Err(e) => return Outcome::Failed(format!("connecting to {}: {e}", suite.url)),
     };
-    let caps = env.capabilities();
-    let missing_required: Vec<Capability> = suite
-        .required
-        .iter()
-        .filter(|c| !caps.contains(*c))
-        .collect();
-    let missing: Vec<Capability> = case
-        .needs
-        .iter()
-        .copied()
-        .filter(|c| !caps.contains(*c))
-        .collect();
-    let outcome = if !missing_required.is_empty() {
-        Outcome::Failed(format!(
-            "the driver declares {caps:?}, without the required {missing_required:?}"
-        ))
-    } else if !missing.is_empty() {
-        // a skip is allowed only for what the driver doesn't declare and isn't required
-        debug_assert!(missing.iter().all(|c| !suite.required.contains(*c)));
-        Outcome::Skipped(missing)
-    } else {
-        tracing::info!(case = case.name, "conformance case starts");
-        // a task of its own: a panic in the case fails it, and the cleanup still runs
-        let task = tokio::spawn((case.run)(env.clone()));
-        match tokio::time::timeout(CASE_TIMEOUT, task).await {
-            Ok(Ok(Ok(()))) => Outcome::Passed,
-            Ok(Ok(Err(why))) => Outcome::Failed(why),
-            Ok(Err(e)) => Outcome::Failed(format!("the case panicked: {e}")),
-            Err(_) => Outcome::Failed(format!("did not finish within {CASE_TIMEOUT:?}")),
+    let outcome = match verdict(case.needs, env.capabilities(), suite.required) {
+        Some(outcome) => outcome,
+        None => {
+            tracing::info!(case = case.name, "conformance case starts");
+            // a task of its own: a panic in the case fails it, and the cleanup still runs
+            let task = tokio::spawn((case.run)(env.clone()));
+            match tokio::time::timeout(CASE_TIMEOUT, task).await {
+                Ok(Ok(Ok(()))) => Outcome::Passed,
+                Ok(Ok(Err(why))) => Outcome::Failed(why),
+                Ok(Err(e)) => Outcome::Failed(format!("the case panicked: {e}")),
+                Err(_) => Outcome::Failed(format!("did not finish within {CASE_TIMEOUT:?}")),
+            }
         }
     };
     env.cleanup().await;
@@ -187,8 +196,9 @@ async fn run(case: &cases::Case, suite: &Suite) -> Outcome {
 }
 
 /// The broker URL in the environment variable `var`, or `None` after a loud `SKIPPED` line
-/// naming `what` when it is unset or empty. With `MSG_REQUIRE_BROKERS=1` a missing broker
-/// panics instead (CI must run what needs it).
+/// naming `what` when it is unset or empty (once per `what` and test process: the cases of
+/// one suite share a line). With `MSG_REQUIRE_BROKERS=1` a missing broker panics instead
+/// (CI must run what needs it).
 ///
 /// ```no_run
 /// async fn suite() -> Option<msg_testkit::Suite> {
@@ -206,9 +216,16 @@ pub fn broker_url(var: &str, what: &str) -> Option<String> {
                 "MSG_REQUIRE_BROKERS=1 but {var} is not set: run `cargo xtask test`, which \
                  starts the brokers and sets it"
             );
-            loud(&format!(
-                "SKIPPED: {what}: no broker ({var} is unset; `cargo xtask test` sets it)"
-            ));
+            static SAID: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+            let first = SAID
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(what.to_string());
+            if first {
+                loud(&format!(
+                    "SKIPPED: {what}: no broker ({var} is unset; `cargo xtask test` sets it)"
+                ));
+            }
             None
         }
     }
@@ -219,4 +236,49 @@ pub fn broker_url(var: &str, what: &str) -> Option<String> {
 fn loud(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Capability::{NoResponders, Notifications, Replies};
+
+    #[test]
+    fn a_case_runs_when_the_driver_declares_what_it_needs() {
+        let declared = Capabilities::empty().with(Replies);
+        assert_eq!(verdict(&[Replies], declared, declared), None);
+        assert_eq!(verdict(&[], declared, Capabilities::empty()), None);
+    }
+
+    #[test]
+    fn a_case_is_skipped_for_what_the_driver_lacks_and_names_it() {
+        let declared = Capabilities::empty().with(Replies);
+        assert_eq!(
+            verdict(&[Replies, NoResponders], declared, declared),
+            Some(Outcome::Skipped(vec![NoResponders]))
+        );
+    }
+
+    #[test]
+    fn a_required_capability_the_driver_lacks_fails_every_case() {
+        let declared = Capabilities::empty().with(Replies);
+        let required = declared.with(Notifications);
+        for needs in [&[][..], &[Replies][..], &[Notifications][..]] {
+            match verdict(needs, declared, required) {
+                Some(Outcome::Failed(why)) => assert!(why.contains("Notifications"), "{why}"),
+                other => panic!("{needs:?}: expected a failure, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "is not a conformance case")]
+    fn an_unknown_case_fails() {
+        run_case("no_such_case", || async { None });
+    }
+
+    #[test]
+    fn no_broker_passes_without_running() {
+        run_case("rpc_call_gets_its_reply", || async { None });
+    }
 }
