@@ -15,6 +15,9 @@ pub struct Env {
     url: TransportUrl,
     caps: Capabilities,
     opened: Arc<Mutex<Vec<Arc<dyn Driver>>>>,
+    /// The connection that read the capabilities, handed out by the first [`Env::driver`]
+    /// (a connection less per case).
+    spare: Arc<Mutex<Option<Arc<dyn Driver>>>>,
 }
 
 impl Env {
@@ -26,7 +29,8 @@ impl Env {
             factory,
             url,
             caps,
-            opened: Arc::new(Mutex::new(vec![first])),
+            opened: Arc::new(Mutex::new(vec![first.clone()])),
+            spare: Arc::new(Mutex::new(Some(first))),
         })
     }
 
@@ -37,6 +41,9 @@ impl Env {
 
     /// A new connection to the broker under test.
     pub async fn driver(&self) -> Result<Arc<dyn Driver>> {
+        if let Some(d) = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Ok(d);
+        }
         let d = self.factory.connect(&self.url).await?;
         self.opened
             .lock()
