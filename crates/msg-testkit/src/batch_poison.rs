@@ -10,7 +10,7 @@ use msg_server::BatchNotificationListener;
 use serde_json::{Value, json};
 
 use crate::cases::{Case, CaseResult};
-use crate::e2e::{Log, Running, err, settle, wait_until};
+use crate::e2e::{Log, Running, err, wait_until};
 use crate::env::Env;
 
 pub(crate) fn cases() -> Vec<Case> {
@@ -129,7 +129,6 @@ pub async fn batch_with_a_poison(
             .await
             .map_err(err)?,
     );
-    settle().await;
     let n = Notifier::new(notifier)
         .publisher_id("testkit.poison")
         .topics([topic]);

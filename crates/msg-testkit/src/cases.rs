@@ -142,7 +142,10 @@ async fn server(
 > {
     let d = env.driver().await.map_err(err)?;
     let listener = d
-        .listen(&Target::server(topic, name), &ListenOptions::default())
+        .listen(
+            &Target::server(topic, Env::server(name)),
+            &ListenOptions::default(),
+        )
         .await
         .map_err(err)?;
     let stop = listener.stop_handle();
@@ -150,10 +153,9 @@ async fn server(
     Ok((d, task, stop))
 }
 
-async fn settle_delay() {
-    // brokers bind asynchronously in places; give subscriptions a moment
-    tokio::time::sleep(Duration::from_millis(100)).await;
-}
+/// How long a case watches for what must not arrive (a duplicate, a message for a stopped
+/// server): nothing signals an absence, so this stays a fixed window.
+const QUIET: Duration = Duration::from_millis(300);
 
 async fn wait_for_count(seen: &Seen, n: usize, within: Duration) -> CaseResult {
     let start = Instant::now();
@@ -186,7 +188,6 @@ async fn rpc_call_gets_its_reply(env: Env) -> CaseResult {
     let topic = env.unique("call");
     let seen = Seen::default();
     let (_s, task, _) = server(&env, &topic, "s1", &seen, None).await?;
-    settle_delay().await;
     let client = env.driver().await.map_err(err)?;
     let ctx = Context::new().with("user", "alice");
     let v = client
@@ -210,7 +211,6 @@ async fn rpc_concurrent_calls_are_correlated(env: Env) -> CaseResult {
     let topic = env.unique("corr");
     let seen = Seen::default();
     let (_s, task, _) = server(&env, &topic, "s1", &seen, None).await?;
-    settle_delay().await;
     let client = env.driver().await.map_err(err)?;
     let target = Target::topic(&topic);
     let calls = (0..50).map(|i| {
@@ -242,7 +242,6 @@ async fn rpc_topic_is_load_balanced(env: Env) -> CaseResult {
     let seen = Seen::default();
     let (_a, ta, _) = server(&env, &topic, "s1", &seen, None).await?;
     let (_b, tb, _) = server(&env, &topic, "s2", &seen, None).await?;
-    settle_delay().await;
     let client = env.driver().await.map_err(err)?;
     for i in 0..20 {
         client
@@ -278,12 +277,11 @@ async fn rpc_server_directed(env: Env) -> CaseResult {
     let seen = Seen::default();
     let (_a, ta, _) = server(&env, &topic, "s1", &seen, None).await?;
     let (_b, tb, _) = server(&env, &topic, "s2", &seen, None).await?;
-    settle_delay().await;
     let client = env.driver().await.map_err(err)?;
     for i in 0..6 {
         client
             .cast(
-                &Target::server(&topic, "s2"),
+                &Target::server(&topic, Env::server("s2")),
                 &Context::new(),
                 &request("record", json!({"i": i})),
                 &SendOptions::default(),
@@ -293,7 +291,7 @@ async fn rpc_server_directed(env: Env) -> CaseResult {
     }
     let v = client
         .call(
-            &Target::server(&topic, "s1"),
+            &Target::server(&topic, Env::server("s1")),
             &Context::new(),
             &request("echo", json!({})),
             &call_opts(Duration::from_secs(10)),
@@ -322,7 +320,6 @@ async fn rpc_fanout_reaches_every_server(env: Env) -> CaseResult {
     for s in ["s1", "s2", "s3"] {
         keep.push(server(&env, &topic, s, &seen, None).await?);
     }
-    settle_delay().await;
     let client = env.driver().await.map_err(err)?;
     for i in 0..2 {
         client
@@ -351,7 +348,6 @@ async fn rpc_remote_failure_travels(env: Env) -> CaseResult {
     let topic = env.unique("fail");
     let seen = Seen::default();
     let (_s, task, _) = server(&env, &topic, "s1", &seen, None).await?;
-    settle_delay().await;
     let client = env.driver().await.map_err(err)?;
     let r = client
         .call(
@@ -376,7 +372,6 @@ async fn rpc_call_times_out(env: Env) -> CaseResult {
     let topic = env.unique("timeout");
     let seen = Seen::default();
     let (_s, task, _) = server(&env, &topic, "s1", &seen, None).await?;
-    settle_delay().await;
     let client = env.driver().await.map_err(err)?;
     let start = Instant::now();
     let r = client
@@ -404,7 +399,6 @@ async fn rpc_heartbeats_keep_a_long_call_alive(env: Env) -> CaseResult {
     let topic = env.unique("hb");
     let seen = Seen::default();
     let (_s, task, _) = server(&env, &topic, "s1", &seen, Some(Duration::from_millis(150))).await?;
-    settle_delay().await;
     let client = env.driver().await.map_err(err)?;
     let opts = SendOptions {
         timeout: Some(Duration::from_secs(10)),
@@ -429,7 +423,6 @@ async fn rpc_silent_server_fails_by_call_monitor(env: Env) -> CaseResult {
     let topic = env.unique("cmt");
     let seen = Seen::default();
     let (_s, task, _) = server(&env, &topic, "s1", &seen, None).await?;
-    settle_delay().await;
     let client = env.driver().await.map_err(err)?;
     let opts = SendOptions {
         timeout: Some(Duration::from_secs(20)),
@@ -508,7 +501,6 @@ async fn rpc_cast_kept_until_a_server_listens(env: Env) -> CaseResult {
     let topic = env.unique("durable");
     let seen = Seen::default();
     let (_s, task, stop) = server(&env, &topic, "s1", &seen, None).await?;
-    settle_delay().await;
     stop.stop();
     let _ = task.await;
     let client = env.driver().await.map_err(err)?;
@@ -521,7 +513,7 @@ async fn rpc_cast_kept_until_a_server_listens(env: Env) -> CaseResult {
         )
         .await
         .map_err(err)?;
-    settle_delay().await;
+    tokio::time::sleep(QUIET).await;
     ensure!(
         seen.lock().unwrap_or_else(|p| p.into_inner()).is_empty(),
         "a stopped server still received"
@@ -536,7 +528,10 @@ async fn rpc_stop_ends_the_listener(env: Env) -> CaseResult {
     let topic = env.unique("stop");
     let d = env.driver().await.map_err(err)?;
     let mut listener = d
-        .listen(&Target::server(&topic, "s1"), &ListenOptions::default())
+        .listen(
+            &Target::server(&topic, Env::server("s1")),
+            &ListenOptions::default(),
+        )
         .await
         .map_err(err)?;
     listener.stop();
@@ -611,14 +606,13 @@ async fn notify_store_and_forward(env: Env) -> CaseResult {
         );
         n.ack().await.map_err(err)?;
     }
-    nothing_within(&mut l, Duration::from_millis(300)).await
+    nothing_within(&mut l, QUIET).await
 }
 
 async fn notify_only_subscribed_priorities(env: Env) -> CaseResult {
     let topic = env.unique("prio");
     let target = Target::topic(&topic);
     let (_d, mut l) = listen(&env, &[(target.clone(), Priority::Error)], None, 0).await?;
-    settle_delay().await;
     let sender = env.driver().await.map_err(err)?;
     notify(&sender, &target, Priority::Info, "e", json!({"i": 1})).await?;
     notify(&sender, &target, Priority::Error, "e", json!({"i": 2})).await?;
@@ -629,7 +623,7 @@ async fn notify_only_subscribed_priorities(env: Env) -> CaseResult {
         n.notification
     );
     n.ack().await.map_err(err)?;
-    nothing_within(&mut l, Duration::from_millis(300)).await
+    nothing_within(&mut l, QUIET).await
 }
 
 /// Drains a listener into a shared list, acking each message.
@@ -655,7 +649,6 @@ async fn notify_default_group_shares_the_load(env: Env) -> CaseResult {
     let (_b, lb) = listen(&env, &subs, None, 1).await?;
     let ta = drain(la, "a", seen.clone());
     let tb = drain(lb, "b", seen.clone());
-    settle_delay().await;
     let sender = env.driver().await.map_err(err)?;
     for i in 0..20 {
         notify(&sender, &target, Priority::Info, "e", json!({"i": i})).await?;
@@ -690,7 +683,6 @@ async fn notify_pools_each_get_a_copy(env: Env) -> CaseResult {
         keep.push(d);
         tasks.push(drain(l, tag, seen.clone()));
     }
-    settle_delay().await;
     let sender = env.driver().await.map_err(err)?;
     for i in 0..10 {
         notify(&sender, &target, Priority::Info, "e", json!({"i": i})).await?;
@@ -718,7 +710,6 @@ async fn notify_requeue_redelivers(env: Env) -> CaseResult {
     let topic = env.unique("requeue");
     let target = Target::topic(&topic);
     let (_d, mut l) = listen(&env, &[(target.clone(), Priority::Warn)], None, 0).await?;
-    settle_delay().await;
     let sender = env.driver().await.map_err(err)?;
     notify(&sender, &target, Priority::Warn, "e", json!({"i": 7})).await?;
     let first = next_within(&mut l, Duration::from_secs(10)).await?;
@@ -764,7 +755,7 @@ async fn notify_stop_loses_nothing(env: Env) -> CaseResult {
         got.insert(n_index(&n));
         n.ack().await.map_err(err)?;
     }
-    nothing_within(&mut l2, Duration::from_millis(300)).await
+    nothing_within(&mut l2, QUIET).await
 }
 
 async fn notify_prefetch_bounds_unacked(env: Env) -> CaseResult {
@@ -798,7 +789,6 @@ async fn notify_envelope_versions(env: Env) -> CaseResult {
     let topic = env.unique("envelope");
     let target = Target::topic(&topic);
     let (_d, mut l) = listen(&env, &[(target.clone(), Priority::Audit)], None, 0).await?;
-    settle_delay().await;
     let sender = env.driver().await.map_err(err)?;
     for (i, v) in [EnvelopeVersion::V1, EnvelopeVersion::V2]
         .into_iter()
@@ -840,7 +830,6 @@ async fn exchanges_are_isolated(env: Env) -> CaseResult {
         0,
     )
     .await?;
-    settle_delay().await;
     let sender = env.driver().await.map_err(err)?;
     notify(
         &sender,
@@ -852,7 +841,7 @@ async fn exchanges_are_isolated(env: Env) -> CaseResult {
     .await?;
     let n = next_within(&mut ly, Duration::from_secs(10)).await?;
     n.ack().await.map_err(err)?;
-    nothing_within(&mut l, Duration::from_millis(300))
+    nothing_within(&mut l, QUIET)
         .await
         .map_err(|_| "a listener on exchange x got a notification sent to y".to_string())
 }

@@ -10,12 +10,6 @@ use msg_server::{BatchNotificationListener, NotificationListener, RpcServer};
 
 use crate::cases::CaseResult;
 
-/// A short pause after servers or listeners start, as in the contract cases (brokers bind
-/// asynchronously in places).
-pub(crate) async fn settle() {
-    tokio::time::sleep(Duration::from_millis(100)).await;
-}
-
 pub(crate) fn err(e: Error) -> String {
     e.to_string()
 }

@@ -15,6 +15,9 @@ pub struct Env {
     url: TransportUrl,
     caps: Capabilities,
     opened: Arc<Mutex<Vec<Arc<dyn Driver>>>>,
+    /// The connection that read the capabilities, handed out by the first [`Env::driver`]
+    /// (a connection less per case).
+    spare: Arc<Mutex<Option<Arc<dyn Driver>>>>,
 }
 
 impl Env {
@@ -26,7 +29,8 @@ impl Env {
             factory,
             url,
             caps,
-            opened: Arc::new(Mutex::new(vec![first])),
+            opened: Arc::new(Mutex::new(vec![first.clone()])),
+            spare: Arc::new(Mutex::new(Some(first))),
         })
     }
 
@@ -37,6 +41,9 @@ impl Env {
 
     /// A new connection to the broker under test.
     pub async fn driver(&self) -> Result<Arc<dyn Driver>> {
+        if let Some(d) = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Ok(d);
+        }
         let d = self.factory.connect(&self.url).await?;
         self.opened
             .lock()
@@ -63,12 +70,32 @@ impl Env {
         Ok(Transport::new(d, self.url.clone()))
     }
 
-    /// A name no other case (or run) uses: topics, pools and exchanges stay apart.
+    /// A name no other case (or run) uses, so cases run in parallel on one broker: topics,
+    /// pools and exchanges stay apart. It holds a dot, a dash, a colon and an underscore
+    /// (`call.1a2b-3c4d:5e6f_7a8b`), which every driver must carry through its topology.
+    ///
+    /// ```
+    /// # async fn example(env: msg_testkit::Env) {
+    /// let topic = env.unique("call");
+    /// assert!(topic.starts_with("call.") && topic.contains('-') && topic.contains(':'));
+    /// # }
+    /// ```
     pub fn unique(&self, base: &str) -> String {
+        let id = uuid::Uuid::new_v4().simple().to_string();
         format!(
-            "{base}-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
+            "{base}.{}-{}:{}_{}",
+            &id[..4],
+            &id[4..8],
+            &id[8..12],
+            &id[12..16]
         )
+    }
+
+    /// The name of server `tag` of a case (`s1` is `s1.host-1:rack_a`): a host name with
+    /// a dot, a dash, a colon and an underscore, as a real server's may be. Unique within
+    /// its topic, which [`Env::unique`] makes unique.
+    pub fn server(tag: &str) -> String {
+        format!("{tag}.host-1:rack_a")
     }
 
     pub(crate) async fn cleanup(&self) {

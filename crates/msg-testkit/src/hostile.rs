@@ -15,7 +15,7 @@ use msg_dispatch::{Endpoint, Handled, HandlerError, NotificationEndpoint};
 use msg_server::{NotificationListener, RpcServer};
 use serde_json::{Value, json};
 
-use crate::e2e::{Log, Running, err, settle, wait_until};
+use crate::e2e::{Log, Running, err, wait_until};
 use crate::log_capture::{CapturedLogs, capture_logs};
 
 /// The exchange the suite's servers and listeners use.
@@ -289,7 +289,6 @@ pub async fn hostile_peer_suite(
             .await
             .map_err(err)?,
     );
-    settle().await;
     let client = RpcClient::new(open().await?, Target::topic(&rpc_topic)).timeout(WAIT);
     let notifier = Notifier::new(open().await?)
         .publisher_id("hostile.suite")

@@ -21,7 +21,7 @@ use msg_server::{BatchNotificationListener, Executor, NotificationListener};
 use serde_json::{Value, json};
 
 use crate::cases::{Case, CaseResult};
-use crate::e2e::{Log, Running, err, settle, stays, wait_until, within};
+use crate::e2e::{Log, Running, err, stays, wait_until, within};
 use crate::env::Env;
 
 pub(crate) fn cases() -> Vec<Case> {
@@ -174,7 +174,6 @@ async fn e2e_notify_pools_each_get_a_copy(env: Env) -> CaseResult {
             .await?,
         );
     }
-    settle().await;
     send_info(&notifier(env.transport().await.map_err(err)?, &topic), 20).await?;
     wait_until(
         || format!("{} of 60 deliveries", log.len()),
@@ -220,7 +219,6 @@ async fn e2e_notify_default_queue_shares_the_load(env: Env) -> CaseResult {
         let endpoint = NotificationEndpoint::new().on(Priority::Info, recorder(tag, &log));
         listeners.push(start_listener(&env, &topic, |b| b.endpoint(endpoint)).await?);
     }
-    settle().await;
     send_info(&notifier(env.transport().await.map_err(err)?, &topic), 20).await?;
     wait_until(
         || format!("{} of 20 deliveries", log.len()),
@@ -346,7 +344,6 @@ async fn e2e_notify_filters(env: Env) -> CaseResult {
             .fold(b.executor(Executor::Sequential), |b, e| b.endpoint(e))
     })
     .await?;
-    settle().await;
     let transport = env.transport().await.map_err(err)?;
     let base = notifier(transport.clone(), &topic);
     // (tag, publisher, event type, context project_id, payload state)
@@ -506,7 +503,6 @@ async fn e2e_notify_requeue_then_handled(env: Env) -> CaseResult {
             .endpoint(NotificationEndpoint::new().on(Priority::Info, handler))
     })
     .await?;
-    settle().await;
     send_info(&notifier(env.transport().await.map_err(err)?, &topic), 5).await?;
     wait_until(
         || format!("{} of 10 deliveries (5 requeued once)", log.len()),
@@ -544,7 +540,6 @@ async fn e2e_notify_requeue_without_allow_requeue_acks(env: Env) -> CaseResult {
         b.endpoint(NotificationEndpoint::new().on(Priority::Info, handler))
     })
     .await?;
-    settle().await;
     send_info(&notifier(env.transport().await.map_err(err)?, &topic), 3).await?;
     wait_until(
         || format!("{} of 3 deliveries", log.len()),
@@ -602,7 +597,6 @@ async fn e2e_notify_error_or_panic_counts_as_requeue(env: Env) -> CaseResult {
             .endpoint(NotificationEndpoint::new().on(Priority::Warn, handler))
     })
     .await?;
-    settle().await;
     let n = notifier(env.transport().await.map_err(err)?, &topic);
     for mode in ["err", "panic", "ok"] {
         n.warn(&Context::new(), "e2e.event", json!({ "mode": mode }))
@@ -849,7 +843,6 @@ async fn e2e_notify_routing_driver_follows_its_file(env: Env) -> CaseResult {
         )
     })
     .await?;
-    settle().await;
     let transport = env.transport().await.map_err(err)?;
     let config = RoutingConfig::from_yaml(
         "
@@ -941,7 +934,6 @@ async fn e2e_notify_messaging_and_messagingv2_bodies(env: Env) -> CaseResult {
         b.endpoint(NotificationEndpoint::new().on(Priority::Audit, handler))
     })
     .await?;
-    settle().await;
     let transport = env.transport().await.map_err(err)?;
     let ctx = Context::new()
         .with("request_id", "req-e2e")
@@ -1124,7 +1116,6 @@ async fn e2e_notify_graceful_stop_loses_nothing(env: Env) -> CaseResult {
             .endpoint(NotificationEndpoint::new().on(Priority::Info, slow))
     })
     .await?;
-    settle().await;
     send_info(&notifier(env.transport().await.map_err(err)?, &topic), 20).await?;
     wait_until(
         || "the slow listener didn't start handling".to_string(),

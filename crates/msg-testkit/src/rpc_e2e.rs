@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::cases::{Case, CaseResult};
-use crate::e2e::{Log, Running, err, settle, stays, wait_until, within};
+use crate::e2e::{Log, Running, err, stays, wait_until, within};
 use crate::env::Env;
 
 pub(crate) fn cases() -> Vec<Case> {
@@ -66,8 +66,25 @@ async fn start_server(
     endpoints: Vec<Endpoint>,
     executor: Executor,
 ) -> Result<Running<RpcServer>, String> {
+    start_server_on(
+        env,
+        Target::server(topic, Env::server(name)),
+        endpoints,
+        executor,
+    )
+    .await
+}
+
+/// Starts a server on `target` (a topic and server, maybe an exchange): the server listens
+/// once `start` returns.
+async fn start_server_on(
+    env: &Env,
+    target: Target,
+    endpoints: Vec<Endpoint>,
+    executor: Executor,
+) -> Result<Running<RpcServer>, String> {
     let transport = env.transport().await.map_err(err)?;
-    let server = RpcServer::builder(transport, Target::server(topic, name))
+    let server = RpcServer::builder(transport, target)
         .endpoints(endpoints)
         .executor(executor)
         .start()
@@ -133,7 +150,6 @@ async fn e2e_rpc_topic_is_load_balanced(env: Env) -> CaseResult {
         Executor::default(),
     )
     .await?;
-    settle().await;
     let client = client(&env, &topic).await?;
     let mut answered: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..20 {
@@ -160,27 +176,29 @@ async fn e2e_rpc_topic_is_load_balanced(env: Env) -> CaseResult {
     Ok(())
 }
 
+/// On an exchange of its own: servers and calls must meet there.
 async fn e2e_rpc_server_directed(env: Env) -> CaseResult {
     let topic = env.unique("e2e-direct");
+    let exchange = env.unique("e2e-exchange");
     let (c1, c2) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let _s1 = start_server(
-        &env,
-        &topic,
-        "s1",
-        vec![who_endpoint("s1", c1.clone())],
-        Executor::default(),
-    )
-    .await?;
-    let _s2 = start_server(
-        &env,
-        &topic,
-        "s2",
-        vec![who_endpoint("s2", c2.clone())],
-        Executor::default(),
-    )
-    .await?;
-    settle().await;
-    let to_s2 = client(&env, &topic).await?.prepare().server("s2");
+    let mut servers = Vec::new();
+    for (name, count) in [("s1", &c1), ("s2", &c2)] {
+        let target = Target::server(&topic, Env::server(name)).with_exchange(&exchange);
+        servers.push(
+            start_server_on(
+                &env,
+                target,
+                vec![who_endpoint(name, count.clone())],
+                Executor::default(),
+            )
+            .await?,
+        );
+    }
+    let to_s2 = client(&env, &topic)
+        .await?
+        .prepare()
+        .exchange(&exchange)
+        .server(Env::server("s2"));
     for _ in 0..10 {
         let who: String = to_s2
             .call(&Context::new(), "who", json!({}))
@@ -230,7 +248,6 @@ async fn e2e_rpc_fanout_reaches_every_server(env: Env) -> CaseResult {
             .await?,
         );
     }
-    settle().await;
     let fanout = client(&env, &topic).await?.prepare().fanout(true);
     for i in 0..2 {
         fanout
@@ -269,7 +286,6 @@ async fn e2e_rpc_namespaces_and_versions(env: Env) -> CaseResult {
             Ok::<_, HandlerError>("secret")
         });
     let _s = start_server(&env, &topic, "s1", vec![endpoint], Executor::default()).await?;
-    settle().await;
     let client = client(&env, &topic).await?;
     let ns = client.prepare().namespace("ns");
     let ctx = Context::new();
@@ -341,7 +357,6 @@ async fn e2e_rpc_remote_failures(env: Env) -> CaseResult {
             Ok::<_, HandlerError>(n)
         });
     let _s = start_server(&env, &topic, "s1", vec![endpoint], Executor::default()).await?;
-    settle().await;
     let client = client(&env, &topic).await?;
     let ctx = Context::new();
     match client.call::<()>(&ctx, "boom", json!({})).await {
@@ -427,7 +442,6 @@ async fn e2e_rpc_typed_results(env: Env) -> CaseResult {
             Ok::<Option<String>, HandlerError>(None)
         });
     let _s = start_server(&env, &topic, "s1", vec![endpoint], Executor::default()).await?;
-    settle().await;
     let client = client(&env, &topic).await?;
     let ctx = Context::new();
     let sum: i64 = client
@@ -469,7 +483,6 @@ async fn e2e_rpc_call_times_out(env: Env) -> CaseResult {
         Executor::default(),
     )
     .await?;
-    settle().await;
     let client = client(&env, &topic)
         .await?
         .timeout(Duration::from_millis(300));
@@ -505,7 +518,6 @@ async fn e2e_rpc_version_cap(env: Env) -> CaseResult {
     );
     // one at a time, in order: the call below proves the refused cast never arrived
     let _s = start_server(&env, &topic, "s1", vec![endpoint], Executor::Sequential).await?;
-    settle().await;
     let capped = client(&env, &topic).await?.version_cap("1.1");
     for (v, ok) in [("1.0", true), ("1.1", true), ("1.2", false), ("2.0", false)] {
         ensure!(
@@ -561,7 +573,6 @@ async fn e2e_rpc_heartbeats_keep_a_long_call_alive(env: Env) -> CaseResult {
         Executor::default(),
     )
     .await?;
-    settle().await;
     let client = client(&env, &topic)
         .await?
         .timeout(Duration::from_secs(30))
@@ -617,7 +628,7 @@ async fn e2e_rpc_killed_server_fails_by_call_monitor(env: Env) -> CaseResult {
                         });
                     let server = async {
                         let transport = env.detached_transport().await.map_err(err)?;
-                        RpcServer::builder(transport, Target::server(&topic, "doomed"))
+                        RpcServer::builder(transport, Target::server(&topic, Env::server("doomed")))
                             .endpoint(endpoint)
                             .start()
                             .await
@@ -649,7 +660,6 @@ async fn e2e_rpc_killed_server_fails_by_call_monitor(env: Env) -> CaseResult {
     )
     .await?
     .map_err(|_| "the server thread ended before it started".to_string())??;
-    settle().await;
     let client = client(&env, &topic)
         .await?
         .timeout(Duration::from_secs(30))
@@ -713,7 +723,6 @@ async fn e2e_rpc_shutdown_finishes_in_flight_calls(env: Env) -> CaseResult {
         }
     });
     let server = start_server(&env, &topic, "s1", vec![endpoint], Executor::default()).await?;
-    settle().await;
     let client = client(&env, &topic).await?;
     let calls: Vec<_> = (0..5u64)
         .map(|i| {
@@ -788,7 +797,6 @@ async fn e2e_rpc_panic_is_a_remote_failure(env: Env) -> CaseResult {
             Ok::<_, HandlerError>("calm".to_string())
         });
     let _s = start_server(&env, &topic, "s1", vec![endpoint], Executor::default()).await?;
-    settle().await;
     let client = client(&env, &topic).await?;
     let ctx = Context::new();
     for _ in 0..2 {
@@ -826,7 +834,6 @@ async fn e2e_rpc_start_after_stop(env: Env) -> CaseResult {
         Executor::default(),
     )
     .await?;
-    settle().await;
     let client = client(&env, &topic).await?;
     let ctx = Context::new();
     let who: String = client.call(&ctx, "who", ()).await.map_err(err)?;
@@ -846,7 +853,6 @@ async fn e2e_rpc_start_after_stop(env: Env) -> CaseResult {
         "a restarted server is {:?}",
         server.state()
     );
-    settle().await;
     let who: String = client
         .call(&ctx, "who", ())
         .await
@@ -907,7 +913,6 @@ async fn e2e_rpc_sequential_executor_keeps_order(env: Env) -> CaseResult {
         Executor::Sequential,
     )
     .await?;
-    settle().await;
     let client = client(&env, &topic).await?;
     for i in 0..10u64 {
         client
@@ -948,7 +953,6 @@ async fn e2e_rpc_pool_executor_runs_n_at_once(env: Env) -> CaseResult {
         Executor::Pool(3),
     )
     .await?;
-    settle().await;
     let client = client(&env, &topic).await?;
     for i in 0..9u64 {
         client
@@ -999,7 +1003,6 @@ async fn e2e_rpc_pool_executor_runs_blocking_handlers_in_parallel(env: Env) -> C
         })
     };
     let _s = start_server(&env, &topic, "s1", vec![endpoint], Executor::Pool(4)).await?;
-    settle().await;
     let client = client(&env, &topic).await?;
     for i in 0..8u64 {
         client

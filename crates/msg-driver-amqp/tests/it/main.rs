@@ -21,19 +21,7 @@ use msg_core::TransportUrl;
 /// The broker's URL, or `None` (after a loud SKIPPED line) when no broker is configured;
 /// with `MSG_REQUIRE_BROKERS=1` a missing broker fails the test instead.
 pub fn rabbit_url(suite: &str) -> Option<String> {
-    match std::env::var("MSG_RABBIT_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("MSG_REQUIRE_BROKERS").as_deref() != Ok("1"),
-                "MSG_REQUIRE_BROKERS=1 but MSG_RABBIT_URL is not set: run `cargo xtask test`"
-            );
-            eprintln!(
-                "SKIPPED: {suite}: no RabbitMQ (set MSG_RABBIT_URL, or run `cargo xtask test`)"
-            );
-            None
-        }
-    }
+    msg_testkit::broker_url("MSG_RABBIT_URL", suite)
 }
 
 /// A raw lapin connection to the broker of `url` (no TLS), for tests that play a peer or

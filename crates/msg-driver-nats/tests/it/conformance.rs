@@ -5,42 +5,32 @@ use msg_testkit::{PoisonAnswer, PoisonOutcome};
 
 use crate::{nats_url, with_option};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nats_driver_passes_the_conformance_suite() {
+/// The NATS driver on the server of `MSG_NATS_URL`, under a subject prefix of the case's
+/// own (its streams and consumers are deleted after it): every capability but
+/// `DurableCasts` (core NATS keeps no cast for a server that isn't there), so
+/// `rpc_cast_kept_until_a_server_listens` is the one case skipped.
+async fn suite() -> Option<msg_testkit::Suite> {
     crate::driver::init_logging();
-    let Some(url) = nats_url("nats conformance") else {
-        return;
-    };
-    // a prefix of this run's own: its streams and consumers are deleted at the end
+    let url = nats_url("nats conformance")?;
     let prefix = format!(
         "msgtest-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let url = with_option(&url, &format!("subject_prefix={prefix}"));
-    let required: Vec<Capability> = Capability::ALL
+    let required = Capability::ALL
         .into_iter()
-        .filter(|c| *c != Capability::DurableCasts)
-        .collect();
-    let mut suite =
-        msg_testkit::Conformance::new(msg_driver_nats::factory(), url.clone()).require(required);
-    if let Ok(only) = std::env::var("MSG_CONFORMANCE_ONLY") {
-        suite = suite.only(only);
-    }
-    let report = suite.run().await;
-    eprintln!("{report}");
-    crate::driver::delete_streams(&url, &prefix).await;
-    // core NATS keeps no message for a server that isn't there: a cast sent while no server
-    // listens is lost, so that one case is skipped
-    let skipped: Vec<&str> = report.skips().iter().map(|(n, _)| *n).collect();
-    if std::env::var("MSG_CONFORMANCE_ONLY").is_err() {
-        assert_eq!(
-            skipped,
-            vec!["rpc_cast_kept_until_a_server_listens"],
-            "unexpected skips"
-        );
-    }
-    report.assert_ok();
+        .filter(|c| *c != Capability::DurableCasts);
+    let teardown_url = url.clone();
+    Some(
+        msg_testkit::Suite::new(msg_driver_nats::factory(), url)
+            .require(required)
+            .teardown(move || async move {
+                crate::driver::delete_streams(&teardown_url, &prefix).await;
+            }),
+    )
 }
+
+msg_testkit::conformance_suite!(suite: suite);
 
 /// One poison notification in a batch of good ones, with `max_deliveries=3`: the good ones
 /// are handled once each, and the poison one alone reaches the dead-letter stream.

@@ -19,17 +19,7 @@ mod stream_settings;
 /// The broker's URL, or `None` (after a loud SKIPPED line) when no broker is configured;
 /// with `MSG_REQUIRE_BROKERS=1` a missing broker fails the test instead.
 pub fn nats_url(suite: &str) -> Option<String> {
-    match std::env::var("MSG_NATS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("MSG_REQUIRE_BROKERS").as_deref() != Ok("1"),
-                "MSG_REQUIRE_BROKERS=1 but MSG_NATS_URL is not set: run `cargo xtask test`"
-            );
-            eprintln!("SKIPPED: {suite}: no NATS (set MSG_NATS_URL, or run `cargo xtask test`)");
-            None
-        }
-    }
+    msg_testkit::broker_url("MSG_NATS_URL", suite)
 }
 
 /// `url` with one more query option.

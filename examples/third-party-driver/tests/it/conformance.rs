@@ -1,30 +1,26 @@
+//! msg's conformance suite, one test per case (`cargo test --test it rpc_fanout` runs the
+//! cases whose name holds `rpc_fanout`).
+
 use msg_core::Capability;
 
 use crate::{delete_keys, prefixed, redis_url};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_driver_passes_the_conformance_suite() {
+/// The Redis of `MSG_REDIS_URL`, under a key prefix of the case's own (its keys deleted after
+/// it): every capability but `NoResponders` (Redis can't tell whether anyone reads a stream),
+/// so `rpc_no_responders` is the one case skipped.
+async fn suite() -> Option<msg_testkit::Suite> {
     let _ = msg_testkit::capture_logs();
-    let Some(url) = redis_url("redis conformance") else {
-        return;
-    };
+    let url = redis_url("redis conformance")?;
     let (url, prefix) = prefixed(&url);
-    let required: Vec<Capability> = Capability::ALL
+    let required = Capability::ALL
         .into_iter()
-        .filter(|c| *c != Capability::NoResponders)
-        .collect();
-    let mut suite =
-        msg_testkit::Conformance::new(msg_driver_redis::factory(), url.clone()).require(required);
-    if let Ok(only) = std::env::var("MSG_CONFORMANCE_ONLY") {
-        suite = suite.only(only);
-    }
-    let report = suite.run().await;
-    eprintln!("{report}");
-    delete_keys(&url, &prefix).await;
-    // Redis can't tell whether anyone reads a stream: no "no responders"
-    let skipped: Vec<&str> = report.skips().iter().map(|(n, _)| *n).collect();
-    if std::env::var("MSG_CONFORMANCE_ONLY").is_err() {
-        assert_eq!(skipped, vec!["rpc_no_responders"], "unexpected skips");
-    }
-    report.assert_ok();
+        .filter(|c| *c != Capability::NoResponders);
+    let teardown_url = url.clone();
+    Some(
+        msg_testkit::Suite::new(msg_driver_redis::factory(), url)
+            .require(required)
+            .teardown(move || async move { delete_keys(&teardown_url, &prefix).await }),
+    )
 }
+
+msg_testkit::conformance_suite!(suite: suite);

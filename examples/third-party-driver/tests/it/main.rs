@@ -13,17 +13,7 @@ mod tls;
 /// The Redis URL, or `None` (after a loud SKIPPED line) when none is configured; with
 /// `MSG_REQUIRE_BROKERS=1` a missing Redis fails the test instead.
 pub fn redis_url(suite: &str) -> Option<String> {
-    match std::env::var("MSG_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("MSG_REQUIRE_BROKERS").as_deref() != Ok("1"),
-                "MSG_REQUIRE_BROKERS=1 but MSG_REDIS_URL is not set: run `cargo xtask test`"
-            );
-            eprintln!("SKIPPED: {suite}: no Redis (set MSG_REDIS_URL, or run `cargo xtask test`)");
-            None
-        }
-    }
+    msg_testkit::broker_url("MSG_REDIS_URL", suite)
 }
 
 /// `url` with one more query option.
