@@ -119,10 +119,14 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
 
     /// Starts consuming RPC requests for a server target: its topic (shared), its
     /// `topic.server` and its fanout.
+    ///
+    /// When it returns, the listener is consuming at the broker (consumers confirmed,
+    /// subscriptions flushed): a request sent after that reaches it. Callers and the
+    /// conformance suite rely on it instead of sleeping.
     async fn listen(&self, target: &Target, options: &ListenOptions) -> Result<RpcListener>;
 
     /// Starts consuming notifications for each (target, priority); with a pool, as a member
-    /// of that pool.
+    /// of that pool. When it returns, the listener is consuming at the broker.
     async fn listen_for_notifications(
         &self,
         subscriptions: &[(Target, Priority)],
