@@ -50,6 +50,7 @@ mod env;
 mod hostile;
 mod log_capture;
 mod notify_e2e;
+mod python;
 mod rpc_e2e;
 
 use std::fmt;
@@ -65,6 +66,7 @@ pub use hostile::{
     hostile_notifications, hostile_peer_suite, hostile_requests, zlib_bomb,
 };
 pub use log_capture::{CapturedLogs, capture_logs};
+pub use python::{PythonEnv, PythonPeer};
 
 /// A conformance run: a driver factory, the URL to connect to, and the capabilities the
 /// driver must have.
