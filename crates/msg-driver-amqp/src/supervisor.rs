@@ -243,7 +243,7 @@ const NACKS_BEFORE_MOVING: u32 = 4;
 /// How old a connection must be before nacks move it to another node (so that a quorum
 /// queue that is electing a leader, refusing everyone for a moment, costs no reconnect
 /// storm).
-const MOVE_AFTER: Duration = Duration::from_secs(2);
+const MOVE_AFTER: Duration = Duration::from_secs(5);
 
 /// The connection supervisor shared by a driver's clients and listeners.
 pub(crate) struct Supervisor {
