@@ -140,7 +140,8 @@ fn run() -> Result<ExitCode> {
         "ci" => ctx.ci(&args),
         "bench" => ctx.bench(&args),
         "cluster" if args.first().is_some_and(|a| a == "test") => {
-            Ok(match ctx.cluster_suite(harness_args(&args))? {
+            let interop = ctx.interop()?;
+            Ok(match ctx.cluster_suite(harness_args(&args), &interop)? {
                 None => ExitCode::SUCCESS,
                 Some(ClusterStep::Skipped) => ExitCode::from(3),
                 Some(ClusterStep::Failed(code)) => ExitCode::from(code),
@@ -374,7 +375,7 @@ impl Ctx {
         } else if failure.is_some() {
             outcome.push("cluster suite not run".into());
         } else {
-            match self.cluster_suite(harness_args(extra))? {
+            match self.cluster_suite(harness_args(extra), &interop)? {
                 None => outcome.push("cluster suite ok".into()),
                 Some(ClusterStep::Skipped) => {
                     outcome.push("cluster suite SKIPPED".into());
@@ -434,7 +435,13 @@ impl Ctx {
     /// other tests use): built first, then run on the clusters the environment names, or
     /// on local clusters started here (in-process `cluster up`) and stopped at the end.
     /// `None` when it passed.
-    fn cluster_suite(&self, harness: &[OsString]) -> Result<Option<ClusterStep>> {
+    /// The cluster suite gets the Python interop venv (its Python peers share quorum queues
+    /// with msg) as the main tests do.
+    fn cluster_suite(
+        &self,
+        harness: &[OsString],
+        interop: &Interop,
+    ) -> Result<Option<ClusterStep>> {
         let suite = |more: &[&str]| {
             let mut cmd = self.cargo(["test", "-p", CLUSTER_PACKAGE, "--test", "cluster"]);
             cmd.args(more);
@@ -475,6 +482,9 @@ impl Ctx {
         cmd.args(harness);
         for (var, value) in clusters.iter().flat_map(|c| c.env.iter()) {
             cmd.env(var, value);
+        }
+        if let Interop::Ready(python) = interop {
+            cmd.env("MSG_PYTHON", python);
         }
         let result = self.run_cargo(cmd);
         if let Some(clusters) = clusters

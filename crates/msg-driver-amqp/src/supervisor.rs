@@ -42,7 +42,13 @@ pub(crate) use retrying::Bound;
 pub(crate) struct Conn {
     pub(crate) connection: Connection,
     publish_connection: Connection,
-    pub(crate) publisher: Channel,
+    /// The publishing channel now; replaced by a fresh one after a nack (see
+    /// [`Conn::renew_publisher`]).
+    publisher: RwLock<Publisher>,
+    /// One renewal of the publishing channel at a time.
+    renewing: tokio::sync::Mutex<()>,
+    /// When the pair was opened.
+    opened: tokio::time::Instant,
     pub(crate) generation: u64,
     /// `host:port`, for logs.
     host: String,
@@ -50,7 +56,59 @@ pub(crate) struct Conn {
     blocked: watch::Sender<Option<String>>,
 }
 
+/// A publishing channel (publisher confirms on) and its number on its connection: 0 for the
+/// first, then one more for each renewal.
+#[derive(Clone)]
+struct Publisher {
+    channel: Channel,
+    serial: u64,
+}
+
+/// Opens a channel with publisher confirms on `connection`.
+async fn open_publisher(connection: &Connection) -> Result<Channel> {
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|e| amqp_err("opening the publishing channel", e))?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| amqp_err("enabling publisher confirms", e))?;
+    Ok(channel)
+}
+
 impl Conn {
+    /// The publishing channel now.
+    fn publisher(&self) -> Publisher {
+        self.publisher
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the publishing channel `serial` by a fresh one (unless another publish did
+    /// already). RabbitMQ keeps a session per channel and quorum queue (its
+    /// `rabbit_fifo_client` state): one set up while the queue had no leader, after a node
+    /// was lost, refuses every later publish on that channel although the queue has elected
+    /// a new leader since; a new channel starts a new session. The old channel closes once
+    /// the publishes still waiting for their confirms on it drop it.
+    async fn renew_publisher(&self, serial: u64) -> Result<()> {
+        let _one = self.renewing.lock().await;
+        if self.publisher().serial != serial {
+            return Ok(());
+        }
+        let channel = open_publisher(&self.publish_connection).await?;
+        let serial = serial.saturating_add(1);
+        *self.publisher.write().unwrap_or_else(|p| p.into_inner()) = Publisher { channel, serial };
+        tracing::debug!(
+            host = self.host,
+            generation = self.generation,
+            serial,
+            "a new publishing channel replaces the one the broker nacked on"
+        );
+        Ok(())
+    }
+
     /// Why RabbitMQ blocks publishing, if it does.
     pub(crate) fn blocked(&self) -> Option<String> {
         if !self.publish_connection.status().blocked() {
@@ -177,6 +235,15 @@ pub(crate) struct Outgoing<'a> {
 /// The pause before publishing again a message the broker refused (nack): a quorum queue
 /// without a leader, or a full queue that rejects publishes, refuses for a while.
 const NACK_PAUSE: Duration = Duration::from_millis(250);
+
+/// How many fresh channels in a row may refuse (nack) one message before the connections
+/// move to another node.
+const NACKS_BEFORE_MOVING: u32 = 4;
+
+/// How old a connection must be before nacks move it to another node (so that a quorum
+/// queue that is electing a leader, refusing everyone for a moment, costs no reconnect
+/// storm).
+const MOVE_AFTER: Duration = Duration::from_secs(5);
 
 /// The connection supervisor shared by a driver's clients and listeners.
 pub(crate) struct Supervisor {
@@ -352,19 +419,7 @@ impl Supervisor {
                 return Err(e);
             }
         };
-        let publisher = async {
-            let publisher = publish_connection
-                .create_channel()
-                .await
-                .map_err(|e| amqp_err("opening the publishing channel", e))?;
-            publisher
-                .confirm_select(ConfirmSelectOptions::default())
-                .await
-                .map_err(|e| amqp_err("enabling publisher confirms", e))?;
-            Ok::<_, Error>(publisher)
-        }
-        .await;
-        let publisher = match publisher {
+        let publisher = match open_publisher(&publish_connection).await {
             Ok(p) => p,
             Err(e) => {
                 let _ = connection.close(200, "OK".into()).await;
@@ -376,7 +431,12 @@ impl Supervisor {
         let conn = Conn {
             connection,
             publish_connection,
-            publisher,
+            publisher: RwLock::new(Publisher {
+                channel: publisher,
+                serial: 0,
+            }),
+            renewing: tokio::sync::Mutex::new(()),
+            opened: tokio::time::Instant::now(),
             generation,
             host: host.label.clone(),
             blocked: watch::channel(None).0,
@@ -854,6 +914,8 @@ impl Supervisor {
         } = out;
         let timeout = bound.timeout();
         let mut attempt = 0u32;
+        // nacks of this message in a row, each on a fresh channel
+        let mut nacks = 0u32;
         loop {
             let conn = self.connection(bound, &mut attempt).await?;
             if let Err(reason) = conn.wait_unblocked(bound.deadline()).await {
@@ -865,8 +927,10 @@ impl Supervisor {
                     timeout,
                 ));
             }
+            let publisher = conn.publisher();
             let send = async {
-                conn.publisher
+                publisher
+                    .channel
                     .basic_publish(
                         ShortString::from(exchange),
                         ShortString::from(key),
@@ -897,8 +961,19 @@ impl Supervisor {
                 None => send.await,
             };
             let nacked = match outcome {
-                Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => return Ok(true),
-                Ok(Confirmation::Ack(Some(_))) => return Ok(false),
+                Ok(Confirmation::Ack(returned)) => {
+                    if nacks > 0 {
+                        tracing::info!(
+                            exchange,
+                            key,
+                            nacks,
+                            host = conn.host,
+                            "a message the broker refused is confirmed now"
+                        );
+                    }
+                    return Ok(returned.is_none());
+                }
+                Ok(Confirmation::NotRequested) => return Ok(true),
                 Ok(Confirmation::Nack(_)) => {
                     let refused = Error::refused(
                         Refusal::Nacked,
@@ -908,12 +983,19 @@ impl Supervisor {
                     if bound.exhausted(attempt) {
                         return Err(refused);
                     }
+                    nacks = nacks.saturating_add(1);
                     tracing::warn!(
                         exchange,
                         key,
                         attempt,
-                        "the broker refused a message (nack); publishing it again"
+                        nacks,
+                        host = conn.host,
+                        generation = conn.generation,
+                        channel = publisher.serial,
+                        "the broker refused a message (nack); publishing it again on a fresh channel"
                     );
+                    self.after_nack(&conn, publisher.serial, nacks, bound, key)
+                        .await;
                     true
                 }
                 Err(e) if is_connection_error(&e) => {
@@ -936,6 +1018,40 @@ impl Supervisor {
                     .map_or(NACK_PAUSE, |left| left.min(NACK_PAUSE));
                 tokio::time::sleep(pause).await;
             }
+        }
+    }
+
+    /// After the broker nacked a message (to `key`) on the publishing channel `serial` of
+    /// `conn` (the `nacks`-th time in a row for this message): the next attempt goes out on a fresh
+    /// channel; once [`NACKS_BEFORE_MOVING`] fresh channels in a row were refused and the
+    /// connection is at least [`MOVE_AFTER`] old, the node itself refuses (RabbitMQ 3.10
+    /// after losing a quorum queue's leader) and the connections move to the next host, as
+    /// after a lost connection.
+    async fn after_nack(
+        self: &Arc<Self>,
+        conn: &Conn,
+        serial: u64,
+        nacks: u32,
+        bound: Bound,
+        key: &str,
+    ) {
+        if nacks >= NACKS_BEFORE_MOVING && conn.opened.elapsed() >= MOVE_AFTER {
+            tracing::warn!(
+                host = conn.host,
+                generation = conn.generation,
+                nacks,
+                key,
+                "the broker keeps refusing a message on fresh channels: reconnecting to the next host"
+            );
+            self.connection_lost(conn.generation);
+            return;
+        }
+        let renewed = bound
+            .within("a new publishing channel", conn.renew_publisher(serial))
+            .await;
+        if let Err(e) = renewed {
+            // the next attempt finds out whether the connection is gone
+            tracing::debug!(error = %e, "opening a new publishing channel failed");
         }
     }
 

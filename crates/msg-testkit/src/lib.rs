@@ -65,6 +65,7 @@ mod generate;
 mod hostile;
 mod log_capture;
 mod notify_e2e;
+mod python;
 mod rpc_e2e;
 mod suite;
 
@@ -75,6 +76,7 @@ pub use hostile::{
     hostile_notifications, hostile_peer_suite, hostile_requests, zlib_bomb,
 };
 pub use log_capture::{CapturedLogs, capture_logs};
+pub use python::{PythonEnv, PythonPeer};
 #[doc(hidden)]
 pub use suite::run_case as __run_case;
 pub use suite::{Suite, broker_url};

@@ -10,4 +10,5 @@
 mod conformance;
 mod fault;
 mod nats_faults;
+mod python_interop;
 mod rabbit_faults;

@@ -145,9 +145,6 @@ async fn stop_app_on_the_queue_leader_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails in 2 of 5 runs on RabbitMQ 3.10: the reconnected publishing channel has every \
-            publish to a queue whose leader was on the killed node nacked for the whole outage \
-            (docs/clusters.md); run it with --ignored"]
 async fn killing_the_clients_node_loses_nothing() {
     let Some(setup) = setup("rabbit cluster: kill the client's node").await else {
         return;

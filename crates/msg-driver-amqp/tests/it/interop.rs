@@ -14,9 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lapin::options::{
@@ -28,10 +26,10 @@ use msg_client::{Notifier, RpcClient};
 use msg_core::{Context, DriverRegistry, Error, Priority, Target, Transport, TransportUrl};
 use msg_dispatch::{Endpoint, Handled, HandlerError, NotificationEndpoint, NotificationMessage};
 use msg_server::{NotificationListener, RpcServer};
+use msg_testkit::{PythonEnv, PythonPeer};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::Command;
 use tokio::sync::mpsc;
 
 use crate::{rabbit_url, raw_connection};
@@ -42,11 +40,6 @@ const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
 const VECTORS: &str = include_str!("../interop/python-oslo-18.3.1.jsonl");
 /// What `rabbitmqctl` listed while Python peers ran (same source).
 const PYTHON_TOPOLOGY: &str = include_str!("../interop/python-oslo-18.3.1-topology.txt");
-/// A Python peer's own bound, in seconds (each script also caps it).
-const PEER_LIFETIME: &str = "90";
-/// How long a Python peer may take to import oslo.messaging and start listening (two busy
-/// cores shared with other builds).
-const READY_WITHIN: Duration = Duration::from_secs(60);
 /// How long anything that has been sent may take to arrive.
 const ARRIVE_WITHIN: Duration = Duration::from_secs(30);
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
@@ -55,39 +48,13 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 // Environment
 // ---------------------------------------------------------------------------------------
 
-struct Interop {
-    url: String,
-    python: PathBuf,
-}
-
-fn brokers_required() -> bool {
-    std::env::var("MSG_REQUIRE_BROKERS").as_deref() == Ok("1")
-}
+type Interop = PythonEnv;
+type Peer = PythonPeer;
 
 /// The broker URL and the Python with oslo.messaging, or `None` after a SKIPPED line.
 fn interop(suite: &str) -> Option<Interop> {
     let url = rabbit_url(suite)?;
-    let python = match std::env::var("MSG_PYTHON") {
-        Ok(p) if !p.is_empty() => PathBuf::from(p),
-        _ => {
-            assert!(
-                !brokers_required(),
-                "MSG_REQUIRE_BROKERS=1 but MSG_PYTHON is not set: run `cargo xtask test` \
-                 (it prepares target/interop-venv with oslo.messaging==18.3.1)"
-            );
-            eprintln!(
-                "SKIPPED: {suite}: no Python oslo.messaging (set MSG_PYTHON to a python with \
-                 oslo.messaging==18.3.1, or run `cargo xtask test`)"
-            );
-            return None;
-        }
-    };
-    assert!(
-        python.is_file(),
-        "MSG_PYTHON={} is not a file: run `cargo xtask venv`",
-        python.display()
-    );
-    Some(Interop { url, python })
+    PythonEnv::from_env(suite, &url, PEERS)
 }
 
 /// A name no other test (or run) uses.
@@ -107,167 +74,6 @@ async fn transport(url: &str) -> Transport {
 // ---------------------------------------------------------------------------------------
 // Python peers
 // ---------------------------------------------------------------------------------------
-
-/// A running Python peer: its JSON lines, and its stderr kept for failure messages.
-struct Peer {
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::UnboundedReceiver<Value>,
-    log: Arc<Mutex<String>>,
-}
-
-fn append(log: &Mutex<String>, line: &str) {
-    const KEEP: usize = 16_000;
-    let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-    log.push_str(line);
-    log.push('\n');
-    if log.len() > 2 * KEEP {
-        let cut = log.len() - KEEP;
-        let cut = (cut..log.len())
-            .find(|i| log.is_char_boundary(*i))
-            .unwrap_or(0);
-        log.drain(..cut);
-    }
-}
-
-impl fmt::Display for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        write!(f, "python peer `{}`; its output:\n{log}", self.name)
-    }
-}
-
-impl Peer {
-    fn spawn(env: &Interop, script: &str, args: &[&str]) -> Peer {
-        let mut child = Command::new(&env.python)
-            .arg(format!("{PEERS}/{script}"))
-            .args(args)
-            .args(["--lifetime", PEER_LIFETIME])
-            .current_dir(PEERS)
-            .env("MSG_RABBIT_URL", &env.url)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("PYTHONUNBUFFERED", "1")
-            .env("PYTHONWARNINGS", "ignore")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("can't run {} {script}: {e}", env.python.display()));
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, lines) = mpsc::unbounded_channel();
-        let stdout = child.stdout.take().unwrap();
-        let out_log = log.clone();
-        tokio::spawn(async move {
-            let mut stdout = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = stdout.next_line().await {
-                append(&out_log, &format!("[stdout] {line}"));
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    let _ = tx.send(v);
-                }
-            }
-        });
-        let stderr = child.stderr.take().unwrap();
-        let err_log = log.clone();
-        tokio::spawn(async move {
-            let mut stderr = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = stderr.next_line().await {
-                append(&err_log, &line);
-            }
-        });
-        let shown: Vec<&str> = args
-            .iter()
-            .map(|a| if a.len() > 60 { "…" } else { *a })
-            .collect();
-        Peer {
-            name: format!("{script} {}", shown.join(" ")),
-            stdin: child.stdin.take(),
-            child,
-            lines,
-            log,
-        }
-    }
-
-    /// The next JSON line, or `None` when nothing came within `within` or the peer ended.
-    async fn try_next(&mut self, within: Duration) -> Option<Value> {
-        tokio::time::timeout(within, self.lines.recv())
-            .await
-            .ok()
-            .flatten()
-    }
-
-    /// The next line with `"event": event` (earlier lines are dropped).
-    async fn event(&mut self, event: &str, within: Duration) -> Value {
-        self.until(event, within).await.pop().unwrap()
-    }
-
-    /// Every line up to and including the next one with `"event": event`.
-    async fn until(&mut self, event: &str, within: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + within;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.lines.recv()).await {
-                Ok(Some(v)) => {
-                    let done = v["event"] == event;
-                    seen.push(v);
-                    if done {
-                        return seen;
-                    }
-                }
-                Ok(None) => panic!("{self}\n-> it ended before printing event `{event}`"),
-                Err(_) => panic!("{self}\n-> no event `{event}` within {within:?}"),
-            }
-        }
-    }
-
-    async fn ready(&mut self) {
-        self.event("ready", READY_WITHIN).await;
-    }
-
-    /// The next `n` notification lines.
-    async fn notifications(&mut self, n: usize, within: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + within;
-        let mut got = Vec::new();
-        while got.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.lines.recv()).await {
-                Ok(Some(v)) if v["event"] == "notification" => got.push(v),
-                Ok(Some(_)) => {}
-                Ok(None) => panic!(
-                    "{self}\n-> it ended after {} of {n} notifications",
-                    got.len()
-                ),
-                Err(_) => panic!(
-                    "{self}\n-> {} of {n} notifications within {within:?}: {got:?}",
-                    got.len()
-                ),
-            }
-        }
-        got
-    }
-
-    /// Asks the peer to stop (its stdin closes) and waits for it (bounded; killed after).
-    async fn stop(mut self) {
-        drop(self.stdin.take());
-        if tokio::time::timeout(Duration::from_secs(15), self.child.wait())
-            .await
-            .is_err()
-        {
-            eprintln!("{self}\n-> did not stop within 15 s: killed");
-            let _ = self.child.kill().await;
-        }
-    }
-}
-
-/// The results of a `py_rpc_client.py` run, by operation index.
-async fn client_results(client: &mut Peer, n: usize) -> Vec<Value> {
-    let lines = client.until("done", Duration::from_secs(90)).await;
-    let results: Vec<Value> = lines.into_iter().filter(|l| l.get("i").is_some()).collect();
-    assert_eq!(results.len(), n, "{client}");
-    results
-}
 
 // ---------------------------------------------------------------------------------------
 // The Rust side: RPC endpoints as the Python server's
@@ -478,7 +284,7 @@ async fn python_client_calls_rust_server() {
             &ops.to_string(),
         ],
     );
-    let r = client_results(&mut client, 12).await;
+    let r = PythonPeer::client_results(&mut client, 12).await;
     let ctx = format!("{client}");
 
     assert_eq!(r[0]["ok"], payload, "echo: {ctx}");
@@ -725,7 +531,7 @@ async fn fanout_and_server_directed_reach_rust_and_python_servers() {
         assert_eq!(who, name);
     }
 
-    let r = client_results(&mut py_client, 3).await;
+    let r = PythonPeer::client_results(&mut py_client, 3).await;
     assert_eq!(r[0]["ok"], Value::Null, "{py_client}");
     assert_eq!(r[1]["ok"], "rust-1", "{py_client}");
     assert_eq!(r[2]["ok"], "py-1", "{py_client}");
@@ -764,14 +570,15 @@ async fn stream_fanout_reaches_rust_and_python_servers() {
     let Some(env) = interop("interop: stream fanout to rust and python servers") else {
         return;
     };
-    stream_fanout_interop(&env.url, &env.python).await;
+    stream_fanout_interop(&env).await;
 }
 
-/// The stream fanout interop case on the broker of `url` (a single node or a cluster).
-pub(crate) async fn stream_fanout_interop(url: &str, python: &std::path::Path) {
+/// The stream fanout interop case on the broker of `base.url` (a single node or a cluster).
+pub(crate) async fn stream_fanout_interop(base: &Interop) {
+    let url = base.url.as_str();
     let env = Interop {
         url: crate::stream_fanout::stream_url(url),
-        python: python.to_path_buf(),
+        ..base.clone()
     };
     let topic = unique("stream-fanout");
     let (records_tx, mut records) = mpsc::unbounded_channel();
@@ -799,7 +606,7 @@ pub(crate) async fn stream_fanout_interop(url: &str, python: &std::path::Path) {
         .cast(&Context::new(), "record", json!({"value": "from-rust"}))
         .await
         .unwrap();
-    let r = client_results(&mut py_client, 1).await;
+    let r = PythonPeer::client_results(&mut py_client, 1).await;
     assert_eq!(r[0]["ok"], Value::Null, "{py_client}");
 
     let at_rust: BTreeSet<String> = recv_n(&mut records, 2, "stream fanout casts at rust")
@@ -2149,7 +1956,7 @@ async fn compressed_messages_both_ways() {
         .unwrap_or_else(|e| panic!("rust bz2 -> python gzip: {e}\n{py_server}"));
     assert_eq!(echoed, payload);
 
-    let r = client_results(&mut py_client, 1).await;
+    let r = PythonPeer::client_results(&mut py_client, 1).await;
     assert_eq!(
         r[0]["ok"], payload,
         "python bzip2 -> rust bzip2: {py_client}"
