@@ -221,3 +221,88 @@ async fn notifications_go_both_ways_through_a_quorum_queue() {
     assert_quorum(&cluster, &format!("{topic}.info")).await;
     t.cleanup().await.unwrap();
 }
+
+/// oslo's options for fanout through a stream (it requires the last two along).
+const STREAM_FANOUT: &str =
+    "rabbit_stream_fanout=true&rabbit_qos_prefetch_count=10&rabbit_transient_quorum_queue=true";
+
+/// `rabbit_stream_fanout` on the cluster: a msg server and a Python server share the topic's
+/// one stream (`<topic>_fanout`, replicated over the nodes), and a fanout cast from either
+/// side reaches both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_msg_servers_share_a_fanout_stream() {
+    let Some((_cluster, quorum_env)) = setup("rabbit cluster: python stream fanout interop") else {
+        return;
+    };
+    let env = PythonEnv {
+        url: with_option(&quorum_env.url, STREAM_FANOUT),
+        ..quorum_env
+    };
+    let topic = unique("cluster-py-stream");
+    let t = open(&env.url).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let rust = RpcServer::builder(t.clone(), Target::server(&topic, "rust-1"))
+        .endpoint(
+            Endpoint::new().method("record", move |_c: Context, a: Value| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(a["value"].as_str().unwrap_or_default().to_string());
+                    Ok::<_, HandlerError>(Value::Null)
+                }
+            }),
+        )
+        .start()
+        .await
+        .unwrap();
+    let mut py_server = PythonPeer::spawn(
+        &env,
+        "py_rpc_server.py",
+        &["--url", &env.url, "--topic", &topic, "--server", "py-1"],
+    );
+    py_server.ready().await;
+
+    let ops = json!([
+        {"op": "cast", "method": "record", "args": {"value": "from-python"}, "fanout": true},
+    ])
+    .to_string();
+    let mut py_client = PythonPeer::spawn(
+        &env,
+        "py_rpc_client.py",
+        &["--url", &env.url, "--topic", &topic, &ops],
+    );
+    RpcClient::new(t.clone(), Target::topic(&topic))
+        .timeout(CALL_TIMEOUT)
+        .prepare()
+        .fanout(true)
+        .cast(&Context::new(), "record", json!({"value": "from-rust"}))
+        .await
+        .unwrap();
+    let r = py_client.client_results(1).await;
+    assert_eq!(r[0]["ok"], Value::Null, "{py_client}");
+
+    let deadline = Instant::now() + ARRIVE_WITHIN;
+    let mut at_rust = std::collections::BTreeSet::new();
+    while at_rust.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(v)) => {
+                at_rust.insert(v);
+            }
+            _ => panic!("the msg server got {at_rust:?} of both fanout casts\n{py_server}"),
+        }
+    }
+    let mut at_python = std::collections::BTreeSet::new();
+    for _ in 0..2 {
+        let rec = py_server.event("record", ARRIVE_WITHIN).await;
+        at_python.insert(rec["value"].as_str().unwrap_or_default().to_string());
+    }
+    let both: std::collections::BTreeSet<String> =
+        ["from-python", "from-rust"].map(String::from).into();
+    assert_eq!(at_rust, both);
+    assert_eq!(at_python, both, "{py_server}");
+
+    py_client.stop().await;
+    py_server.stop().await;
+    rust.shutdown(Duration::from_secs(5)).await.unwrap();
+    t.cleanup().await.unwrap();
+}
