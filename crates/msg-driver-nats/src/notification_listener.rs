@@ -261,7 +261,9 @@ impl Intake for JsIntake {
                 Box::new(acker),
             )),
             Err(e) => {
-                log_rejected("notification", &acker.source.spec.name, &e);
+                let source = &acker.source;
+                let from = format!("topic `{}` (consumer `{}`)", source.topic, source.spec.name);
+                log_rejected("notification", &from, &e);
                 acker.terminate();
                 None
             }
