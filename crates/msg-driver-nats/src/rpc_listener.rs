@@ -76,15 +76,6 @@ struct RpcIntake {
     wake: Notify,
 }
 
-impl fmt::Debug for RpcIntake {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RpcIntake")
-            .field("subjects", &self.subjects)
-            .field("shed", &self.shed.load(Ordering::Relaxed))
-            .finish_non_exhaustive()
-    }
-}
-
 impl Intake for RpcIntake {
     type Raw = Held;
     type Item = IncomingRequest;
@@ -109,17 +100,7 @@ impl Intake for RpcIntake {
     /// nobody can take gets "no responders"), a fanout copy is dropped (every server has
     /// its own).
     fn give_back(&self, held: Vec<Held>) {
-        let again: Vec<Message> = held
-            .into_iter()
-            .filter_map(|h| {
-                if h.origin == Origin::Fanout {
-                    tracing::debug!(subject = %h.msg.subject, "a fanout request held at stop dropped");
-                    None
-                } else {
-                    Some(h.msg)
-                }
-            })
-            .collect();
+        let again = published_again(held);
         if again.is_empty() {
             return;
         }
@@ -157,6 +138,20 @@ impl Intake for RpcIntake {
             self.wake.notify_one();
         }
     }
+}
+
+/// What of the requests held at stop is published again: all but the fanout copies.
+fn published_again(held: Vec<Held>) -> Vec<Message> {
+    held.into_iter()
+        .filter_map(|h| {
+            if h.origin == Origin::Fanout {
+                tracing::debug!(subject = %h.msg.subject, "a fanout request held at stop dropped");
+                None
+            } else {
+                Some(h.msg)
+            }
+        })
+        .collect()
 }
 
 impl RpcIntake {
@@ -437,6 +432,38 @@ mod tests {
         // between full and half the server stays as it is (no flapping)
         let b = Backlog { limit: 32768 };
         assert!((16385..32768).all(|q| !b.full(q) && !b.halved(q)));
+    }
+
+    #[test]
+    fn requests_held_at_stop_go_back_but_fanout_copies() {
+        let held = |subject: &str, origin| {
+            let msg = Message {
+                subject: subject.into(),
+                reply: Some("_INBOX.x.1".into()),
+                payload: Bytes::from_static(b"{}"),
+                headers: None,
+                status: None,
+                description: None,
+                length: 2,
+            };
+            let request = WireRequest::decode(
+                br#"{"oslo.version":"2.0","oslo.message":"{\"method\":\"m\",\"args\":{}}"}"#,
+            )
+            .unwrap();
+            Held {
+                msg,
+                request,
+                origin,
+            }
+        };
+        let again = published_again(vec![
+            held("t", Origin::Topic),
+            held("f", Origin::Fanout),
+            held("d", Origin::Direct),
+        ]);
+        let subjects: Vec<&str> = again.iter().map(|m| m.subject.as_str()).collect();
+        assert_eq!(subjects, ["t", "d"]);
+        assert!(again.iter().all(|m| m.reply.is_some()), "replies kept");
     }
 
     #[test]
