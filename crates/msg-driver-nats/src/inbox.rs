@@ -2,16 +2,17 @@
 //! replies to `<inbox>.<msg_id>`, so a "no responders" status for it arrives there too.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_nats::StatusCode;
 use futures::StreamExt;
 use msg_core::ReplyWaiters;
 use msg_core::codec::WireReply;
+use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::conn::Conn;
+use crate::connection::Conn;
 
 /// The header of a cast receipt (a server took an `at_least_once` cast).
 pub(crate) const RECEIPT_HEADER: &str = "Msg-Receipt";
@@ -26,10 +27,6 @@ pub(crate) enum Signal {
 }
 
 type Signals = Arc<Mutex<HashMap<String, oneshot::Sender<Signal>>>>;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// The driver's reply inbox.
 pub(crate) struct ReplyInbox {
@@ -59,7 +56,7 @@ pub(crate) struct SignalGuard {
 
 impl Drop for SignalGuard {
     fn drop(&mut self) {
-        lock(&self.signals).remove(&self.id);
+        self.signals.lock().remove(&self.id);
     }
 }
 
@@ -85,7 +82,7 @@ impl ReplyInbox {
                         continue;
                     };
                     if msg.status == Some(StatusCode::NO_RESPONDERS) {
-                        if let Some(tx) = lock(&signals).remove(id) {
+                        if let Some(tx) = signals.lock().remove(id) {
                             let _ = tx.send(Signal::NoResponders);
                         }
                         continue;
@@ -95,7 +92,7 @@ impl ReplyInbox {
                         .as_ref()
                         .is_some_and(|h| h.get(RECEIPT_HEADER).is_some())
                     {
-                        if let Some(tx) = lock(&signals).remove(id) {
+                        if let Some(tx) = signals.lock().remove(id) {
                             let _ = tx.send(Signal::Receipt);
                         }
                         continue;
@@ -137,7 +134,7 @@ impl ReplyInbox {
     /// Registers for the signal of one send (before it is sent).
     pub(crate) fn signal(&self, id: &str) -> (SignalGuard, oneshot::Receiver<Signal>) {
         let (tx, rx) = oneshot::channel();
-        lock(&self.signals).insert(id.to_string(), tx);
+        self.signals.lock().insert(id.to_string(), tx);
         (
             SignalGuard {
                 id: id.to_string(),
@@ -152,7 +149,7 @@ impl ReplyInbox {
         self.task.abort();
         self.waiters
             .fail_all(|| msg_core::Error::Closed("the transport was closed".into()));
-        lock(&self.signals).clear();
+        self.signals.lock().clear();
     }
 }
 

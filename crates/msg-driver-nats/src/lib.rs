@@ -36,37 +36,38 @@
 //! ```
 #![warn(missing_docs)]
 
-mod conn;
+mod connection;
+mod dead_letter;
 mod earlier;
 mod errors;
 mod inbox;
+mod notification_listener;
 mod options;
+mod publish;
 mod pull;
 mod rpc_listener;
 mod subject;
 mod topology;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use msg_core::codec::{self, CallInfo, EnvelopeVersion, RpcRequest};
+use msg_core::codec::{EnvelopeVersion, RpcRequest};
 use msg_core::{
-    Capabilities, Capability, Context, Driver, DriverFactory, Error, ListenOptions, Listener,
-    Notification, NotificationListener, Priority, Result, Retry, RpcListener, SendOptions, Target,
-    TransportUrl,
+    Capabilities, Capability, Context, Driver, DriverFactory, Error, ListenOptions, Notification,
+    NotificationListener, Priority, Result, Retry, RpcListener, SendOptions, Target, TransportUrl,
 };
 use serde_json::Value;
-use tokio::sync::{OnceCell, watch};
+use tokio::sync::OnceCell;
 
-pub use conn::{MIN_SERVER_VERSION, NatsStats};
+pub use connection::{MIN_SERVER_VERSION, NatsStats};
 pub use options::{NatsOptions, StreamRetention, StreamStorage};
 pub use subject::{Layout, decode_name, decode_token, encode_name, encode_token};
 
-use conn::Conn;
-use inbox::{ReplyInbox, Signal};
-use topology::{ConsumerSpec, NotifyPath, Topology};
+use connection::Conn;
+use inbox::ReplyInbox;
+use publish::NotifyPaths;
+use topology::{ConsumerSpec, Topology};
 
 /// The factory for `nats://` and `tls://`.
 pub fn factory() -> Arc<dyn DriverFactory> {
@@ -102,11 +103,6 @@ pub struct NatsDriver {
     inbox: OnceCell<ReplyInbox>,
     notify_paths: NotifyPaths,
 }
-
-/// The send paths worked out so far: exchange, then topic, then priority (looked up with
-/// borrowed names, so a send allocates no key).
-type NotifyPaths =
-    std::sync::Mutex<HashMap<String, HashMap<String, Vec<(Priority, Arc<NotifyPath>)>>>>;
 
 impl NatsDriver {
     /// Connects to the first of the URL's servers that answers, tried in a random order (a
@@ -171,25 +167,6 @@ impl NatsDriver {
         }
     }
 
-    async fn inbox(&self) -> Result<&ReplyInbox> {
-        self.inbox
-            .get_or_try_init(|| ReplyInbox::open(&self.conn))
-            .await
-    }
-
-    /// Where an RPC message goes.
-    fn rpc_subject(&self, target: &Target) -> Result<String> {
-        let topic = target.require_topic()?;
-        let layout = &self.topo.layout;
-        if target.fanout {
-            layout.rpc_fanout(topic)
-        } else if let Some(server) = &target.server {
-            layout.rpc_server(self.exchange(target), topic, server)
-        } else {
-            layout.rpc_topic(self.exchange(target), topic)
-        }
-    }
-
     async fn require_jetstream(&self) -> Result<()> {
         // the look at the server is rare: boxed, out of every send's state
         if self.conn.has_jetstream() || Box::pin(self.conn.jetstream_now()).await {
@@ -202,36 +179,6 @@ impl NatsDriver {
                     .into(),
             })
         }
-    }
-
-    /// The send path of a notification to `target` at `priority` (worked out on the first
-    /// send, then looked up).
-    fn notify_path(&self, target: &Target, priority: Priority) -> Result<Arc<NotifyPath>> {
-        let topic = target.require_topic()?;
-        let exchange = self.exchange(target);
-        let lock = || self.notify_paths.lock().unwrap_or_else(|p| p.into_inner());
-        let known = lock()
-            .get(exchange)
-            .and_then(|topics| topics.get(topic))
-            .and_then(|ps| ps.iter().find(|(p, _)| *p == priority))
-            .map(|(_, path)| path.clone());
-        if let Some(path) = known {
-            return Ok(path);
-        }
-        let stream = self.topo.layout.notify_stream(exchange)?;
-        // the notifier makes the default group's consumer too: kept from the first send
-        let spec = self.consumer_spec(&stream, target, priority, None)?;
-        let path = Arc::new(self.topo.notify_path(exchange, spec)?);
-        let mut paths = lock();
-        let ps = paths
-            .entry(exchange.to_string())
-            .or_default()
-            .entry(topic.to_string())
-            .or_default();
-        if !ps.iter().any(|(p, _)| *p == priority) {
-            ps.push((priority, path.clone()));
-        }
-        Ok(path)
     }
 
     fn consumer_spec(
@@ -253,38 +200,6 @@ impl NatsDriver {
             deliver_new: pool.is_some(),
             earlier_name: earlier::consumer(pool, topic, priority),
         })
-    }
-
-    /// Sends a request that expects a signal back (a call's "no responders", a cast's
-    /// receipt), with `retry` for the connection. Returns a watch that changes when the
-    /// connection the request went out on is lost: what comes back for it is lost then too.
-    async fn publish_request(
-        &self,
-        subject: String,
-        reply: String,
-        body: Vec<u8>,
-        retry: Retry,
-    ) -> Result<watch::Receiver<u64>> {
-        self.conn.check_size("request", body.len())?;
-        self.conn.wait_connected(retry).await?;
-        let lost = self.conn.losses();
-        self.conn
-            .client
-            .publish_with_reply(subject, reply, Bytes::from(body))
-            .await
-            .map_err(|e| errors::unavailable("publishing a request to NATS", e))?;
-        Ok(lost)
-    }
-
-    /// The error of a send whose answer was on its way when the connection was lost.
-    fn connection_lost(&self, what: String) -> Error {
-        Error::ConnectionLost {
-            what: format!(
-                "{what}: the connection to NATS at {} was lost (core NATS keeps nothing for a \
-                 client that is away; the request may have been handled)",
-                self.conn.label()
-            ),
-        }
     }
 }
 
@@ -332,46 +247,7 @@ impl Driver for NatsDriver {
         request: &RpcRequest,
         options: &SendOptions,
     ) -> Result<Value> {
-        let subject = self.rpc_subject(target)?;
-        let inbox = self.inbox().await?;
-        let call = CallInfo {
-            msg_id: codec::new_unique_id(),
-            reply_q: inbox.base.clone(),
-            call_monitor_timeout: options.call_monitor_timeout,
-        };
-        let body = codec::encode_request(context, request, &codec::new_unique_id(), Some(&call))?;
-        let reply = inbox.reply_subject(&call.msg_id);
-        let pending = inbox.waiters.register(call.msg_id.clone());
-        let (_guard, mut signal) = inbox.signal(&call.msg_id);
-        let mut lost = self
-            .publish_request(subject.clone(), reply, body, options.retry)
-            .await?;
-        let wait = pending.wait(request, options.timeout, options.call_monitor_timeout);
-        tokio::pin!(wait);
-        let mut signalled = false;
-        loop {
-            tokio::select! {
-                r = &mut wait => return r,
-                // the reply (or a heartbeat) sent while this client is away is lost: waiting
-                // longer only makes the caller wait for the timeout
-                _ = lost.changed() => {
-                    return Err(self.connection_lost(format!(
-                        "no reply to `{}` from `{subject}`",
-                        request.method
-                    )));
-                }
-                s = &mut signal, if !signalled => {
-                    signalled = true;
-                    if let Ok(Signal::NoResponders) = s {
-                        return Err(if options.at_least_once {
-                            Error::Undeliverable { destination: subject }
-                        } else {
-                            Error::NoResponders { destination: subject }
-                        });
-                    }
-                }
-            }
-        }
+        self.publish_call(target, context, request, options).await
     }
 
     async fn cast(
@@ -381,52 +257,7 @@ impl Driver for NatsDriver {
         request: &RpcRequest,
         options: &SendOptions,
     ) -> Result<()> {
-        let subject = self.rpc_subject(target)?;
-        let body = codec::encode_request(context, request, &codec::new_unique_id(), None)?;
-        if !options.at_least_once {
-            self.conn.check_size("request", body.len())?;
-            self.conn.wait_connected(options.retry).await?;
-            return self
-                .conn
-                .client
-                .publish(subject, Bytes::from(body))
-                .await
-                .map_err(|e| errors::unavailable("publishing a cast to NATS", e));
-        }
-        // at least once: a server that takes it sends a receipt; nobody listening is a
-        // "no responders"
-        let inbox = self.inbox().await?;
-        let id = codec::new_unique_id();
-        let (_guard, signal) = inbox.signal(&id);
-        let mut lost = self
-            .publish_request(
-                subject.clone(),
-                inbox.reply_subject(&id),
-                body,
-                options.retry,
-            )
-            .await?;
-        let bound = options
-            .timeout
-            .unwrap_or(self.conn.options.cast_receipt_timeout);
-        let signal = async {
-            tokio::select! {
-                s = signal => Some(s),
-                _ = lost.changed() => None,
-            }
-        };
-        match tokio::time::timeout(bound, signal).await {
-            Ok(None) => Err(self.connection_lost(format!("no receipt for a cast to `{subject}`"))),
-            Ok(Some(Ok(Signal::Receipt))) => Ok(()),
-            Ok(Some(Ok(Signal::NoResponders))) => Err(Error::Undeliverable {
-                destination: subject,
-            }),
-            Ok(Some(Err(_))) => Err(Error::Closed("the transport was closed".into())),
-            Err(_) => Err(Error::Timeout {
-                what: format!("no server's receipt for a cast to `{subject}`"),
-                after: bound,
-            }),
-        }
+        self.publish_cast(target, context, request, options).await
     }
 
     async fn send_notification(
@@ -437,23 +268,8 @@ impl Driver for NatsDriver {
         version: EnvelopeVersion,
         retry: Retry,
     ) -> Result<()> {
-        self.require_jetstream().await?;
-        let path = self.notify_path(target, notification.priority)?;
-        let unique_id = codec::new_unique_id();
-        let body = codec::encode_notification(context, notification, &unique_id, version)?;
-        // the body plus the `Nats-Msg-Id` header
-        self.conn
-            .check_size("notification", body.len() + unique_id.len() + 32)?;
-        let topo = &self.topo;
-        topo.publish(
-            path.subject(),
-            &unique_id,
-            None,
-            Bytes::from(body),
-            retry,
-            || topo.ensure_notify_path(&path),
-        )
-        .await
+        self.publish_notification(target, context, notification, version, retry)
+            .await
     }
 
     async fn listen(&self, target: &Target, _options: &ListenOptions) -> Result<RpcListener> {
@@ -469,11 +285,7 @@ impl Driver for NatsDriver {
             direct: layout.rpc_server(exchange, topic, server)?,
             fanout: layout.rpc_fanout(topic)?,
         };
-        let (core, stream) = rpc_listener::listen(self.conn.clone(), subjects).await?;
-        Ok(Listener::new(
-            Box::pin(stream),
-            Arc::new(rpc_listener::RpcStop(core)),
-        ))
+        rpc_listener::listen(self.conn.clone(), subjects).await
     }
 
     async fn listen_for_notifications(
@@ -483,7 +295,7 @@ impl Driver for NatsDriver {
         options: &ListenOptions,
     ) -> Result<NotificationListener> {
         self.require_jetstream().await?;
-        let mut sources: Vec<pull::SourceInfo> = Vec::new();
+        let mut sources: Vec<notification_listener::SourceInfo> = Vec::new();
         for (target, priority) in subscriptions {
             let topic = target.require_topic()?;
             let exchange = self.exchange(target).to_string();
@@ -496,18 +308,14 @@ impl Driver for NatsDriver {
                 continue;
             }
             self.topo.ensure_consumer(&spec).await?;
-            sources.push(pull::SourceInfo {
+            sources.push(notification_listener::SourceInfo {
                 spec,
                 exchange,
                 topic: topic.to_string(),
                 priority: *priority,
             });
         }
-        let (state, stream) = pull::listen(self.topo.clone(), sources, options.prefetch).await?;
-        Ok(Listener::new(
-            Box::pin(stream),
-            Arc::new(pull::JsStop(state)),
-        ))
+        notification_listener::listen(self.topo.clone(), sources, options.prefetch).await
     }
 
     async fn cleanup(&self) -> Result<()> {

@@ -1,274 +1,127 @@
-//! Notification listeners: pull requests on durable JetStream consumers, bounded by the
-//! listener's prefetch; acks after handling, progress acks while a message is held, NAK
-//! (optionally delayed) for requeue, dead-lettering past `max_deliveries`.
+//! The pull engine of a notification listener: pull requests on its durable JetStream
+//! consumers, bounded by the listener's prefetch.
 //!
 //! A listener pulls from its consumers (one per (topic, priority), or per (pool, topic,
 //! priority)) with its own inbox `<inbox>.<source>.<pull>`. It never asks for more than
 //! its free slots (prefetch less what it holds and what it already asked for), spreads them
 //! over its consumers, and asks again as slots free up. On stop it drains its inbox (nats-
-//! server drops pull requests whose reply subject lost its interest) and NAKs everything
-//! it holds but has not yielded, so nothing waits for the ack wait to come back.
+//! server drops pull requests whose reply subject lost its interest) and then NAKs what it
+//! held back. A consumer that vanished is made again where the listener is.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context as TaskContext, Poll};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_nats::{HeaderMap, Message, StatusCode, Subscriber};
-use async_trait::async_trait;
+use async_nats::{Message, StatusCode, Subscriber};
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
-use msg_core::codec::WireNotification;
-use msg_core::{Acknowledger, Error, IncomingNotification, Priority, Result, Retry, StopListening};
-use tokio::sync::{Notify, mpsc};
+use futures::StreamExt;
+use msg_core::Error;
+use msg_core::feed::Feed;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::errors;
+use crate::dead_letter::{abandoned, dead_letter};
+use crate::notification_listener::{JsIntake, ListenerState, SourceInfo};
 use crate::subject::{ack_consumer, delivered_count, stream_sequence};
-use crate::topology::{ConsumerSpec, Topology};
+use crate::topology::ConsumerSpec;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+/// A listener's slots: its prefetch, less what it holds and what its pulls ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slots {
+    cap: u32,
+    free: u32,
 }
 
-/// The headers a dead-lettered notification carries.
-pub(crate) const DEAD_LETTER_SUBJECT: &str = "Msg-Dead-Letter-Subject";
-/// The consumer that gave up on it.
-pub(crate) const DEAD_LETTER_CONSUMER: &str = "Msg-Dead-Letter-Consumer";
-/// How often it was delivered.
-pub(crate) const DEAD_LETTER_DELIVERIES: &str = "Msg-Dead-Letter-Deliveries";
-
-/// One consumer a listener pulls from.
-#[derive(Debug)]
-pub(crate) struct SourceInfo {
-    pub(crate) spec: ConsumerSpec,
-    pub(crate) exchange: String,
-    pub(crate) topic: String,
-    pub(crate) priority: Priority,
-}
-
-/// A message held by the listener (in its backlog, or yielded and not settled).
-struct HeldEntry {
-    ack: String,
-    since: Instant,
-}
-
-/// What the engine, the stream, the stop switch and the ackers share.
-pub(crate) struct ListenerState {
-    topo: Arc<Topology>,
-    tx: Mutex<Option<mpsc::UnboundedSender<IncomingNotification>>>,
-    stopped: AtomicBool,
-    wake: Notify,
-    /// Delivered to the stream, not yet yielded.
-    unyielded: AtomicUsize,
-    /// The stream waits for a message.
-    hungry: AtomicBool,
-    held: Mutex<HashMap<u64, HeldEntry>>,
-    next_key: AtomicU64,
-    settled_tx: mpsc::UnboundedSender<()>,
-    /// NAKs held back while a stopped listener's pull requests may still be waiting at the
-    /// server (`None` once they are over). nats-server 2.9 loses a redelivery it hands to a
-    /// pull request whose inbox has no interest any more (the message then waits for the ack
-    /// wait), so a stopped listener NAKs only after its own pull requests ended.
-    deferred: Mutex<Option<Vec<String>>>,
-}
-
-impl fmt::Debug for ListenerState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ListenerState")
-            .field("held", &lock(&self.held).len())
-            .field("stopped", &self.stopped.load(Ordering::Relaxed))
-            .finish_non_exhaustive()
+impl Slots {
+    fn new(cap: u32) -> Self {
+        Slots { cap, free: cap }
     }
-}
 
-impl ListenerState {
-    fn stop(&self) {
-        if self.stopped.swap(true, Ordering::AcqRel) {
-            return;
+    /// Takes `n` free slots (a pull asks for them), no more than are free.
+    fn take(&mut self, n: u32) {
+        self.free = self.free.saturating_sub(n);
+    }
+
+    /// Takes one free slot for a message that came without one (late for its pull):
+    /// whether there was one.
+    fn take_one(&mut self) -> bool {
+        if self.free == 0 {
+            return false;
         }
-        lock(&self.tx).take();
-        self.wake.notify_one();
+        self.free -= 1;
+        true
     }
 
-    async fn send_ack(&self, subject: &str, body: &'static [u8]) -> Result<()> {
-        self.send_ack_to(subject.to_string(), body).await
-    }
-
-    /// [`Self::send_ack`] with the subject moved in (a message's last settlement).
-    async fn send_ack_to(&self, subject: String, body: &'static [u8]) -> Result<()> {
-        self.topo
-            .conn
-            .client
-            .publish(subject, Bytes::from_static(body))
-            .await
-            .map_err(|e| errors::unavailable("settling a notification", e))
-    }
-
-    /// NAKs a message that goes back unhandled: at once while the listener runs (its pull
-    /// requests are live) or once its pull requests are over; held back in between.
-    fn give_back(self: &Arc<Self>, ack: String) {
-        if self.stopped.load(Ordering::Acquire) {
-            let mut deferred = lock(&self.deferred);
-            if let Some(list) = deferred.as_mut() {
-                list.push(ack);
-                return;
-            }
-        }
-        let state = self.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = state.send_ack(&ack, b"-NAK").await;
-            });
-        }
-    }
-
-    /// Sends the held-back NAKs; from now on NAKs go out at once.
-    async fn release_deferred(&self) {
-        let list = lock(&self.deferred).take().unwrap_or_default();
-        if !list.is_empty() {
-            tracing::debug!(
-                count = list.len(),
-                "a stopped listener gives back what it held"
-            );
-        }
-        for ack in list {
-            let _ = self.send_ack(&ack, b"-NAK").await;
-        }
-    }
-
-    fn settled(&self, key: u64) {
-        lock(&self.held).remove(&key);
-        let _ = self.settled_tx.send(());
+    /// Gives `n` slots back (a pull ended, a message settled), never past the prefetch.
+    fn give(&mut self, n: u32) {
+        self.free = self.free.saturating_add(n).min(self.cap);
     }
 }
 
-/// Settles one notification.
-struct JsAcker {
-    state: Arc<ListenerState>,
-    source: Arc<SourceInfo>,
-    key: u64,
-    ack: String,
-    delivered: u64,
-    /// The message as stored, for the dead-letter subject.
-    payload: Bytes,
-    settled: bool,
+/// How many messages the next pull asks one consumer for, of `sources` sharing `slots`:
+/// its share of the prefetch (at least one), no more than the free slots. `None` when that
+/// is less than a pull is worth: one message when the listener waits (`hungry`), else half
+/// a share (fewer, larger pulls while the listener has work).
+fn batch(slots: Slots, sources: usize, hungry: bool) -> Option<u32> {
+    if sources == 0 {
+        return None;
+    }
+    let share = (slots.cap / u32::try_from(sources).unwrap_or(u32::MAX)).max(1);
+    let min_batch = if hungry { 1 } else { (share / 2).max(1) };
+    let want = slots.free.min(share);
+    (want >= min_batch).then_some(want)
 }
 
-impl fmt::Debug for JsAcker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JsAcker")
-            .field("consumer", &self.source.spec.name)
-            .field("delivered", &self.delivered)
-            .finish()
+/// How long a pull request waits at the server: `configured`, or at most a second when
+/// there are fewer slots than consumers (pulls rotate over the consumers faster).
+fn pull_expires(configured: Duration, cap: u32, sources: usize) -> Duration {
+    if cap as usize >= sources {
+        configured
+    } else {
+        configured.min(Duration::from_secs(1))
     }
 }
 
-impl JsAcker {
-    fn finish(&mut self) {
-        if !self.settled {
-            self.settled = true;
-            self.state.settled(self.key);
-        }
-    }
+/// The body of a pull request.
+fn pull_request(batch: u32, expires: Duration) -> String {
+    format!("{{\"batch\":{batch},\"expires\":{}}}", expires.as_nanos())
 }
 
-impl Drop for JsAcker {
-    fn drop(&mut self) {
-        if self.settled {
-            return;
-        }
-        // dropped unsettled (stop, or never handled): back for redelivery
-        let ack = std::mem::take(&mut self.ack);
-        self.state.give_back(ack);
-        self.finish();
-    }
+/// How long a consumer waits before it is pulled from again after `failures` failures in a
+/// row: 500 ms doubling to 5 s.
+fn backoff_delay(failures: u32) -> Duration {
+    let ms = 250u64.saturating_mul(1 << failures.min(5)).min(5_000);
+    Duration::from_millis(ms)
 }
 
-/// Publishes a notification to the dead-letter subject of its exchange and terminates it.
-async fn dead_letter(
-    state: &ListenerState,
-    source: &SourceInfo,
-    ack: &str,
-    delivered: u64,
-    payload: Bytes,
-) -> Result<()> {
-    let topo = &state.topo;
-    let subject =
-        topo.layout
-            .dead_letter_subject(&source.exchange, &source.topic, source.priority)?;
-    let mut headers = HeaderMap::new();
-    headers.insert(DEAD_LETTER_SUBJECT, source.spec.filter.as_str());
-    headers.insert(DEAD_LETTER_CONSUMER, source.spec.name.as_str());
-    headers.insert(DEAD_LETTER_DELIVERIES, delivered.to_string().as_str());
-    let msg_id = format!(
-        "dlq:{}:{}:{}",
-        source.spec.stream,
-        source.spec.name,
-        stream_sequence(ack).unwrap_or(0)
-    );
-    let exchange = source.exchange.clone();
-    topo.publish(
-        &subject,
-        &msg_id,
-        Some(headers),
-        payload,
-        Retry::Attempts(2),
-        || async { topo.dead_letter_stream(&exchange).await.map(|_| ()) },
-    )
-    .await?;
-    tracing::warn!(
-        consumer = source.spec.name,
-        topic = source.topic,
-        dead_letter = subject,
-        deliveries = delivered,
-        "notification delivered too often: dead-lettered"
-    );
-    state.send_ack(ack, b"+TERM").await
+/// How often a held message is reported in progress: every third of the ack wait (at
+/// least every 50 ms), so JetStream doesn't redeliver what a handler still works on.
+fn progress_every(ack_wait: Duration) -> Duration {
+    (ack_wait / 3).max(Duration::from_millis(50))
 }
 
-#[async_trait]
-impl Acknowledger for JsAcker {
-    async fn ack(mut self: Box<Self>) -> Result<()> {
-        // settled from here on: the drop gives nothing back
-        self.finish();
-        let ack = std::mem::take(&mut self.ack);
-        self.state.send_ack_to(ack, b"+ACK").await
-    }
+/// Where a consumer made again starts: the lowest stream sequence the listener holds
+/// unsettled from it (its ack floor as the listener knows it: what it held comes again),
+/// else the one after the highest it saw (nothing after it is skipped); `None` when it saw
+/// nothing (it starts as a new consumer does).
+fn restart_point(held: impl IntoIterator<Item = u64>, max_seen: u64) -> Option<u64> {
+    held.into_iter()
+        .min()
+        .or_else(|| (max_seen > 0).then(|| max_seen.saturating_add(1)))
+}
 
-    async fn requeue(mut self: Box<Self>, delay: Option<Duration>) -> Result<()> {
-        let max = self.state.topo.conn.options.max_deliveries;
-        let r = if max > 0 && self.delivered > max {
-            let payload = std::mem::take(&mut self.payload);
-            dead_letter(
-                &self.state,
-                &self.source,
-                &self.ack,
-                self.delivered,
-                payload,
-            )
-            .await
-        } else {
-            match delay.filter(|d| !d.is_zero()) {
-                None => self.state.send_ack(&self.ack, b"-NAK").await,
-                Some(d) => {
-                    let body = format!("-NAK {{\"delay\":{}}}", d.as_nanos());
-                    self.state
-                        .topo
-                        .conn
-                        .client
-                        .publish(self.ack.clone(), Bytes::from(body))
-                        .await
-                        .map_err(|e| errors::unavailable("requeueing a notification", e))
-                }
-            }
-        };
-        self.finish();
-        r
-    }
+/// Which source and pull a message on `<inbox>.<source>.<pull>` answers.
+fn route(inbox: &str, subject: &str, sources: usize) -> Option<(usize, u64)> {
+    let rest = subject.strip_prefix(inbox)?.strip_prefix('.')?;
+    let (idx, seq) = rest.split_once('.')?;
+    let idx: usize = idx.parse().ok()?;
+    (idx < sources).then_some(())?;
+    Some((idx, seq.parse().ok()?))
+}
+
+/// Where pull requests for a consumer go: `<api>.CONSUMER.MSG.NEXT.<stream>.<consumer>`.
+fn next_subject(api: &str, spec: &ConsumerSpec) -> String {
+    format!("{api}.CONSUMER.MSG.NEXT.{}.{}", spec.stream, spec.name)
 }
 
 /// One pull request in flight.
@@ -277,6 +130,21 @@ struct Pull {
     seq: u64,
     remaining: u32,
     deadline: Instant,
+}
+
+/// The slot of a message that came from a consumer: its pull's (which ends with its last
+/// message), or a free one for a message late for its pull. Whether it got one.
+fn slot_for_delivery(pull: &mut Option<Pull>, slots: &mut Slots) -> bool {
+    match pull.as_mut() {
+        Some(p) if p.remaining > 0 => {
+            p.remaining -= 1;
+            if p.remaining == 0 {
+                *pull = None;
+            }
+            true
+        }
+        _ => slots.take_one(),
+    }
 }
 
 struct Source {
@@ -295,6 +163,13 @@ struct Source {
     max_seen: u64,
 }
 
+impl Source {
+    fn backoff(&mut self) {
+        self.failures = self.failures.saturating_add(1);
+        self.retry_at = Some(Instant::now() + backoff_delay(self.failures));
+    }
+}
+
 /// Where a listener is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -308,61 +183,39 @@ enum Phase {
     Drained,
 }
 
-/// Where pull requests for a consumer go: `<api>.CONSUMER.MSG.NEXT.<stream>.<consumer>`.
-fn next_subject(api: &str, spec: &ConsumerSpec) -> String {
-    format!("{api}.CONSUMER.MSG.NEXT.{}.{}", spec.stream, spec.name)
-}
-
 /// Pulls for one listener.
-struct Engine {
+pub(crate) struct Engine {
+    feed: Feed<JsIntake>,
     state: Arc<ListenerState>,
     sources: Vec<Source>,
     inbox: String,
-    cap: u32,
-    free: u32,
+    slots: Slots,
     next_seq: u64,
     rr: usize,
 }
 
-/// Starts a notification listener over the given consumers (ensured by the caller).
-pub(crate) async fn listen(
-    topo: Arc<Topology>,
-    sources: Vec<SourceInfo>,
-    prefetch: u32,
-) -> Result<(Arc<ListenerState>, JsStream)> {
-    let conn = topo.conn.clone();
-    let inbox = conn.client.new_inbox();
-    let sub = conn
-        .client
-        .subscribe(format!("{inbox}.*.*"))
-        .await
-        .map_err(|e| errors::unavailable("subscribing a listener's inbox", e))?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (settled_tx, settled_rx) = mpsc::unbounded_channel();
-    let state = Arc::new(ListenerState {
-        topo: topo.clone(),
-        tx: Mutex::new(Some(tx)),
-        stopped: AtomicBool::new(false),
-        wake: Notify::new(),
-        unyielded: AtomicUsize::new(0),
-        hungry: AtomicBool::new(true),
-        held: Mutex::default(),
-        next_key: AtomicU64::new(0),
-        settled_tx,
-        deferred: Mutex::new(Some(Vec::new())),
-    });
-    let cap = if prefetch == 0 {
-        conn.options.unlimited_prefetch()
-    } else {
-        prefetch
-    };
-    let api = conn.api_prefix.clone();
-    let engine = Engine {
-        state: state.clone(),
-        sources: sources
+impl Engine {
+    /// The engine of a listener fed through `feed`, pulling from `sources` (ensured) with
+    /// replies to `inbox` (subscribed), holding at most `prefetch` messages (0: as many as
+    /// the consumers let it).
+    pub(crate) fn new(
+        feed: Feed<JsIntake>,
+        sources: Vec<SourceInfo>,
+        inbox: String,
+        prefetch: u32,
+    ) -> Self {
+        let state = feed.intake().0.clone();
+        let topo = &state.topo;
+        let cap = if prefetch == 0 {
+            topo.conn.options.unlimited_prefetch()
+        } else {
+            prefetch
+        };
+        let api = &topo.conn.api_prefix;
+        let sources = sources
             .into_iter()
             .map(|info| Source {
-                next_subject: next_subject(&api, &info.spec),
+                next_subject: next_subject(api, &info.spec),
                 stream_created: topo.stream_created(&info.spec.stream),
                 max_seen: 0,
                 info: Arc::new(info),
@@ -371,39 +224,36 @@ pub(crate) async fn listen(
                 failures: 0,
                 needs_ensure: false,
             })
-            .collect(),
-        inbox,
-        cap,
-        free: cap,
-        next_seq: 0,
-        rr: 0,
-    };
-    tokio::spawn(engine.run(sub, settled_rx));
-    let stream = JsStream {
-        rx,
-        state: state.clone(),
-        ended: false,
-    };
-    Ok((state, stream))
-}
-
-impl Engine {
-    fn expires(&self) -> Duration {
-        let o = &self.state.topo.conn.options;
-        if self.cap as usize >= self.sources.len() {
-            o.pull_expires
-        } else {
-            // fewer slots than consumers: pulls rotate faster
-            o.pull_expires.min(Duration::from_secs(1))
+            .collect();
+        Engine {
+            feed,
+            state,
+            sources,
+            inbox,
+            slots: Slots::new(cap),
+            next_seq: 0,
+            rr: 0,
         }
     }
 
-    async fn run(mut self, mut sub: Subscriber, mut settled_rx: mpsc::UnboundedReceiver<()>) {
+    fn expires(&self) -> Duration {
+        pull_expires(
+            self.state.topo.conn.options.pull_expires,
+            self.slots.cap,
+            self.sources.len(),
+        )
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        mut sub: Subscriber,
+        mut settled_rx: mpsc::UnboundedReceiver<()>,
+    ) {
         let conn = self.state.topo.conn.clone();
         let mut generations = conn.generations();
         generations.borrow_and_update();
         // progress acks every third of the ack wait; pull deadlines checked every second
-        let progress_every = (conn.options.ack_wait / 3).max(Duration::from_millis(50));
+        let progress_every = progress_every(conn.options.ack_wait);
         let tick_every = progress_every.min(Duration::from_secs(1));
         let mut tick = tokio::time::interval(tick_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -412,11 +262,11 @@ impl Engine {
         self.schedule().await;
         loop {
             if conn.is_closed() {
-                self.state.stop();
+                self.feed.stop();
                 self.state.release_deferred().await;
                 break;
             }
-            if phase == Phase::Running && self.state.stopped.load(Ordering::Acquire) {
+            if phase == Phase::Running && self.feed.is_stopped() {
                 // no new pulls; NAKs wait until our pull requests are over (see `deferred`)
                 tracing::debug!(
                     inbox = self.inbox,
@@ -435,7 +285,7 @@ impl Engine {
                 self.state.release_deferred().await;
                 phase = Phase::Drained;
             }
-            if phase == Phase::Drained && lock(&self.state.held).is_empty() {
+            if phase == Phase::Drained && self.state.held.lock().is_empty() {
                 break;
             }
             tokio::select! {
@@ -446,7 +296,7 @@ impl Engine {
                         subscribed = false;
                         if phase == Phase::Running {
                             // the connection is gone for good
-                            self.state.stop();
+                            self.feed.stop();
                         }
                         for s in &mut self.sources {
                             s.pull = None;
@@ -455,9 +305,9 @@ impl Engine {
                 },
                 s = settled_rx.recv() => {
                     if s.is_some() {
-                        self.free = (self.free + 1).min(self.cap);
+                        self.slots.give(1);
                         while settled_rx.try_recv().is_ok() {
-                            self.free = (self.free + 1).min(self.cap);
+                            self.slots.give(1);
                         }
                         self.schedule().await;
                     }
@@ -473,7 +323,7 @@ impl Engine {
                         // reconnected: the server forgot our pull requests
                         for s in &mut self.sources {
                             if let Some(p) = s.pull.take() {
-                                self.free += p.remaining;
+                                self.slots.give(p.remaining);
                             }
                             s.retry_at = None;
                         }
@@ -484,11 +334,11 @@ impl Engine {
         }
     }
 
-    /// Progress acks for what is held past a third of the ack wait, so JetStream doesn't
-    /// redeliver what a handler still works on.
+    /// Progress acks for what is held past `every`, so JetStream doesn't redeliver what a
+    /// handler still works on.
     async fn progress(&self, every: Duration) {
         let due: Vec<String> = {
-            let mut held = lock(&self.state.held);
+            let mut held = self.state.held.lock();
             let now = Instant::now();
             held.values_mut()
                 .filter(|h| now.duration_since(h.since) >= every)
@@ -510,30 +360,21 @@ impl Engine {
             if s.pull.as_ref().is_some_and(|p| p.deadline <= now)
                 && let Some(p) = s.pull.take()
             {
-                self.free += p.remaining;
+                self.slots.give(p.remaining);
             }
         }
     }
 
-    fn backoff(s: &mut Source) {
-        s.failures = s.failures.saturating_add(1);
-        let ms = 250u64.saturating_mul(1 << s.failures.min(5)).min(5_000);
-        s.retry_at = Some(Instant::now() + Duration::from_millis(ms));
-    }
-
     /// Asks for as many messages as there are free slots, spread over the consumers.
     async fn schedule(&mut self) {
-        if self.state.stopped.load(Ordering::Acquire) || self.free == 0 {
+        if self.feed.is_stopped() || self.slots.free == 0 {
             return;
         }
         let n = self.sources.len();
         if n == 0 {
             return;
         }
-        let share = (self.cap / u32::try_from(n).unwrap_or(u32::MAX)).max(1);
-        let hungry = self.state.hungry.swap(false, Ordering::AcqRel)
-            || self.state.unyielded.load(Ordering::Acquire) == 0;
-        let min_batch = if hungry { 1 } else { (share / 2).max(1) };
+        let hungry = self.state.hungry.swap(false, Ordering::AcqRel) || self.feed.queued() == 0;
         let expires = self.expires();
         let now = Instant::now();
         let start = self.rr;
@@ -545,18 +386,16 @@ impl Engine {
             {
                 continue;
             }
-            let want = self.free.min(share);
-            if want < min_batch {
+            let Some(want) = batch(self.slots, n, hungry) else {
                 break;
-            }
+            };
             if self.sources[idx].needs_ensure && !self.remake(idx).await {
-                Self::backoff(&mut self.sources[idx]);
+                self.sources[idx].backoff();
                 continue;
             }
             self.next_seq += 1;
             let seq = self.next_seq;
             let reply = format!("{}.{idx}.{seq}", self.inbox);
-            let request = format!("{{\"batch\":{want},\"expires\":{}}}", expires.as_nanos());
             let sent = self
                 .state
                 .topo
@@ -565,12 +404,12 @@ impl Engine {
                 .publish_with_reply(
                     self.sources[idx].next_subject.clone(),
                     reply,
-                    Bytes::from(request),
+                    Bytes::from(pull_request(want, expires)),
                 )
                 .await;
             match sent {
                 Ok(()) => {
-                    self.free -= want;
+                    self.slots.take(want);
                     self.sources[idx].pull = Some(Pull {
                         seq,
                         remaining: want,
@@ -579,12 +418,11 @@ impl Engine {
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "sending a pull request failed");
-                    Self::backoff(&mut self.sources[idx]);
+                    self.sources[idx].backoff();
                 }
             }
         }
     }
-
     /// Makes a vanished consumer (and its stream) again from what the listener recorded: the
     /// same name, filter and settings, on the exchange's stream. On the same stream it starts
     /// where this listener is (the first sequence it holds unsettled, or the one after the
@@ -647,21 +485,20 @@ impl Engine {
     /// saw nothing).
     fn restart_point(&self, idx: usize) -> Option<u64> {
         let spec = &self.sources[idx].info.spec;
-        let held = lock(&self.state.held)
+        let held = self.state.held.lock();
+        let seqs = held
             .values()
             .filter(|h| {
                 ack_consumer(&h.ack).is_some_and(|(st, c)| st == spec.stream && c == spec.name)
             })
-            .filter_map(|h| stream_sequence(&h.ack))
-            .min();
-        let max_seen = self.sources[idx].max_seen;
-        held.or_else(|| (max_seen > 0).then(|| max_seen.saturating_add(1)))
+            .filter_map(|h| stream_sequence(&h.ack));
+        restart_point(seqs, self.sources[idx].max_seen)
     }
 
     /// The consumer of source `idx` is gone (deleted, or its stream deleted): one warning,
     /// then it is made again before the next pull, with back-off while that fails.
     fn consumer_gone(&mut self, idx: usize, why: &str) {
-        let stopped = self.state.stopped.load(Ordering::Acquire);
+        let stopped = self.feed.is_stopped();
         let s = &mut self.sources[idx];
         if stopped {
             // a stopped listener makes nothing again (its streams may be deleted on purpose)
@@ -681,31 +518,20 @@ impl Engine {
         s.needs_ensure = true;
     }
 
-    /// Which source and pull a message on `<inbox>.<source>.<pull>` answers.
-    fn route(&self, subject: &str) -> Option<(usize, u64)> {
-        let rest = subject
-            .strip_prefix(self.inbox.as_str())?
-            .strip_prefix('.')?;
-        let (idx, seq) = rest.split_once('.')?;
-        let idx: usize = idx.parse().ok()?;
-        (idx < self.sources.len()).then_some(())?;
-        Some((idx, seq.parse().ok()?))
-    }
-
     /// Ends a pull (a status says the server forgot it): its slots are free again.
     fn end_pull(&mut self, idx: usize, seq: u64) {
         let s = &mut self.sources[idx];
         if s.pull.as_ref().is_some_and(|p| p.seq == seq)
             && let Some(p) = s.pull.take()
         {
-            self.free += p.remaining;
+            self.slots.give(p.remaining);
         }
     }
 
     async fn on_message(&mut self, m: Message) {
         if let Some(status) = m.status {
             // statuses come on the pull's own reply subject
-            if let Some((idx, seq)) = self.route(m.subject.as_str()) {
+            if let Some((idx, seq)) = route(&self.inbox, m.subject.as_str(), self.sources.len()) {
                 self.on_status(idx, seq, status, m.description.as_deref())
                     .await;
             }
@@ -733,7 +559,7 @@ impl Engine {
                 // no consumer (or no stream) behind the subject: make them again
                 self.end_pull(idx, seq);
                 self.consumer_gone(idx, "no consumer answers pull requests");
-                Self::backoff(&mut self.sources[idx]);
+                self.sources[idx].backoff();
             }
             StatusCode::TIMEOUT | StatusCode::NOT_FOUND => {
                 self.end_pull(idx, seq);
@@ -748,7 +574,7 @@ impl Engine {
                 } else {
                     let s = &mut self.sources[idx];
                     tracing::debug!(consumer = s.info.spec.name, status = %status, why, "a pull request ended");
-                    Self::backoff(s);
+                    s.backoff();
                 }
             }
         }
@@ -756,38 +582,24 @@ impl Engine {
     }
 
     async fn on_delivery(&mut self, idx: usize, ack: String, m: Message) {
-        // a slot: the pull's own, or a free one for a late message
         let s = &mut self.sources[idx];
-        match s.pull.as_mut() {
-            Some(p) if p.remaining > 0 => {
-                p.remaining -= 1;
-                if p.remaining == 0 {
-                    s.pull = None;
-                }
-            }
-            _ => {
-                if self.free == 0 {
-                    self.state.give_back(ack);
-                    return;
-                }
-                self.free -= 1;
-            }
+        if !slot_for_delivery(&mut s.pull, &mut self.slots) {
+            self.state.give_back(ack);
+            return;
         }
         s.failures = 0;
         if let Some(seq) = stream_sequence(&ack) {
             s.max_seen = s.max_seen.max(seq);
         }
         let info = s.info.clone();
-        if self.state.stopped.load(Ordering::Acquire) {
+        if self.feed.is_stopped() {
             self.state.give_back(ack);
-            self.free += 1;
+            self.slots.give(1);
             return;
         }
         let delivered = delivered_count(&ack).unwrap_or(1);
-        let max = self.state.topo.conn.options.max_deliveries;
-        if max > 0 && delivered > max.saturating_add(1) {
-            // delivered again and again without being settled (a listener that dies on it)
-            self.free += 1;
+        if abandoned(delivered, self.state.topo.conn.options.max_deliveries) {
+            self.slots.give(1);
             let state = self.state.clone();
             tokio::spawn(async move {
                 if let Err(e) = dead_letter(&state, &info, &ack, delivered, m.payload).await {
@@ -796,109 +608,133 @@ impl Engine {
             });
             return;
         }
-        let n = match WireNotification::decode(&m.payload) {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(consumer = info.spec.name, topic = info.topic, error = %e, "rejected a notification that can't be decoded (not requeued)");
-                let _ = self.state.send_ack(&ack, b"+TERM").await;
-                self.free += 1;
-                return;
-            }
-        };
-        let key = self.state.next_key.fetch_add(1, Ordering::Relaxed);
-        lock(&self.state.held).insert(
-            key,
-            HeldEntry {
-                ack: ack.clone(),
-                since: Instant::now(),
-            },
+        // decoded as the listener yields it; given back (NAK'd) if it never does
+        self.feed
+            .push(self.state.hold(info, ack, delivered, m.payload));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slots(cap: u32, free: u32) -> Slots {
+        Slots { cap, free }
+    }
+
+    #[test]
+    fn a_pull_asks_for_its_share_of_the_free_slots() {
+        // one consumer: the whole prefetch
+        assert_eq!(batch(slots(10, 10), 1, false), Some(10));
+        // three consumers share 10: 3 each
+        assert_eq!(batch(slots(10, 10), 3, false), Some(3));
+        // never more than is free
+        assert_eq!(batch(slots(10, 2), 1, true), Some(2));
+        // more consumers than slots: one each
+        assert_eq!(batch(slots(2, 2), 5, false), Some(1));
+        // nothing free, no consumer: no pull
+        assert_eq!(batch(slots(10, 0), 1, true), None);
+        assert_eq!(batch(slots(10, 10), 0, true), None);
+    }
+
+    #[test]
+    fn a_busy_listener_waits_for_half_a_share_a_hungry_one_does_not() {
+        // share 10: a busy listener asks once 5 slots are free
+        assert_eq!(batch(slots(10, 4), 1, false), None);
+        assert_eq!(batch(slots(10, 5), 1, false), Some(5));
+        // a listener that waits asks for what there is
+        assert_eq!(batch(slots(10, 1), 1, true), Some(1));
+        // prefetch 1: one is always worth a pull
+        assert_eq!(batch(slots(1, 1), 1, false), Some(1));
+    }
+
+    #[test]
+    fn slots_never_go_past_the_prefetch_nor_below_zero() {
+        let mut s = Slots::new(3);
+        s.take(2);
+        assert_eq!(s.free, 1);
+        assert!(s.take_one());
+        assert!(!s.take_one(), "no slot for a late message");
+        s.take(5);
+        assert_eq!(s.free, 0);
+        s.give(2);
+        s.give(u32::MAX);
+        assert_eq!(s.free, 3);
+    }
+
+    #[test]
+    fn a_delivery_takes_its_pulls_slot_or_a_free_one() {
+        let mut s = slots(4, 1);
+        let mut pull = Some(Pull {
+            seq: 1,
+            remaining: 2,
+            deadline: Instant::now(),
+        });
+        assert!(slot_for_delivery(&mut pull, &mut s));
+        assert_eq!(pull.as_ref().map(|p| p.remaining), Some(1));
+        assert!(slot_for_delivery(&mut pull, &mut s));
+        assert!(pull.is_none(), "the pull ends with its last message");
+        assert_eq!(s.free, 1, "the pull's slots were taken when it was sent");
+        // late for its pull: a free slot, then none
+        assert!(slot_for_delivery(&mut pull, &mut s));
+        assert_eq!(s.free, 0);
+        assert!(!slot_for_delivery(&mut pull, &mut s));
+    }
+
+    #[test]
+    fn back_off_doubles_from_half_a_second_to_five() {
+        let ms: Vec<u128> = (1..=7).map(|f| backoff_delay(f).as_millis()).collect();
+        assert_eq!(ms, [500, 1000, 2000, 4000, 5000, 5000, 5000]);
+        assert_eq!(backoff_delay(u32::MAX), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_vanished_consumer_restarts_at_the_listeners_ack_floor() {
+        // the lowest sequence held unsettled comes again
+        assert_eq!(restart_point([9, 7, 12], 15), Some(7));
+        // nothing held: the one after the last seen
+        assert_eq!(restart_point([], 15), Some(16));
+        // nothing seen: as a new consumer
+        assert_eq!(restart_point([], 0), None);
+        assert_eq!(restart_point([], u64::MAX), Some(u64::MAX));
+    }
+
+    #[test]
+    fn pulls_rotate_faster_with_fewer_slots_than_consumers() {
+        let d = Duration::from_secs(30);
+        assert_eq!(pull_expires(d, 10, 3), d);
+        assert_eq!(pull_expires(d, 3, 3), d);
+        assert_eq!(pull_expires(d, 2, 3), Duration::from_secs(1));
+        assert_eq!(
+            pull_expires(Duration::from_millis(300), 1, 3),
+            Duration::from_millis(300)
         );
-        let acker = JsAcker {
-            state: self.state.clone(),
-            source: info,
-            key,
-            ack,
-            delivered,
-            payload: m.payload,
-            settled: false,
-        };
-        let incoming =
-            IncomingNotification::new(n.context, n.notification, n.unique_id, Box::new(acker));
-        let guard = lock(&self.state.tx);
-        if let Some(tx) = &*guard {
-            self.state.unyielded.fetch_add(1, Ordering::AcqRel);
-            if tx.send(incoming).is_err() {
-                // the stream is gone: the acker's drop gives it back
-                self.state.unyielded.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        // a stopped listener drops it here: the acker NAKs it
+        assert_eq!(
+            pull_request(5, Duration::from_secs(1)),
+            r#"{"batch":5,"expires":1000000000}"#
+        );
     }
-}
 
-/// Stops a notification listener.
-#[derive(Debug)]
-pub(crate) struct JsStop(pub(crate) Arc<ListenerState>);
-
-impl StopListening for JsStop {
-    fn stop(&self) {
-        self.0.stop();
+    #[test]
+    fn progress_acks_come_every_third_of_the_ack_wait() {
+        assert_eq!(
+            progress_every(Duration::from_secs(30)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            progress_every(Duration::from_millis(60)),
+            Duration::from_millis(50)
+        );
     }
-}
 
-/// The stream of a notification listener.
-pub(crate) struct JsStream {
-    rx: mpsc::UnboundedReceiver<IncomingNotification>,
-    state: Arc<ListenerState>,
-    ended: bool,
-}
-
-impl JsStream {
-    /// What the stream holds goes back (each acker NAKs as it drops).
-    fn give_back(&mut self) {
-        while let Ok(n) = self.rx.try_recv() {
-            self.state.unyielded.fetch_sub(1, Ordering::AcqRel);
-            drop(n);
-        }
-    }
-}
-
-impl Stream for JsStream {
-    type Item = IncomingNotification;
-    fn poll_next(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<IncomingNotification>> {
-        if self.ended {
-            return Poll::Ready(None);
-        }
-        if self.state.stopped.load(Ordering::Acquire) {
-            self.ended = true;
-            self.give_back();
-            return Poll::Ready(None);
-        }
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(n)) => {
-                self.state.unyielded.fetch_sub(1, Ordering::AcqRel);
-                Poll::Ready(Some(n))
-            }
-            Poll::Ready(None) => {
-                self.ended = true;
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                if !self.state.hungry.swap(true, Ordering::AcqRel) {
-                    self.state.wake.notify_one();
-                }
-                Poll::Pending
-            }
-        }
-    }
-}
-
-impl Drop for JsStream {
-    fn drop(&mut self) {
-        self.state.stop();
-        self.give_back();
+    #[test]
+    fn replies_are_routed_to_their_source_and_pull() {
+        let inbox = "_INBOX.abc";
+        assert_eq!(route(inbox, "_INBOX.abc.1.42", 2), Some((1, 42)));
+        assert_eq!(route(inbox, "_INBOX.abc.2.42", 2), None, "no such source");
+        assert_eq!(route(inbox, "_INBOX.abcd.0.1", 2), None);
+        assert_eq!(route(inbox, "_INBOX.abc.0", 2), None);
+        assert_eq!(route(inbox, "_INBOX.abc.x.1", 2), None);
+        assert_eq!(route(inbox, "other.0.1", 2), None);
     }
 }

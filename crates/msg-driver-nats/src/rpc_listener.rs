@@ -1,31 +1,26 @@
 //! The server side of RPC: a server's three subscriptions (its topic through a queue group,
-//! its own subject, the topic's fanout), pumped at once into the listener's backlog so
+//! its own subject, the topic's fanout), pumped at once into the listener's [`feed`] so
 //! async-nats never drops a message for a slow consumer; past `rpc_backlog` waiting
 //! requests the server leaves its topic's queue group (other servers take the topic's
 //! messages) until half of them are taken.
 
 use std::fmt;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context as TaskContext, Poll};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::{HeaderMap, Message, Subscriber};
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use msg_core::codec::{Failure, WireReply, WireRequest};
-use msg_core::{IncomingRequest, Responder, Result, StopListening};
-use tokio::sync::{Notify, mpsc};
+use msg_core::feed::{Feed, Intake, feed, log_rejected};
+use msg_core::{IncomingRequest, Responder, Result, RpcListener};
+use tokio::sync::Notify;
 
-use crate::conn::Conn;
+use crate::connection::Conn;
 use crate::errors;
 use crate::inbox::RECEIPT_HEADER;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Which subscription a request came on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,56 +45,54 @@ pub(crate) struct RpcSubjects {
     pub(crate) fanout: String,
 }
 
-/// What the pump, the stream and the stop switch share.
-pub(crate) struct RpcCore {
+/// When a server leaves its topic's queue group and when it comes back: `limit` requests
+/// waiting fill the backlog; half of them taken halve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Backlog {
+    limit: usize,
+}
+
+impl Backlog {
+    /// Whether `queued` waiting requests fill the backlog: the server sheds its topic.
+    fn full(self, queued: usize) -> bool {
+        queued >= self.limit
+    }
+
+    /// Whether the backlog is down to half: a server that shed its topic takes it again.
+    fn halved(self, queued: usize) -> bool {
+        queued <= self.limit / 2
+    }
+}
+
+/// An RPC listener's intake: requests held at stop are published again to their subject,
+/// fanout copies dropped.
+struct RpcIntake {
     conn: Arc<Conn>,
     subjects: RpcSubjects,
-    backlog: usize,
-    tx: Mutex<Option<mpsc::UnboundedSender<Held>>>,
-    stopped: AtomicBool,
-    /// Requests in the backlog (taken off the wire, not yet yielded).
-    waiting: AtomicUsize,
+    backlog: Backlog,
     /// Whether the server left its topic's queue group.
     shed: AtomicBool,
+    /// Wakes the pump: stopped, or the backlog halved.
     wake: Notify,
 }
 
-impl fmt::Debug for RpcCore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RpcCore")
-            .field("subjects", &self.subjects)
-            .field("waiting", &self.waiting.load(Ordering::Relaxed))
-            .finish_non_exhaustive()
-    }
-}
+impl Intake for RpcIntake {
+    type Raw = Held;
+    type Item = IncomingRequest;
 
-impl RpcCore {
-    fn stop(&self) {
-        if self.stopped.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        // no push after this: what the pump still takes goes back at once
-        lock(&self.tx).take();
-        self.wake.notify_one();
-    }
-
-    /// Queues a request for the stream, or gives it back when stopped.
-    fn push(&self, held: Held) {
-        let guard = lock(&self.tx);
-        match &*guard {
-            Some(tx) => {
-                self.waiting.fetch_add(1, Ordering::AcqRel);
-                if let Err(mpsc::error::SendError(h)) = tx.send(held) {
-                    self.waiting.fetch_sub(1, Ordering::AcqRel);
-                    drop(guard);
-                    self.give_back(vec![h]);
-                }
-            }
-            None => {
-                drop(guard);
-                self.give_back(vec![held]);
-            }
-        }
+    fn decode(&self, held: Held) -> Option<IncomingRequest> {
+        let Held { msg, request, .. } = held;
+        // the call's NATS reply subject; a sender that set none gets `<_reply_q>.<msg_id>`
+        let reply = request.call.as_ref().and_then(|c| {
+            msg.reply
+                .map(|r| r.to_string())
+                .or_else(|| (!c.reply_q.is_empty()).then(|| format!("{}.{}", c.reply_q, c.msg_id)))
+        });
+        let responder = Arc::new(NatsResponder {
+            conn: self.conn.clone(),
+            reply,
+        });
+        Some(IncomingRequest::from_wire(request, responder))
     }
 
     /// Requests held but not yielded go back to NATS: the topic's and the server's are
@@ -107,17 +100,7 @@ impl RpcCore {
     /// nobody can take gets "no responders"), a fanout copy is dropped (every server has
     /// its own).
     fn give_back(&self, held: Vec<Held>) {
-        let again: Vec<Message> = held
-            .into_iter()
-            .filter_map(|h| {
-                if h.origin == Origin::Fanout {
-                    tracing::debug!(subject = %h.msg.subject, "a fanout request held at stop dropped");
-                    None
-                } else {
-                    Some(h.msg)
-                }
-            })
-            .collect();
+        let again = published_again(held);
         if again.is_empty() {
             return;
         }
@@ -146,40 +129,32 @@ impl RpcCore {
         });
     }
 
-    /// Decodes what came off the wire, sends a receipt for an `at_least_once` cast, and
-    /// queues it.
-    async fn accept(&self, msg: Message, origin: Origin) {
-        if msg.status.is_some() {
-            return;
-        }
-        let request = match WireRequest::decode(&msg.payload) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(subject = %msg.subject, error = %e, "rejected a request that can't be decoded (not requeued)");
-                return;
-            }
-        };
-        if request.call.is_none()
-            && let Some(reply) = &msg.reply
-        {
-            let mut h = HeaderMap::new();
-            h.insert(RECEIPT_HEADER, "1");
-            if let Err(e) = self
-                .conn
-                .client
-                .publish_with_headers(reply.clone(), h, Bytes::new())
-                .await
-            {
-                tracing::warn!(subject = %shown(reply.as_str()), error = %e, "sending a cast receipt failed");
-            }
-        }
-        self.push(Held {
-            msg,
-            request,
-            origin,
-        });
+    fn stop(&self) {
+        self.wake.notify_one();
     }
 
+    fn yielded(&self, queued: usize) {
+        if self.shed.load(Ordering::Acquire) && self.backlog.halved(queued) {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// What of the requests held at stop is published again: all but the fanout copies.
+fn published_again(held: Vec<Held>) -> Vec<Message> {
+    held.into_iter()
+        .filter_map(|h| {
+            if h.origin == Origin::Fanout {
+                tracing::debug!(subject = %h.msg.subject, "a fanout request held at stop dropped");
+                None
+            } else {
+                Some(h.msg)
+            }
+        })
+        .collect()
+}
+
+impl RpcIntake {
     async fn subscribe_topic(&self) -> Result<Subscriber> {
         self.conn
             .client
@@ -189,41 +164,67 @@ impl RpcCore {
     }
 }
 
+/// Decodes what came off the wire, sends a receipt for an `at_least_once` cast, and queues
+/// it.
+async fn accept(feed: &Feed<RpcIntake>, msg: Message, origin: Origin) {
+    if msg.status.is_some() {
+        return;
+    }
+    let request = match WireRequest::decode(&msg.payload) {
+        Ok(r) => r,
+        Err(e) => {
+            log_rejected("request", msg.subject.as_str(), &e);
+            return;
+        }
+    };
+    if request.call.is_none()
+        && let Some(reply) = &msg.reply
+    {
+        let mut h = HeaderMap::new();
+        h.insert(RECEIPT_HEADER, "1");
+        if let Err(e) = feed
+            .intake()
+            .conn
+            .client
+            .publish_with_headers(reply.clone(), h, Bytes::new())
+            .await
+        {
+            tracing::warn!(subject = %shown(reply.as_str()), error = %e, "sending a cast receipt failed");
+        }
+    }
+    feed.push(Held {
+        msg,
+        request,
+        origin,
+    });
+}
+
 /// Starts a server's listener: subscriptions live at the server when this returns.
-pub(crate) async fn listen(
-    conn: Arc<Conn>,
-    subjects: RpcSubjects,
-) -> Result<(Arc<RpcCore>, RpcStream)> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let core = Arc::new(RpcCore {
-        backlog: conn.options.rpc_backlog,
+pub(crate) async fn listen(conn: Arc<Conn>, subjects: RpcSubjects) -> Result<RpcListener> {
+    let intake = RpcIntake {
+        backlog: Backlog {
+            limit: conn.options.rpc_backlog,
+        },
         conn: conn.clone(),
         subjects,
-        tx: Mutex::new(Some(tx)),
-        stopped: AtomicBool::new(false),
-        waiting: AtomicUsize::new(0),
         shed: AtomicBool::new(false),
         wake: Notify::new(),
-    });
-    let topic = core.subscribe_topic().await?;
+    };
+    let topic = intake.subscribe_topic().await?;
     let direct = conn
         .client
-        .subscribe(core.subjects.direct.clone())
+        .subscribe(intake.subjects.direct.clone())
         .await
-        .map_err(|e| errors::unavailable(format!("subscribing `{}`", core.subjects.direct), e))?;
+        .map_err(|e| errors::unavailable(format!("subscribing `{}`", intake.subjects.direct), e))?;
     let fanout = conn
         .client
-        .subscribe(core.subjects.fanout.clone())
+        .subscribe(intake.subjects.fanout.clone())
         .await
-        .map_err(|e| errors::unavailable(format!("subscribing `{}`", core.subjects.fanout), e))?;
+        .map_err(|e| errors::unavailable(format!("subscribing `{}`", intake.subjects.fanout), e))?;
     conn.sync().await;
-    tokio::spawn(pump(core.clone(), topic, direct, fanout));
-    let stream = RpcStream {
-        rx,
-        core: core.clone(),
-        ended: false,
-    };
-    Ok((core, stream))
+    let (tx, listener) = feed(intake);
+    tokio::spawn(pump(tx, topic, direct, fanout));
+    Ok(listener)
 }
 
 async fn next_of(sub: &mut Option<Subscriber>) -> Option<Message> {
@@ -236,14 +237,15 @@ async fn next_of(sub: &mut Option<Subscriber>) -> Option<Message> {
 /// Takes every message off the subscriptions at once (so async-nats's buffers never fill),
 /// sheds the topic under a backlog, and on stop drains the subscriptions and gives back what
 /// was still on its way.
-async fn pump(core: Arc<RpcCore>, topic: Subscriber, direct: Subscriber, fanout: Subscriber) {
+async fn pump(feed: Feed<RpcIntake>, topic: Subscriber, direct: Subscriber, fanout: Subscriber) {
+    let core = feed.intake();
     let mut topic = Some(topic);
     let mut direct = Some(direct);
     let mut fanout = Some(fanout);
     // the topic subscription is draining (shedding): read it until it ends
     let mut topic_draining = false;
     loop {
-        if core.stopped.load(Ordering::Acquire) || core.conn.is_closed() {
+        if feed.is_stopped() || core.conn.is_closed() {
             break;
         }
         tokio::select! {
@@ -251,8 +253,8 @@ async fn pump(core: Arc<RpcCore>, topic: Subscriber, direct: Subscriber, fanout:
                 if core.shed.load(Ordering::Acquire)
                     && !topic_draining
                     && topic.is_none()
-                    && core.waiting.load(Ordering::Acquire) <= core.backlog / 2
-                    && !core.stopped.load(Ordering::Acquire)
+                    && core.backlog.halved(feed.queued())
+                    && !feed.is_stopped()
                 {
                     match core.subscribe_topic().await {
                         Ok(s) => {
@@ -265,7 +267,7 @@ async fn pump(core: Arc<RpcCore>, topic: Subscriber, direct: Subscriber, fanout:
                 }
             }
             m = next_of(&mut topic) => match m {
-                Some(m) => core.accept(m, Origin::Topic).await,
+                Some(m) => accept(&feed, m, Origin::Topic).await,
                 None => {
                     topic = None;
                     if !topic_draining {
@@ -277,22 +279,22 @@ async fn pump(core: Arc<RpcCore>, topic: Subscriber, direct: Subscriber, fanout:
                 }
             },
             m = next_of(&mut direct) => match m {
-                Some(m) => core.accept(m, Origin::Direct).await,
+                Some(m) => accept(&feed, m, Origin::Direct).await,
                 None => break,
             },
             m = next_of(&mut fanout) => match m {
-                Some(m) => core.accept(m, Origin::Fanout).await,
+                Some(m) => accept(&feed, m, Origin::Fanout).await,
                 None => break,
             },
         }
         if !topic_draining
             && !core.shed.load(Ordering::Acquire)
-            && core.waiting.load(Ordering::Acquire) >= core.backlog
+            && core.backlog.full(feed.queued())
             && let Some(s) = topic.as_mut()
         {
             tracing::warn!(
                 subject = core.subjects.topic,
-                backlog = core.backlog,
+                backlog = core.backlog.limit,
                 "RPC backlog full: leaving the topic's queue group until it halves"
             );
             core.shed.store(true, Ordering::Release);
@@ -307,7 +309,7 @@ async fn pump(core: Arc<RpcCore>, topic: Subscriber, direct: Subscriber, fanout:
     }
     // stopped (or the connection is gone): nothing more is taken; what is on its way
     // arrives before the drains complete and goes back
-    core.stop();
+    feed.stop();
     let mut rest = Vec::new();
     for (sub, origin) in [
         (topic, Origin::Topic),
@@ -335,87 +337,6 @@ async fn pump(core: Arc<RpcCore>, topic: Subscriber, direct: Subscriber, fanout:
         }
     }
     core.give_back(rest);
-}
-
-/// Stops an RPC listener.
-#[derive(Debug)]
-pub(crate) struct RpcStop(pub(crate) Arc<RpcCore>);
-
-impl StopListening for RpcStop {
-    fn stop(&self) {
-        self.0.stop();
-    }
-}
-
-/// The stream of an RPC listener.
-pub(crate) struct RpcStream {
-    rx: mpsc::UnboundedReceiver<Held>,
-    core: Arc<RpcCore>,
-    ended: bool,
-}
-
-impl RpcStream {
-    fn give_back(&mut self) {
-        let mut held = Vec::new();
-        while let Ok(h) = self.rx.try_recv() {
-            self.core.waiting.fetch_sub(1, Ordering::AcqRel);
-            held.push(h);
-        }
-        self.core.give_back(held);
-    }
-
-    fn incoming(&self, h: Held) -> IncomingRequest {
-        let Held { msg, request, .. } = h;
-        // the call's NATS reply subject; a sender that set none gets `<_reply_q>.<msg_id>`
-        let reply = request.call.as_ref().and_then(|c| {
-            msg.reply
-                .map(|r| r.to_string())
-                .or_else(|| (!c.reply_q.is_empty()).then(|| format!("{}.{}", c.reply_q, c.msg_id)))
-        });
-        let responder = Arc::new(NatsResponder {
-            conn: self.core.conn.clone(),
-            reply,
-        });
-        IncomingRequest::from_wire(request, responder)
-    }
-}
-
-impl Stream for RpcStream {
-    type Item = IncomingRequest;
-    fn poll_next(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<IncomingRequest>> {
-        if self.ended {
-            return Poll::Ready(None);
-        }
-        if self.core.stopped.load(Ordering::Acquire) {
-            self.ended = true;
-            self.give_back();
-            return Poll::Ready(None);
-        }
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(h)) => {
-                let left = self.core.waiting.fetch_sub(1, Ordering::AcqRel) - 1;
-                if self.core.shed.load(Ordering::Acquire) && left <= self.core.backlog / 2 {
-                    self.core.wake.notify_one();
-                }
-                Poll::Ready(Some(self.incoming(h)))
-            }
-            Poll::Ready(None) => {
-                self.ended = true;
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl Drop for RpcStream {
-    fn drop(&mut self) {
-        self.core.stop();
-        self.give_back();
-    }
 }
 
 /// Replies and heartbeats of one request: published to the call's reply subject.
@@ -483,5 +404,73 @@ impl Responder for NatsResponder {
 
     async fn send(&self, reply: WireReply) -> Result<()> {
         self.publish_reply(reply).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_topic_is_shed_when_the_backlog_fills_and_taken_again_at_half() {
+        let b = Backlog { limit: 10 };
+        assert!(!b.full(9));
+        assert!(b.full(10));
+        assert!(b.full(11));
+        assert!(!b.halved(6));
+        assert!(b.halved(5));
+        assert!(b.halved(0));
+        // the smallest backlog: shed at one waiting request, back once it is taken
+        let b = Backlog { limit: 1 };
+        assert!(b.full(1));
+        assert!(!b.halved(1));
+        assert!(b.halved(0));
+        // an odd limit rounds half down
+        let b = Backlog { limit: 7 };
+        assert!(b.halved(3));
+        assert!(!b.halved(4));
+        // between full and half the server stays as it is (no flapping)
+        let b = Backlog { limit: 32768 };
+        assert!((16385..32768).all(|q| !b.full(q) && !b.halved(q)));
+    }
+
+    #[test]
+    fn requests_held_at_stop_go_back_but_fanout_copies() {
+        let held = |subject: &str, origin| {
+            let msg = Message {
+                subject: subject.into(),
+                reply: Some("_INBOX.x.1".into()),
+                payload: Bytes::from_static(b"{}"),
+                headers: None,
+                status: None,
+                description: None,
+                length: 2,
+            };
+            let request = WireRequest::decode(
+                br#"{"oslo.version":"2.0","oslo.message":"{\"method\":\"m\",\"args\":{}}"}"#,
+            )
+            .unwrap();
+            Held {
+                msg,
+                request,
+                origin,
+            }
+        };
+        let again = published_again(vec![
+            held("t", Origin::Topic),
+            held("f", Origin::Fanout),
+            held("d", Origin::Direct),
+        ]);
+        let subjects: Vec<&str> = again.iter().map(|m| m.subject.as_str()).collect();
+        assert_eq!(subjects, ["t", "d"]);
+        assert!(again.iter().all(|m| m.reply.is_some()), "replies kept");
+    }
+
+    #[test]
+    fn subjects_are_shown_escaped_and_bounded() {
+        assert_eq!(shown("a.b"), "a.b");
+        assert_eq!(shown("a\nb"), "a\\nb");
+        let long = "x".repeat(300);
+        assert_eq!(shown(&long), format!("{}...", "x".repeat(200)));
     }
 }

@@ -1,35 +1,30 @@
 //! JetStream topology: a notification stream and a dead-letter stream per exchange, durable
 //! pull consumers, all created or updated idempotently and re-checked now and then (and
-//! after every reconnect), and the publish of a notification.
+//! after every reconnect).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, ReplayPolicy, pull};
-use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind, PublishErrorKind};
-use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind};
 use async_nats::jetstream::stream::{
     self, ConsumerErrorKind, DiscardPolicy, RetentionPolicy, StorageType,
 };
-use bytes::Bytes;
-use msg_core::{Error, Refusal, Result, Retry};
+use msg_core::{Error, Refusal, Result};
+use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::conn::Conn;
+use crate::connection::Conn;
 use crate::earlier;
 use crate::options::{StreamRetention, StreamStorage};
 use crate::subject::Layout;
 
 /// How long an ensured stream or consumer is trusted before it is checked again.
 const ENSURE_TTL: Duration = Duration::from_secs(60);
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// One durable pull consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,8 +135,8 @@ impl Topology {
 
     /// Whether every one of `keys` was ensured lately on this connection (one look).
     fn are_fresh(&self, keys: &[&str]) -> bool {
-        let generation = *lock(&self.generations).borrow_and_update();
-        let mut ensured = lock(&self.ensured);
+        let generation = *self.generations.lock().borrow_and_update();
+        let mut ensured = self.ensured.lock();
         if ensured.generation != generation {
             // reconnected: the server may be a new one
             ensured.generation = generation;
@@ -153,21 +148,23 @@ impl Topology {
     }
 
     fn mark(&self, key: &str) {
-        lock(&self.ensured)
+        self.ensured
+            .lock()
             .at
             .insert(key.to_string(), Instant::now());
     }
 
     /// Forgets what was ensured (a publish found no stream, a consumer vanished).
     pub(crate) fn forget(&self) {
-        let mut ensured = lock(&self.ensured);
+        let mut ensured = self.ensured.lock();
         ensured.at.clear();
         ensured.streams.clear();
     }
 
     /// The stream in use for the stream `name`, when ensured on this connection.
     fn stream_in_use(&self, name: &str) -> Option<String> {
-        lock(&self.ensured)
+        self.ensured
+            .lock()
             .streams
             .get(name)
             .map(|s| s.name.clone())
@@ -175,7 +172,8 @@ impl Topology {
 
     /// When the stream in use named `in_use` was made, as ensured on this connection.
     pub(crate) fn stream_created(&self, in_use: &str) -> Option<i128> {
-        lock(&self.ensured)
+        self.ensured
+            .lock()
             .streams
             .values()
             .find(|s| s.name == in_use)
@@ -184,7 +182,8 @@ impl Topology {
 
     /// Whether `stream` is one an earlier release made (in use under its earlier name).
     fn is_earlier_stream(&self, stream: &str) -> bool {
-        lock(&self.ensured)
+        self.ensured
+            .lock()
             .streams
             .iter()
             .any(|(name, in_use)| in_use.name == stream && name != stream)
@@ -407,7 +406,7 @@ impl Topology {
                 self.report_differences(&in_use, &have, &want);
             }
         }
-        lock(&self.ensured).streams.insert(
+        self.ensured.lock().streams.insert(
             name.to_string(),
             StreamInUse {
                 name: in_use.clone(),
@@ -529,7 +528,7 @@ impl Topology {
             format!("{:?}", have.storage),
             format!("{:?}", want.storage),
         );
-        if differences.is_empty() || !lock(&self.reported).insert(format!("limits\0{stream}")) {
+        if differences.is_empty() || !self.reported.lock().insert(format!("limits\0{stream}")) {
             return;
         }
         tracing::warn!(
@@ -543,7 +542,9 @@ impl Topology {
     /// The replicas of the stream in use named `stream`: as ensured on this connection, or
     /// looked up (0 when it isn't found: the server then chooses).
     async fn stream_replicas(&self, stream: &str) -> Result<usize> {
-        let known = lock(&self.ensured)
+        let known = self
+            .ensured
+            .lock()
             .streams
             .values()
             .find(|s| s.name == stream)
@@ -559,7 +560,7 @@ impl Topology {
 
     /// Says once per stream that a stream of an earlier release is in use.
     fn report_earlier_stream(&self, earlier: &str, name: &str) {
-        if !lock(&self.reported).insert(earlier.to_string()) {
+        if !self.reported.lock().insert(earlier.to_string()) {
             return;
         }
         if earlier
@@ -662,7 +663,11 @@ impl Topology {
             && let Some(have) = &existing
             && have.config.num_replicas != replicas
         {
-            if lock(&self.reported).insert(format!("replicas\0{}\0{}", spec.stream, spec.name)) {
+            if self
+                .reported
+                .lock()
+                .insert(format!("replicas\0{}\0{}", spec.stream, spec.name))
+            {
                 tracing::warn!(
                     stream = spec.stream,
                     consumer = spec.name,
@@ -768,115 +773,5 @@ impl Topology {
             .consumer_info_of(&spec.stream, &spec.earlier_name)
             .await?
             .map(|info| info.ack_floor.stream_sequence.saturating_add(1)))
-    }
-
-    /// Publishes to a stream subject and waits for JetStream's ack, as often as `retry`
-    /// allows, with the same `Nats-Msg-Id` every time (the stream stores it once).
-    /// `ensure` runs before each attempt (and again after a "no stream").
-    pub(crate) async fn publish<F, Fut>(
-        &self,
-        subject: &str,
-        msg_id: &str,
-        headers: Option<async_nats::HeaderMap>,
-        body: Bytes,
-        retry: Retry,
-        ensure: F,
-    ) -> Result<()>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<()>>,
-    {
-        let mut attempt: u32 = 0;
-        loop {
-            let outcome: Result<()> = async {
-                if !self.conn.is_ready() {
-                    // off the hot path (and out of its future's state)
-                    Box::pin(self.conn.wait_connected(retry)).await?;
-                }
-                ensure().await?;
-                let mut m = PublishMessage::build()
-                    .payload(body.clone())
-                    .message_id(msg_id);
-                if let Some(h) = &headers {
-                    for (k, vs) in h.iter() {
-                        for v in vs {
-                            m = m.header(k.clone(), v.clone());
-                        }
-                    }
-                }
-                let ack = self
-                    .conn
-                    .js
-                    .send_publish(subject.to_string(), m)
-                    .await
-                    .map_err(|e| publish_error(subject, e))?
-                    .await
-                    .map_err(|e| publish_error(subject, e))?;
-                if ack.duplicate {
-                    tracing::debug!(
-                        subject,
-                        msg_id,
-                        "JetStream had this message already (retried publish)"
-                    );
-                }
-                Ok(())
-            }
-            .await;
-            match outcome {
-                Ok(()) => return Ok(()),
-                Err(
-                    e
-                    @ (Error::InvalidArgument(_) | Error::InvalidTarget { .. } | Error::Closed(_)),
-                ) => {
-                    return Err(e);
-                }
-                Err(e) => {
-                    if matches!(
-                        &e,
-                        Error::Refused {
-                            reason: Refusal::NotFound,
-                            ..
-                        }
-                    ) {
-                        self.forget();
-                    }
-                    if retry.max_attempts().is_some_and(|max| attempt + 1 >= max) {
-                        return Err(e);
-                    }
-                    attempt += 1;
-                    let delay = self
-                        .conn
-                        .options
-                        .reconnect_delay(attempt as usize)
-                        .clamp(Duration::from_millis(100), Duration::from_secs(2));
-                    tracing::warn!(subject, attempt, error = %e, "publishing to JetStream failed; retrying");
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        }
-    }
-}
-
-fn publish_error(subject: &str, e: async_nats::jetstream::context::PublishError) -> Error {
-    match e.kind() {
-        PublishErrorKind::MaxPayloadExceeded => Error::InvalidArgument(format!(
-            "a message for `{subject}` is over the NATS server's max_payload: {e}"
-        )),
-        PublishErrorKind::StreamNotFound => Error::refused(
-            Refusal::NotFound,
-            format!("no stream stores `{subject}`"),
-            Some(Box::new(e)),
-        ),
-        PublishErrorKind::WrongLastMessageId | PublishErrorKind::WrongLastSequence => {
-            Error::refused(
-                Refusal::PreconditionFailed,
-                format!("publishing to `{subject}`"),
-                Some(Box::new(e)),
-            )
-        }
-        _ => Error::unavailable(
-            format!("publishing to `{subject}` got no JetStream ack"),
-            Some(Box::new(e)),
-        ),
     }
 }

@@ -64,13 +64,17 @@ async fn a_failed_reply_names_its_subject_and_the_cause() {
         .unwrap();
     // the server's connection is gone when it replies
     server.cleanup().await.unwrap();
-    let e = req
-        .reply_handle()
-        .reply(Ok(json!(1)))
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = req.reply_handle().reply(Ok(json!(1))).await.unwrap_err();
+    assert_eq!(err.kind(), msg_core::ErrorKind::Unavailable, "{err}");
+    let e = err.to_string();
     assert!(e.contains("sending a reply to `_INBOX."), "{e}");
-    assert!(e.contains("failed to send"), "{e}");
+    // the cause is the error's source (async-nats's own error)
+    let cause = std::error::Error::source(&err).map(|s| s.to_string());
+    assert!(
+        cause
+            .as_deref()
+            .is_some_and(|c| c.contains("failed to send")),
+        "{cause:?}"
+    );
     assert!(call.await.unwrap().is_err());
 }

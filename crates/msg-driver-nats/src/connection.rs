@@ -2,13 +2,14 @@
 //! slow consumers), the server's version, and the waits that `retry` allows.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::connection::State;
 use async_nats::{Client, ConnectOptions, Event, ServerAddr};
 use msg_core::{Error, Refusal, Result, Retry, TransportUrl};
+use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::options::{NatsOptions, display_url};
@@ -309,10 +310,7 @@ impl Conn {
             return true;
         }
         {
-            let mut probed = self
-                .jetstream_probed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut probed = self.jetstream_probed.lock();
             if probed.elapsed() < Duration::from_secs(1) {
                 return false;
             }
