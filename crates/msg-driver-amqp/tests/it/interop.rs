@@ -1687,11 +1687,24 @@ async fn rust_topology_matches_python_topology() {
     ])
     .await
     .unwrap();
-    let consumers = rabbitmqctl(&["list_consumers", "queue_name", "ack_required"])
-        .await
-        .unwrap();
-    let ours = Topology::from_rows(&names, &exchanges, &queues, &bindings, &consumers);
     let python = Topology::python();
+    // RabbitMQ lists a consumer once its queue's process has it, which on a loaded broker
+    // can trail the consume-ok by a moment: list again, for at most 10 s
+    let listed = Instant::now();
+    let ours = loop {
+        let consumers = rabbitmqctl(&["list_consumers", "queue_name", "ack_required"])
+            .await
+            .unwrap();
+        let ours = Topology::from_rows(&names, &exchanges, &queues, &bindings, &consumers);
+        let all_listed = python
+            .consumers
+            .iter()
+            .all(|(kind, acks)| ours.consumers.get(kind) == Some(acks));
+        if all_listed || listed.elapsed() > Duration::from_secs(10) {
+            break ours;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     // what the recorded listing holds, so that the comparison below can't pass empty
     assert_eq!(python.exchanges.len(), 2, "{python:?}");
     assert_eq!(python.queues.len(), 6, "{python:?}");
