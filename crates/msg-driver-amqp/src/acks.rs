@@ -17,14 +17,15 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use lapin::Channel;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use msg_core::{Error, Result};
+use parking_lot::Mutex;
 
 /// How long an acknowledgement may wait for company before it is sent.
 const LINGER: Duration = Duration::from_millis(1);
@@ -103,15 +104,11 @@ impl Acks {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Acks a delivery; the frame is queued with the next batch (within about a millisecond,
     /// or at once when `threshold` acks are pending).
     pub(crate) async fn ack(self: &Arc<Self>, tag: u64) -> Result<()> {
         let full = {
-            let mut st = self.lock();
+            let mut st = self.state.lock();
             st.settle(tag);
             st.pending.insert(tag);
             st.pending.len() >= self.threshold
@@ -127,7 +124,7 @@ impl Acks {
     /// Rejects a delivery now (queued before any `multiple` ack could cover it).
     pub(crate) async fn reject(self: &Arc<Self>, tag: u64, requeue: bool) -> Result<()> {
         let (sent, pending) = {
-            let mut st = self.lock();
+            let mut st = self.state.lock();
             let channel = self.channel.clone();
             let sent = queue(
                 async move {
@@ -167,7 +164,7 @@ impl Acks {
     /// `multiple` ack for the acked tags at or below the floor, the others one by one.
     /// With `keep`, returns the waits for them to be written.
     fn send_pending(&self, keep: bool) -> Result<Vec<Written>> {
-        let mut st = self.lock();
+        let mut st = self.state.lock();
         let pending = std::mem::take(&mut st.pending);
         let upto = pending.range(..=st.floor).next_back().copied();
         let singles = pending.range(st.floor + 1..).copied();

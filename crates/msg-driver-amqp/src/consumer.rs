@@ -7,38 +7,27 @@ mod stream;
 pub(crate) use stream::StreamCursor;
 use stream::StreamMark;
 
-use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use async_trait::async_trait;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use lapin::Channel;
 use lapin::message::{Delivery, DeliveryResult};
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::AMQPValue;
-use msg_core::codec::{WireNotification, WireReply, WireRequest};
+use msg_core::codec::WireReply;
 use msg_core::feed::{Feed, Intake, feed, log_rejected};
-use msg_core::{
-    Acknowledger, Error, IncomingNotification, IncomingRequest, Listener, ReplyWaiters, Responder,
-    Result, Retry,
-};
+use msg_core::{Error, Listener, ReplyWaiters, Result};
+use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::acks::Acks;
 use crate::body;
+use crate::dead_letter::RequeueCounts;
 use crate::obsolete::ObsoleteReplyQueues;
 use crate::queue_manager::QueueNumber;
-use crate::supervisor::{
-    Bound, Conn, Decl, Outgoing, Resumable, Supervisor, open_channel, queue_args,
-};
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::supervisor::{Conn, Resumable, Supervisor, open_channel};
 
 /// A consumer channel; closed when the last delivery taken from it is settled and the
 /// listener let go of it.
@@ -79,7 +68,7 @@ pub(crate) struct Received {
 
 impl Received {
     /// The body to decode: the decompressed one when kombu compressed it.
-    fn body(&self) -> Result<&[u8]> {
+    pub(crate) fn body(&self) -> Result<&[u8]> {
         match &self.decompressed {
             None => Ok(&self.delivery.data),
             Some(Ok(body)) => Ok(body),
@@ -108,7 +97,7 @@ impl<M: Send + 'static> Pusher for Feed<AmqpIntake<M>> {
 /// Where a consumer's deliveries go.
 pub(crate) enum Sink {
     /// A listener's feed; emptied at stop (the feed's intake holds the consumer).
-    Stream(parking_lot::Mutex<Option<Arc<dyn Pusher>>>),
+    Stream(Mutex<Option<Arc<dyn Pusher>>>),
     /// A reply queue: decoded at once and handed to the waiting calls.
     Replies(Arc<ReplyWaiters>),
 }
@@ -175,7 +164,7 @@ impl ConsumerCore {
             return;
         }
         let (channel, tags) = {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             (st.channel.take(), std::mem::take(&mut st.tags))
         };
         if let Some(guard) = channel {
@@ -356,7 +345,7 @@ impl ConsumerCore {
         guard: Arc<ChannelGuard>,
         tags: Vec<String>,
     ) -> Option<(Arc<ChannelGuard>, Vec<String>)> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let newer = st
             .channel
             .as_ref()
@@ -375,7 +364,8 @@ impl ConsumerCore {
 
     /// Whether `guard` is the channel consumed from now.
     fn is_current(&self, guard: &Arc<ChannelGuard>) -> bool {
-        lock(&self.state)
+        self.state
+            .lock()
             .channel
             .as_ref()
             .is_some_and(|c| Arc::ptr_eq(c, guard))
@@ -405,7 +395,9 @@ impl Resumable for ConsumerCore {
             }
             // already consuming there: the supervisor's restore and a set-up retried after a
             // lost connection may both resume it on the same new connection
-            let consuming = lock(&self.state)
+            let consuming = self
+                .state
+                .lock()
                 .channel
                 .as_ref()
                 .is_some_and(|c| c.generation >= conn.generation);
@@ -421,7 +413,7 @@ impl Resumable for ConsumerCore {
     }
 
     fn flush_acks(self: Arc<Self>) -> BoxFuture<'static, ()> {
-        let acks = lock(&self.state).acks.clone();
+        let acks = self.state.lock().acks.clone();
         async move {
             if let Some(acks) = acks {
                 let _ = acks.flush().await;
@@ -439,15 +431,15 @@ pub(crate) type Decode<M> = fn(&Arc<Shared>, Received) -> Option<M>;
 pub(crate) struct Shared {
     pub(crate) sup: Arc<Supervisor>,
     /// How often this process saw a notification requeued, by message id.
-    requeues: Mutex<HashMap<String, u32>>,
-    obsolete: ObsoleteReplyQueues,
+    pub(crate) requeues: RequeueCounts,
+    pub(crate) obsolete: ObsoleteReplyQueues,
 }
 
 impl Shared {
     pub(crate) fn new(sup: Arc<Supervisor>) -> Arc<Self> {
         Arc::new(Shared {
             sup,
-            requeues: Mutex::default(),
+            requeues: RequeueCounts::default(),
             obsolete: ObsoleteReplyQueues::default(),
         })
     }
@@ -485,7 +477,7 @@ impl<M: Send + 'static> Intake for AmqpIntake<M> {
     fn stop(&self) {
         self.core.stop();
         // the name is free for the next listener (a restart takes it again)
-        drop(lock(&self.number).take());
+        drop(self.number.lock().take());
         if let Some(q) = self.owned_queue.clone() {
             self.shared.sup.delete_when_stopped(q);
         }
@@ -516,13 +508,13 @@ pub(crate) fn listener<M: Send + 'static>(
 /// A delivery from a connection that is gone (a newer one was opened since): nothing to
 /// settle, the broker takes it back. Consumers resume on a new connection before it becomes
 /// the current one, so this compares with the newest connection, not the current one.
-fn is_stale(sup: &Supervisor, r: &Received) -> bool {
+pub(crate) fn is_stale(sup: &Supervisor, r: &Received) -> bool {
     r.channel.generation != sup.newest_generation()
 }
 
 /// Rejects a delivery (in the background); a delivery from a connection that is gone needs
 /// nothing: the broker already took it back.
-fn reject_later(sup: &Arc<Supervisor>, r: Received, requeue: bool) {
+pub(crate) fn reject_later(sup: &Arc<Supervisor>, r: Received, requeue: bool) {
     if is_stale(sup, &r) {
         return;
     }
@@ -537,7 +529,7 @@ fn reject_later(sup: &Arc<Supervisor>, r: Received, requeue: bool) {
     }
 }
 
-async fn ack(sup: &Supervisor, r: &Received) -> Result<()> {
+pub(crate) async fn ack(sup: &Supervisor, r: &Received) -> Result<()> {
     if is_stale(sup, r) {
         tracing::debug!("ack of a delivery from a lost connection skipped: it will be redelivered");
         return Ok(());
@@ -545,282 +537,7 @@ async fn ack(sup: &Supervisor, r: &Received) -> Result<()> {
     r.channel.acks.ack(r.delivery.delivery_tag).await
 }
 
-fn reject_malformed(shared: &Arc<Shared>, r: Received, what: &str, e: &Error) {
+pub(crate) fn reject_malformed(shared: &Arc<Shared>, r: Received, what: &str, e: &Error) {
     log_rejected(what, &r.queue, e);
     reject_later(&shared.sup, r, false);
-}
-
-/// Decodes an RPC request.
-pub(crate) fn decode_request(shared: &Arc<Shared>, r: Received) -> Option<IncomingRequest> {
-    let decoded = r.body().and_then(WireRequest::decode);
-    match decoded {
-        Ok(req) => {
-            let responder = Arc::new(AmqpResponder {
-                shared: shared.clone(),
-                reply_q: req.call.as_ref().map(|c| c.reply_q.clone()),
-                reply_within: expiration(&r.delivery),
-                received: Mutex::new(Some(r)),
-            });
-            Some(IncomingRequest::from_wire(req, responder))
-        }
-        Err(e) => {
-            reject_malformed(shared, r, "request", &e);
-            None
-        }
-    }
-}
-
-/// The caller's timeout, which it sends as the request's `expiration` (milliseconds; oslo
-/// does too): a reply later than that is waited for by nobody. At most a day.
-fn expiration(d: &Delivery) -> Option<Duration> {
-    let ms: u64 = d.properties.expiration().as_ref()?.as_str().parse().ok()?;
-    Some(Duration::from_millis(ms.min(86_400_000)))
-}
-
-struct AmqpResponder {
-    shared: Arc<Shared>,
-    reply_q: Option<String>,
-    /// How long a reply may wait for RabbitMQ (blocking publishers): the caller's timeout.
-    reply_within: Option<Duration>,
-    /// Until acknowledged.
-    received: Mutex<Option<Received>>,
-}
-
-impl fmt::Debug for AmqpResponder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AmqpResponder")
-            .field("reply_q", &self.reply_q)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for AmqpResponder {
-    fn drop(&mut self) {
-        if let Some(r) = lock(&self.received).take() {
-            reject_later(&self.shared.sup, r, true);
-        }
-    }
-}
-
-/// How often a reply to a missing reply queue is published again (oslo's pace).
-const MISSING_QUEUE_RETRY_EVERY: Duration = Duration::from_millis(250);
-
-impl AmqpResponder {
-    /// Publishes a reply or heartbeat to the caller's reply queue, confirmed, and mandatory
-    /// (with `direct_mandatory_flag`) so that a missing reply queue is known: the broker
-    /// returns the message. A returned reply is published again every 0.25 s for
-    /// `kombu_missing_consumer_retry_timeout` (the caller may be reconnecting, its queue
-    /// about to be declared again), then given up: logged as an error (never the body) and
-    /// the queue marked obsolete, so later replies to it are dropped at once, as oslo does. A
-    /// returned heartbeat is logged and dropped.
-    async fn publish_reply(&self, reply: WireReply) -> Result<()> {
-        let Some(reply_q) = &self.reply_q else {
-            return Ok(());
-        };
-        let what = if reply.ending { "reply" } else { "heartbeat" };
-        let msg_id = reply.msg_id.clone();
-        if self.shared.obsolete.contains(reply_q) {
-            tracing::warn!(
-                msg_id,
-                reply_queue = reply_q.as_str(),
-                "the {what}'s reply queue is missing (given up on earlier); dropped"
-            );
-            return Ok(());
-        }
-        let sup = &self.shared.sup;
-        let compression = sup.options.kombu_compression.as_deref();
-        let body = body::compress(reply.encode()?, compression)?;
-        let props = body::properties(None, compression);
-        let patience = sup.options.missing_consumer_retry_timeout();
-        let start = tokio::time::Instant::now();
-        loop {
-            let routed = sup
-                .publish(Outgoing {
-                    exchange: "",
-                    key: reply_q,
-                    body: &body,
-                    properties: &props,
-                    mandatory: sup.options.direct_mandatory_flag,
-                    // a reply waits for a blocked connection no longer than its caller waits
-                    bound: Bound::new(Retry::Attempts(1), self.reply_within),
-                })
-                .await?;
-            if routed {
-                return Ok(());
-            }
-            if !reply.ending {
-                tracing::warn!(
-                    msg_id,
-                    reply_queue = reply_q.as_str(),
-                    bytes = body.len(),
-                    "the broker returned a heartbeat: its reply queue is missing; dropped"
-                );
-                return Ok(());
-            }
-            if start.elapsed() >= patience {
-                self.shared.obsolete.add(reply_q);
-                tracing::error!(
-                    msg_id,
-                    reply_queue = reply_q.as_str(),
-                    bytes = body.len(),
-                    after = ?patience,
-                    "a reply could not be sent: its reply queue is missing (the caller is \
-                     gone, or the queue was deleted); given up, and later replies to that \
-                     queue are dropped"
-                );
-                return Ok(());
-            }
-            tracing::debug!(
-                msg_id,
-                reply_queue = reply_q.as_str(),
-                "the reply queue is missing; publishing the reply again"
-            );
-            tokio::time::sleep(MISSING_QUEUE_RETRY_EVERY).await;
-        }
-    }
-}
-
-#[async_trait]
-impl Responder for AmqpResponder {
-    async fn ack(&self) -> Result<()> {
-        let r = lock(&self.received).take();
-        match r {
-            Some(r) => ack(&self.shared.sup, &r).await,
-            None => Ok(()),
-        }
-    }
-
-    async fn send(&self, reply: WireReply) -> Result<()> {
-        self.publish_reply(reply).await
-    }
-}
-
-/// Decodes a notification.
-pub(crate) fn decode_notification(
-    shared: &Arc<Shared>,
-    r: Received,
-) -> Option<IncomingNotification> {
-    let decoded = r.body().and_then(WireNotification::decode);
-    match decoded {
-        Ok(n) => {
-            let key = if n.unique_id.is_empty() {
-                n.notification.message_id.clone()
-            } else {
-                n.unique_id.clone()
-            };
-            Some(IncomingNotification::new(
-                n.context,
-                n.notification,
-                n.unique_id,
-                Box::new(AmqpAcker {
-                    shared: shared.clone(),
-                    received: Some(r),
-                    key,
-                }),
-            ))
-        }
-        Err(e) => {
-            reject_malformed(shared, r, "notification", &e);
-            None
-        }
-    }
-}
-
-struct AmqpAcker {
-    shared: Arc<Shared>,
-    received: Option<Received>,
-    /// What redeliveries are counted by.
-    key: String,
-}
-
-impl fmt::Debug for AmqpAcker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AmqpAcker").field("key", &self.key).finish()
-    }
-}
-
-impl Drop for AmqpAcker {
-    fn drop(&mut self) {
-        if let Some(r) = self.received.take() {
-            reject_later(&self.shared.sup, r, true);
-        }
-    }
-}
-
-/// How often the broker says this message was delivered before (quorum queues count).
-fn broker_delivery_count(d: &Delivery) -> Option<u32> {
-    let headers = d.properties.headers().as_ref()?;
-    match headers.inner().get("x-delivery-count")? {
-        AMQPValue::LongLongInt(n) => u32::try_from(*n).ok(),
-        AMQPValue::LongInt(n) => u32::try_from(*n).ok(),
-        AMQPValue::ShortInt(n) => u32::try_from(*n).ok(),
-        _ => None,
-    }
-}
-
-#[async_trait]
-impl Acknowledger for AmqpAcker {
-    async fn ack(mut self: Box<Self>) -> Result<()> {
-        let r = self.received.take();
-        if let Some(r) = r {
-            lock(&self.shared.requeues).remove(&self.key);
-            ack(&self.shared.sup, &r).await?;
-        }
-        Ok(())
-    }
-
-    async fn requeue(mut self: Box<Self>, delay: Option<Duration>) -> Result<()> {
-        let Some(r) = self.received.take() else {
-            return Ok(());
-        };
-        if let Some(d) = delay.filter(|d| !d.is_zero()) {
-            tokio::time::sleep(d).await;
-        }
-        let sup = &self.shared.sup;
-        let max = sup.options.max_redeliveries;
-        let count = {
-            let mut counts = lock(&self.shared.requeues);
-            if counts.len() > 10_000 {
-                counts.clear();
-            }
-            let c = counts.entry(self.key.clone()).or_insert(0);
-            *c += 1;
-            (*c).max(broker_delivery_count(&r.delivery).unwrap_or(0))
-        };
-        if max > 0 && count > max {
-            // past the cap: to the dead-letter queue instead of spinning forever
-            let dlq = format!("{}.dead-letter", r.queue);
-            tracing::warn!(
-                queue = &*r.queue,
-                dead_letter = dlq,
-                requeues = count,
-                "notification requeued too often: dead-lettered"
-            );
-            sup.declare(
-                vec![Decl::Queue {
-                    name: dlq.clone(),
-                    durable: true,
-                    auto_delete: false,
-                    args: queue_args(&sup.options, false),
-                }],
-                Bound::setup(),
-            )
-            .await?;
-            sup.publish(Outgoing {
-                exchange: "",
-                key: &dlq,
-                body: &r.delivery.data,
-                properties: &r.delivery.properties,
-                mandatory: false,
-                bound: Bound::new(Retry::Attempts(2), None),
-            })
-            .await?;
-            lock(&self.shared.requeues).remove(&self.key);
-            return ack(sup, &r).await;
-        }
-        if is_stale(sup, &r) {
-            return Ok(());
-        }
-        r.channel.acks.reject(r.delivery.delivery_tag, true).await
-    }
 }

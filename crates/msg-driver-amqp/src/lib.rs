@@ -27,11 +27,14 @@
 mod acks;
 mod body;
 mod consumer;
+mod dead_letter;
 mod errors;
 mod names;
+mod notification_listener;
 mod obsolete;
 mod options;
 mod queue_manager;
+mod rpc_listener;
 mod supervisor;
 
 use std::sync::Arc;
@@ -47,9 +50,11 @@ use msg_core::{
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use consumer::{ConsumerCore, Shared, Sink, StreamCursor, decode_notification, decode_request};
+use consumer::{ConsumerCore, Shared, Sink, StreamCursor};
+use notification_listener::decode_notification;
 pub use options::RabbitOptions;
 use queue_manager::{QueueManager, QueueNumber};
+use rpc_listener::decode_request;
 
 /// A `tracing` filter directive that silences lapin's own line for a message the broker
 /// returned. lapin logs every returned message whole, body included (as decimal bytes), at

@@ -4,8 +4,9 @@
 //! `ObsoleteReplyQueuesCache`: its last 200 queues, each for a minute).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 /// How many queues are remembered.
 const SIZE: usize = 200;
@@ -21,13 +22,13 @@ pub(crate) struct ObsoleteReplyQueues {
 impl ObsoleteReplyQueues {
     /// Whether `queue` was given up on within the last minute.
     pub(crate) fn contains(&self, queue: &str) -> bool {
-        let queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let queues = self.queues.lock();
         queues.get(queue).is_some_and(|at| at.elapsed() < TTL)
     }
 
     /// Marks `queue` obsolete; the oldest entry goes when the cache is full.
     pub(crate) fn add(&self, queue: &str) {
-        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queues = self.queues.lock();
         queues.retain(|_, at| at.elapsed() < TTL);
         if queues.len() >= SIZE
             && let Some(oldest) = queues

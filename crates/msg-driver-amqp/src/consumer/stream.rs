@@ -11,10 +11,11 @@
 //! delivered but not handled when the connection went is delivered again, as a queue would.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use lapin::message::Delivery;
 use lapin::types::{AMQPValue, FieldTable};
+use parking_lot::Mutex;
 
 /// The offset header the broker stamps on a stream's deliveries, and the consume argument.
 const OFFSET: &str = "x-stream-offset";
@@ -35,10 +36,6 @@ struct State {
     newest: Option<i64>,
 }
 
-fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl StreamCursor {
     pub(crate) fn new(queue: &str) -> Arc<Self> {
         Arc::new(StreamCursor {
@@ -55,7 +52,7 @@ impl StreamCursor {
     /// Where to start reading: the oldest delivery not settled, else the one after the
     /// newest delivered, else only what comes next.
     pub(crate) fn start(&self) -> AMQPValue {
-        let st = lock(&self.state);
+        let st = self.state.lock();
         let next = match st.in_flight.keys().next() {
             Some(&oldest) => Some(oldest),
             None => st.newest.and_then(|n| n.checked_add(1)),
@@ -90,7 +87,7 @@ impl StreamCursor {
             );
             return None;
         };
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let count = st.in_flight.entry(offset).or_insert(0);
         *count = count.saturating_add(1);
         st.newest = Some(st.newest.map_or(offset, |n| n.max(offset)));
@@ -105,7 +102,7 @@ impl StreamCursor {
     /// deleted and made again, its offsets starting over); reading starts with what comes
     /// next, as oslo resets to its start.
     pub(crate) fn reset(&self) {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         tracing::warn!(
             queue = self.queue.as_str(),
             newest = ?st.newest,
@@ -115,7 +112,7 @@ impl StreamCursor {
     }
 
     fn settled(&self, offset: i64) {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         if let Some(count) = st.in_flight.get_mut(&offset) {
             *count = count.saturating_sub(1);
             if *count == 0 {
