@@ -24,10 +24,10 @@ use tokio::sync::oneshot;
 
 use crate::acks::Acks;
 use crate::body;
+use crate::connection::{Conn, Resumable, Supervisor, open_channel};
 use crate::dead_letter::RequeueCounts;
 use crate::obsolete::ObsoleteReplyQueues;
 use crate::queue_manager::QueueNumber;
-use crate::supervisor::{Conn, Resumable, Supervisor, open_channel};
 
 /// A consumer channel; closed when the last delivery taken from it is settled and the
 /// listener let go of it.

@@ -10,8 +10,10 @@ use lapin::types::AMQPValue;
 use msg_core::{Result, Retry};
 use parking_lot::Mutex;
 
+use crate::connection::{Bound, Supervisor};
 use crate::consumer::Received;
-use crate::supervisor::{Bound, Decl, Outgoing, Supervisor, queue_args};
+use crate::publish::Outgoing;
+use crate::topology::{Decl, queue_args};
 
 /// How often this process saw a notification requeued, by message id.
 #[derive(Default)]

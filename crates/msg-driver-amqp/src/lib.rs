@@ -26,6 +26,7 @@
 
 mod acks;
 mod body;
+mod connection;
 mod consumer;
 mod dead_letter;
 mod errors;
@@ -33,9 +34,10 @@ mod names;
 mod notification_listener;
 mod obsolete;
 mod options;
+mod publish;
 mod queue_manager;
 mod rpc_listener;
-mod supervisor;
+mod topology;
 
 use std::sync::Arc;
 
@@ -69,7 +71,9 @@ use rpc_listener::decode_request;
 /// # drop(filter);
 /// ```
 pub const SILENCE_LAPIN_RETURNS: &str = "lapin::returned_messages=off";
-use supervisor::{Bound, Decl, Outgoing, Supervisor, queue_args, stream_args};
+use connection::{Bound, Supervisor};
+use publish::Outgoing;
+use topology::{Decl, queue_args, stream_args};
 
 /// How many queue manager names consumed by others a new queue passes over before giving up.
 const MAX_PASSED_OVER: usize = 64;
@@ -431,15 +435,9 @@ impl Driver for AmqpDriver {
             .await
         {
             // no reply in time while RabbitMQ blocks publishing: the reply is held back too
-            Err(Error::Timeout { .. }) if let Some(reason) = self.sup.publishing_blocked() => {
-                Err(supervisor::blocked_error(
-                    &reason,
-                    &exchange,
-                    &key,
-                    "got no reply",
-                    options.timeout,
-                ))
-            }
+            Err(Error::Timeout { .. }) if let Some(reason) = self.sup.publishing_blocked() => Err(
+                publish::blocked_error(&reason, &exchange, &key, "got no reply", options.timeout),
+            ),
             other => other,
         }
     }

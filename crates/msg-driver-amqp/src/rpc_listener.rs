@@ -12,8 +12,9 @@ use msg_core::{IncomingRequest, Responder, Result, Retry};
 use parking_lot::Mutex;
 
 use crate::body;
+use crate::connection::Bound;
 use crate::consumer::{Received, Shared, ack, reject_later, reject_malformed};
-use crate::supervisor::{Bound, Outgoing};
+use crate::publish::Outgoing;
 
 /// Decodes an RPC request.
 pub(crate) fn decode_request(shared: &Arc<Shared>, r: Received) -> Option<IncomingRequest> {

@@ -8,28 +8,24 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
-use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
-};
+use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::types::FieldTable;
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-};
+use lapin::{Channel, Connection, ConnectionProperties};
 use msg_core::{Error, Refusal, Result, TransportUrl};
 
 pub(crate) use crate::errors::is_connection_error;
-use crate::errors::{is_not_found, is_precondition_failed};
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::options::RabbitOptions;
+use crate::topology::Decl;
 
 mod retrying;
 
@@ -41,17 +37,17 @@ pub(crate) use retrying::Bound;
 /// acknowledgements go on while sends wait; oslo sends on connections of their own too.
 pub(crate) struct Conn {
     pub(crate) connection: Connection,
-    publish_connection: Connection,
+    pub(crate) publish_connection: Connection,
     /// The publishing channel now; replaced by a fresh one after a nack (see
     /// [`Conn::renew_publisher`]).
     publisher: RwLock<Publisher>,
     /// One renewal of the publishing channel at a time.
     renewing: tokio::sync::Mutex<()>,
     /// When the pair was opened.
-    opened: tokio::time::Instant,
+    pub(crate) opened: tokio::time::Instant,
     pub(crate) generation: u64,
     /// `host:port`, for logs.
-    host: String,
+    pub(crate) host: String,
     /// Why RabbitMQ blocks the publishing connection, while it does (woken on a change).
     blocked: watch::Sender<Option<String>>,
 }
@@ -59,9 +55,9 @@ pub(crate) struct Conn {
 /// A publishing channel (publisher confirms on) and its number on its connection: 0 for the
 /// first, then one more for each renewal.
 #[derive(Clone)]
-struct Publisher {
-    channel: Channel,
-    serial: u64,
+pub(crate) struct Publisher {
+    pub(crate) channel: Channel,
+    pub(crate) serial: u64,
 }
 
 /// Opens a channel with publisher confirms on `connection`.
@@ -79,11 +75,8 @@ async fn open_publisher(connection: &Connection) -> Result<Channel> {
 
 impl Conn {
     /// The publishing channel now.
-    fn publisher(&self) -> Publisher {
-        self.publisher
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    pub(crate) fn publisher(&self) -> Publisher {
+        self.publisher.read().clone()
     }
 
     /// Replaces the publishing channel `serial` by a fresh one (unless another publish did
@@ -92,14 +85,14 @@ impl Conn {
     /// was lost, refuses every later publish on that channel although the queue has elected
     /// a new leader since; a new channel starts a new session. The old channel closes once
     /// the publishes still waiting for their confirms on it drop it.
-    async fn renew_publisher(&self, serial: u64) -> Result<()> {
+    pub(crate) async fn renew_publisher(&self, serial: u64) -> Result<()> {
         let _one = self.renewing.lock().await;
         if self.publisher().serial != serial {
             return Ok(());
         }
         let channel = open_publisher(&self.publish_connection).await?;
         let serial = serial.saturating_add(1);
-        *self.publisher.write().unwrap_or_else(|p| p.into_inner()) = Publisher { channel, serial };
+        *self.publisher.write() = Publisher { channel, serial };
         tracing::debug!(
             host = self.host,
             generation = self.generation,
@@ -124,7 +117,7 @@ impl Conn {
 
     /// Waits until publishing is not blocked, until `deadline` at most; `Err` with the
     /// broker's reason when it still is then.
-    async fn wait_unblocked(
+    pub(crate) async fn wait_unblocked(
         &self,
         deadline: Option<tokio::time::Instant>,
     ) -> std::result::Result<(), String> {
@@ -170,80 +163,11 @@ pub(crate) trait Resumable: Send + Sync {
     fn flush_acks(self: Arc<Self>) -> BoxFuture<'static, ()>;
 }
 
-/// An exchange, queue or binding, as declared (and re-declared after a reconnect).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Decl {
-    Exchange {
-        name: String,
-        fanout: bool,
-        durable: bool,
-        auto_delete: bool,
-    },
-    Queue {
-        name: String,
-        durable: bool,
-        auto_delete: bool,
-        args: FieldTable,
-    },
-    Bind {
-        queue: String,
-        exchange: String,
-        key: String,
-    },
-}
-
-impl Decl {
-    fn key(&self) -> String {
-        match self {
-            Decl::Exchange { name, .. } => format!("e\0{name}"),
-            Decl::Queue { name, .. } => format!("q\0{name}"),
-            Decl::Bind {
-                queue,
-                exchange,
-                key,
-            } => format!("b\0{queue}\0{exchange}\0{key}"),
-        }
-    }
-
-    fn queue_name(&self) -> Option<&str> {
-        match self {
-            Decl::Queue { name, .. } | Decl::Bind { queue: name, .. } => Some(name),
-            Decl::Exchange { .. } => None,
-        }
-    }
-}
-
 struct Host {
     uri: AMQPUri,
     /// `host:port`, for logs (no credentials).
     label: String,
 }
-
-/// One message to publish.
-pub(crate) struct Outgoing<'a> {
-    pub(crate) exchange: &'a str,
-    pub(crate) key: &'a str,
-    pub(crate) body: &'a [u8],
-    pub(crate) properties: &'a BasicProperties,
-    /// Have the broker return it when nothing is bound.
-    pub(crate) mandatory: bool,
-    /// How often it is published again (after a lost connection or a nack) and how long the
-    /// send may take, waiting for a blocked connection included.
-    pub(crate) bound: Bound,
-}
-
-/// The pause before publishing again a message the broker refused (nack): a quorum queue
-/// without a leader, or a full queue that rejects publishes, refuses for a while.
-const NACK_PAUSE: Duration = Duration::from_millis(250);
-
-/// How many fresh channels in a row may refuse (nack) one message before the connections
-/// move to another node.
-const NACKS_BEFORE_MOVING: u32 = 4;
-
-/// How old a connection must be before nacks move it to another node (so that a quorum
-/// queue that is electing a leader, refusing everyone for a moment, costs no reconnect
-/// storm).
-const MOVE_AFTER: Duration = Duration::from_secs(5);
 
 /// The connection supervisor shared by a driver's clients and listeners.
 pub(crate) struct Supervisor {
@@ -257,10 +181,10 @@ pub(crate) struct Supervisor {
     generations: AtomicU64,
     reconnecting: AtomicBool,
     closed: AtomicBool,
-    declared: Mutex<(Vec<Decl>, HashSet<String>)>,
+    pub(crate) declared: Mutex<(Vec<Decl>, HashSet<String>)>,
     /// Exchanges we asked for durable but found non-durable (oslo then declares the queues
     /// bound to them non-durable too).
-    non_durable_fallback: Mutex<HashSet<String>>,
+    pub(crate) non_durable_fallback: Mutex<HashSet<String>>,
     consumers: Mutex<Vec<Weak<dyn Resumable>>>,
     /// Our queues that stopped listeners leave behind (their fanout queues), to delete: in
     /// the background, and before the connection closes.
@@ -280,11 +204,7 @@ impl fmt::Debug for Supervisor {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn amqp_err(what: &str, e: lapin::Error) -> Error {
+pub(crate) fn amqp_err(what: &str, e: lapin::Error) -> Error {
     crate::errors::classify(what, e)
 }
 
@@ -492,7 +412,7 @@ impl Supervisor {
         let mut events = futures::stream::select(consuming, publishing).boxed();
         let watched = Arc::downgrade(&conn);
         let host = conn.host.clone();
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(conn);
+        *self.current.write() = Some(conn);
         self.reconnecting.store(false, Ordering::Release);
         self.generation_tx.send_replace(generation);
         let weak = Arc::downgrade(self);
@@ -568,16 +488,13 @@ impl Supervisor {
 
     /// The current connection, if any.
     pub(crate) fn current(&self) -> Option<Arc<Conn>> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.read().clone()
     }
 
     /// Reports that a connection failed; starts reconnecting if it was the current one.
     pub(crate) fn connection_lost(self: &Arc<Self>, generation: u64) {
         let lost = {
-            let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
+            let mut cur = self.current.write();
             match &*cur {
                 Some(c) if c.generation == generation => cur.take(),
                 _ => return,
@@ -626,10 +543,10 @@ impl Supervisor {
 
     /// Re-declares everything and resumes every consumer on a new connection.
     async fn restore(&self, conn: &Arc<Conn>) -> Result<()> {
-        let decls = lock(&self.declared).0.clone();
+        let decls = self.declared.lock().0.clone();
         self.declare_on(conn, &decls).await?;
         let consumers: Vec<Arc<dyn Resumable>> = {
-            let mut list = lock(&self.consumers);
+            let mut list = self.consumers.lock();
             list.retain(|w| w.strong_count() > 0);
             list.iter().filter_map(Weak::upgrade).collect()
         };
@@ -646,7 +563,7 @@ impl Supervisor {
         consumer: Arc<dyn Resumable>,
         bound: Bound,
     ) -> Result<()> {
-        lock(&self.consumers).push(Arc::downgrade(&consumer));
+        self.consumers.lock().push(Arc::downgrade(&consumer));
         if self.current().is_none() {
             // resumed with the rest when the connection is restored
             return Ok(());
@@ -655,173 +572,11 @@ impl Supervisor {
             .await
     }
 
-    /// Declares what isn't declared yet (and records it for reconnects); a connection lost
-    /// meanwhile is waited for, and the declarations made again, as `bound` allows.
-    pub(crate) async fn declare(self: &Arc<Self>, decls: Vec<Decl>, bound: Bound) -> Result<()> {
-        let new: Vec<Decl> = {
-            let guard = lock(&self.declared);
-            // an auto-delete exchange may be gone since (its last queue went): always declared
-            decls
-                .into_iter()
-                .filter(|d| {
-                    !guard.1.contains(&d.key())
-                        || matches!(
-                            d,
-                            Decl::Exchange {
-                                auto_delete: true,
-                                ..
-                            }
-                        )
-                })
-                .collect()
-        };
-        if new.is_empty() {
-            return Ok(());
-        }
-        let done = self
-            .on_connection("declaring", bound, |conn| {
-                let new = &new;
-                async move { self.declare_on(&conn, new).await }.boxed()
-            })
-            .await?;
-        let mut guard = lock(&self.declared);
-        for d in done {
-            if guard.1.insert(d.key()) {
-                guard.0.push(d);
-            }
-        }
-        Ok(())
-    }
-
-    /// Declares these queues again from the record, with their bindings and the exchanges
-    /// those bind to (after the broker deleted a queue under a consumer).
-    pub(crate) async fn redeclare_queues(&self, conn: &Conn, queues: &[String]) -> Result<()> {
-        let decls: Vec<Decl> = {
-            let guard = lock(&self.declared);
-            let record = &guard.0;
-            let ours = |q: &str| queues.iter().any(|x| x == q);
-            let exchanges = record.iter().filter(|d| match d {
-                Decl::Exchange { name, .. } => record.iter().any(|b| {
-                    matches!(b, Decl::Bind { queue, exchange, .. } if exchange == name && ours(queue))
-                }),
-                _ => false,
-            });
-            let queues = record
-                .iter()
-                .filter(|d| matches!(d, Decl::Queue { name, .. } if ours(name)));
-            let binds = record
-                .iter()
-                .filter(|d| matches!(d, Decl::Bind { queue, .. } if ours(queue)));
-            exchanges.chain(queues).chain(binds).cloned().collect()
-        };
-        self.declare_on(conn, &decls).await.map(drop)
-    }
-
-    /// Declares on a channel of its own (a refused declaration closes its channel); returns
-    /// the declarations as they ended up (an exchange may have flipped `durable`).
-    async fn declare_on(&self, conn: &Conn, decls: &[Decl]) -> Result<Vec<Decl>> {
-        let mut channel = open_channel(conn).await?;
-        let mut done = Vec::with_capacity(decls.len());
-        for d in decls {
-            // oslo (Consumer._declare_fallback_nondurable): a queue bound to an exchange that
-            // fell back to non-durable is declared non-durable as well
-            let fallback;
-            let d = match d {
-                Decl::Queue {
-                    name,
-                    durable: true,
-                    auto_delete,
-                    args,
-                } if self.bound_to_non_durable_fallback(decls, name) => {
-                    fallback = Decl::Queue {
-                        name: name.clone(),
-                        durable: false,
-                        auto_delete: *auto_delete,
-                        args: args.clone(),
-                    };
-                    &fallback
-                }
-                _ => d,
-            };
-            match declare_one(&channel, d).await {
-                Ok(()) => done.push(d.clone()),
-                Err(e) if is_precondition_failed(&e) => {
-                    channel = open_channel(conn).await?;
-                    match d {
-                        // oslo: an exchange that exists with the other `durable` flag is
-                        // re-declared with that flag
-                        Decl::Exchange {
-                            name,
-                            fanout,
-                            durable,
-                            auto_delete,
-                        } => {
-                            let flipped = Decl::Exchange {
-                                name: name.clone(),
-                                fanout: *fanout,
-                                durable: !durable,
-                                auto_delete: *auto_delete,
-                            };
-                            // another difference (the type, an argument) fails again: the
-                            // error names what we asked for first
-                            declare_one(&channel, &flipped)
-                                .await
-                                .map_err(|_| precondition_error(d, &e))?;
-                            tracing::warn!(
-                                exchange = name,
-                                durable = !durable,
-                                "exchange exists with the other durable flag; using it"
-                            );
-                            if *durable {
-                                lock(&self.non_durable_fallback).insert(name.clone());
-                            }
-                            done.push(flipped);
-                        }
-                        _ => return Err(precondition_error(d, &e)),
-                    }
-                }
-                Err(e) if is_not_found(&e) => {
-                    // an auto-delete exchange went away under us (its last queue was deleted
-                    // meanwhile): declare it again, then retry once
-                    channel = open_channel(conn).await?;
-                    let exchange = match d {
-                        Decl::Bind { exchange, .. } => decls
-                            .iter()
-                            .find(|x| matches!(x, Decl::Exchange { name, .. } if name == exchange)),
-                        _ => None,
-                    };
-                    if let Some(x) = exchange {
-                        declare_one(&channel, x)
-                            .await
-                            .map_err(|e| amqp_err(&format!("declaring {}", describe(x)), e))?;
-                    }
-                    declare_one(&channel, d)
-                        .await
-                        .map_err(|e| amqp_err(&format!("declaring {}", describe(d)), e))?;
-                    done.push(d.clone());
-                }
-                Err(e) => return Err(amqp_err(&format!("declaring {}", describe(d)), e)),
-            }
-        }
-        let _ = channel.close(200, "OK".into()).await;
-        Ok(done)
-    }
-
-    /// Whether this batch binds `queue` to an exchange that fell back to non-durable.
-    fn bound_to_non_durable_fallback(&self, decls: &[Decl], queue: &str) -> bool {
-        let fallback = lock(&self.non_durable_fallback);
-        !fallback.is_empty()
-            && decls.iter().any(|d| {
-                matches!(d, Decl::Bind { queue: q, exchange, .. }
-                    if q == queue && fallback.contains(exchange))
-            })
-    }
-
     /// Deletes `queue` (a stopped listener's own fanout queue) now in the background, and in
     /// any case before the connection closes: a process that stops its server and closes
     /// its transport right after (a clean SIGTERM) leaves nothing behind.
     pub(crate) fn delete_when_stopped(self: &Arc<Self>, queue: String) {
-        lock(&self.doomed).push(queue);
+        self.doomed.lock().push(queue);
         let sup = self.clone();
         self.runtime.spawn(async move { sup.delete_doomed().await });
     }
@@ -829,7 +584,7 @@ impl Supervisor {
     /// Deletes the queues stopped listeners left behind.
     async fn delete_doomed(&self) {
         let _one = self.deleting.lock().await;
-        let queues = std::mem::take(&mut *lock(&self.doomed));
+        let queues = std::mem::take(&mut *self.doomed.lock());
         for queue in queues {
             self.delete_queue(&queue).await;
         }
@@ -838,7 +593,7 @@ impl Supervisor {
     /// Forgets and deletes a queue (our own fanout or reply queue on a clean close).
     pub(crate) async fn delete_queue(&self, name: &str) {
         {
-            let mut guard = lock(&self.declared);
+            let mut guard = self.declared.lock();
             guard.0.retain(|d| d.queue_name() != Some(name));
             guard
                 .1
@@ -897,182 +652,17 @@ impl Supervisor {
             .flatten()
     }
 
-    /// Publishes and waits for the broker's confirm (every publish is confirmed, as oslo's
-    /// `confirm_publish`). A publish the broker refuses (nack) or whose connection is lost
-    /// before the confirm is published again with the same bytes (so the same `_unique_id`:
-    /// receivers drop a duplicate), as often and for as long as `bound` allows. Returns
-    /// `Ok(false)` when a mandatory message came back unroutable. While RabbitMQ blocks
-    /// publishing it waits, within the bound's timeout, then fails saying so.
-    pub(crate) async fn publish(self: &Arc<Self>, out: Outgoing<'_>) -> Result<bool> {
-        let Outgoing {
-            exchange,
-            key,
-            body,
-            properties,
-            mandatory,
-            bound,
-        } = out;
-        let timeout = bound.timeout();
-        let mut attempt = 0u32;
-        // nacks of this message in a row, each on a fresh channel
-        let mut nacks = 0u32;
-        loop {
-            let conn = self.connection(bound, &mut attempt).await?;
-            if let Err(reason) = conn.wait_unblocked(bound.deadline()).await {
-                return Err(blocked_error(
-                    &reason,
-                    exchange,
-                    key,
-                    "was not sent",
-                    timeout,
-                ));
-            }
-            let publisher = conn.publisher();
-            let send = async {
-                publisher
-                    .channel
-                    .basic_publish(
-                        ShortString::from(exchange),
-                        ShortString::from(key),
-                        BasicPublishOptions {
-                            mandatory,
-                            immediate: false,
-                        },
-                        body,
-                        properties.clone(),
-                    )
-                    .await?
-                    .await
-            };
-            let outcome = match bound.deadline() {
-                Some(d) => match tokio::time::timeout_at(d, send).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => {
-                        return Err(match conn.blocked() {
-                            Some(reason) => {
-                                blocked_error(&reason, exchange, key, "was not confirmed", timeout)
-                            }
-                            None => bound.timed_out(&format!(
-                                "RabbitMQ's confirm of a message to {exchange}/{key}"
-                            )),
-                        });
-                    }
-                },
-                None => send.await,
-            };
-            let nacked = match outcome {
-                Ok(Confirmation::Ack(returned)) => {
-                    if nacks > 0 {
-                        tracing::info!(
-                            exchange,
-                            key,
-                            nacks,
-                            host = conn.host,
-                            "a message the broker refused is confirmed now"
-                        );
-                    }
-                    return Ok(returned.is_none());
-                }
-                Ok(Confirmation::NotRequested) => return Ok(true),
-                Ok(Confirmation::Nack(_)) => {
-                    let refused = Error::refused(
-                        Refusal::Nacked,
-                        format!("a message for {exchange}/{key}"),
-                        None,
-                    );
-                    if bound.exhausted(attempt) {
-                        return Err(refused);
-                    }
-                    nacks = nacks.saturating_add(1);
-                    tracing::warn!(
-                        exchange,
-                        key,
-                        attempt,
-                        nacks,
-                        host = conn.host,
-                        generation = conn.generation,
-                        channel = publisher.serial,
-                        "the broker refused a message (nack); publishing it again on a fresh channel"
-                    );
-                    self.after_nack(&conn, publisher.serial, nacks, bound, key)
-                        .await;
-                    true
-                }
-                Err(e) if is_connection_error(&e) => {
-                    self.connection_lost(conn.generation);
-                    if bound.exhausted(attempt) {
-                        return Err(Error::unavailable(
-                            format!("publishing to {exchange}/{key} failed"),
-                            Some(Box::new(e)),
-                        ));
-                    }
-                    tracing::warn!(error = %e, exchange, key, attempt, "publish failed before its confirm; publishing it again after reconnecting");
-                    false
-                }
-                Err(e) => return Err(amqp_err(&format!("publishing to {exchange}/{key}"), e)),
-            };
-            attempt += 1;
-            if nacked {
-                let pause = bound
-                    .remaining()
-                    .map_or(NACK_PAUSE, |left| left.min(NACK_PAUSE));
-                tokio::time::sleep(pause).await;
-            }
-        }
-    }
-
-    /// After the broker nacked a message (to `key`) on the publishing channel `serial` of
-    /// `conn` (the `nacks`-th time in a row for this message): the next attempt goes out on a fresh
-    /// channel; once [`NACKS_BEFORE_MOVING`] fresh channels in a row were refused and the
-    /// connection is at least [`MOVE_AFTER`] old, the node itself refuses (RabbitMQ 3.10
-    /// after losing a quorum queue's leader) and the connections move to the next host, as
-    /// after a lost connection.
-    async fn after_nack(
-        self: &Arc<Self>,
-        conn: &Conn,
-        serial: u64,
-        nacks: u32,
-        bound: Bound,
-        key: &str,
-    ) {
-        if nacks >= NACKS_BEFORE_MOVING && conn.opened.elapsed() >= MOVE_AFTER {
-            tracing::warn!(
-                host = conn.host,
-                generation = conn.generation,
-                nacks,
-                key,
-                "the broker keeps refusing a message on fresh channels: reconnecting to the next host"
-            );
-            self.connection_lost(conn.generation);
-            return;
-        }
-        let renewed = bound
-            .within("a new publishing channel", conn.renew_publisher(serial))
-            .await;
-        if let Err(e) = renewed {
-            // the next attempt finds out whether the connection is gone
-            tracing::debug!(error = %e, "opening a new publishing channel failed");
-        }
-    }
-
-    /// Why RabbitMQ blocks our publishing now, if it does.
-    pub(crate) fn publishing_blocked(&self) -> Option<String> {
-        self.current().and_then(|c| c.blocked())
-    }
-
     /// Closes the connection for good, once the queues of stopped listeners are deleted.
     pub(crate) async fn close(&self) {
         self.delete_doomed().await;
         self.closed.store(true, Ordering::Release);
-        let conn = self
-            .current
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let conn = self.current.write().take();
         self.generation_tx.send_modify(|_| {});
         // acks held back for batching go out first: an RPC request acked on receipt must
         // not come back to the next server because the process closed right after
-        let consumers: Vec<Arc<dyn Resumable>> = lock(&self.consumers)
+        let consumers: Vec<Arc<dyn Resumable>> = self
+            .consumers
+            .lock()
             .iter()
             .filter_map(Weak::upgrade)
             .collect();
@@ -1103,25 +693,6 @@ fn shuffle_hosts<T>(hosts: &mut [T]) {
     }
 }
 
-/// The error of a send that RabbitMQ's flow control held back.
-pub(crate) fn blocked_error(
-    reason: &str,
-    exchange: &str,
-    key: &str,
-    what: &str,
-    within: Option<Duration>,
-) -> Error {
-    let within = within.map(|t| format!(" within {t:?}")).unwrap_or_default();
-    Error::refused(
-        Refusal::Blocked,
-        format!(
-            "RabbitMQ is blocking publishers ({reason}; a memory or disk alarm): the message to \
-             {exchange}/{key} {what}{within}"
-        ),
-        None,
-    )
-}
-
 fn connect_error(host: &str, e: lapin::Error) -> Error {
     let reason = match e.kind() {
         // something answered that doesn't speak AMQP 0-9-1 (an HTTP or NATS port, a typo)
@@ -1145,105 +716,6 @@ pub(crate) async fn open_channel(conn: &Conn) -> Result<Channel> {
         .create_channel()
         .await
         .map_err(|e| amqp_err("opening a channel", e))
-}
-
-fn describe(d: &Decl) -> String {
-    match d {
-        Decl::Exchange {
-            name,
-            fanout,
-            durable,
-            auto_delete,
-        } => format!(
-            "exchange `{name}` ({}, durable={durable}, auto_delete={auto_delete})",
-            if *fanout { "fanout" } else { "topic" }
-        ),
-        Decl::Queue {
-            name,
-            durable,
-            auto_delete,
-            args,
-        } => format!(
-            "queue `{name}` (durable={durable}, auto_delete={auto_delete}, arguments={args:?})"
-        ),
-        Decl::Bind {
-            queue,
-            exchange,
-            key,
-        } => format!("binding of `{queue}` to `{exchange}` with key `{key}`"),
-    }
-}
-
-fn precondition_error(d: &Decl, e: &lapin::Error) -> Error {
-    Error::refused(
-        Refusal::PreconditionFailed,
-        format!(
-            "declaring {} with our flags: {e}; the object exists with other flags or arguments \
-             (check amqp_durable_queues, rabbit_quorum_queue and the peers' options)",
-            describe(d)
-        ),
-        None,
-    )
-}
-
-async fn declare_one(channel: &Channel, d: &Decl) -> std::result::Result<(), lapin::Error> {
-    match d {
-        Decl::Exchange {
-            name,
-            fanout,
-            durable,
-            auto_delete,
-        } => {
-            channel
-                .exchange_declare(
-                    name.as_str().into(),
-                    if *fanout {
-                        ExchangeKind::Fanout
-                    } else {
-                        ExchangeKind::Topic
-                    },
-                    ExchangeDeclareOptions {
-                        durable: *durable,
-                        auto_delete: *auto_delete,
-                        ..ExchangeDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-        }
-        Decl::Queue {
-            name,
-            durable,
-            auto_delete,
-            args,
-        } => channel
-            .queue_declare(
-                name.as_str().into(),
-                QueueDeclareOptions {
-                    durable: *durable,
-                    auto_delete: *auto_delete,
-                    ..QueueDeclareOptions::default()
-                },
-                args.clone(),
-            )
-            .await
-            .map(|_| ()),
-        Decl::Bind {
-            queue,
-            exchange,
-            key,
-        } => {
-            channel
-                .queue_bind(
-                    queue.as_str().into(),
-                    exchange.as_str().into(),
-                    key.as_str().into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-        }
-    }
 }
 
 fn tls_config(o: &RabbitOptions) -> Result<OwnedTLSConfig> {
@@ -1273,75 +745,6 @@ fn tls_config(o: &RabbitOptions) -> Result<OwnedTLSConfig> {
         identity,
         cert_chain,
     })
-}
-
-/// Queue arguments for a queue of this kind (WIRE.md: quorum, HA, TTL).
-pub(crate) fn queue_args(o: &RabbitOptions, transient: bool) -> FieldTable {
-    let mut args = FieldTable::default();
-    let quorum = if transient {
-        o.rabbit_transient_quorum_queue
-    } else {
-        o.rabbit_quorum_queue
-    };
-    if quorum {
-        args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("quorum".into()),
-        );
-        // oslo passes its quorum config to transient quorum queues (reply, fanout) too
-        if o.rabbit_quorum_delivery_limit > 0 {
-            args.insert(
-                "x-delivery-limit".into(),
-                int_value(i64::from(o.rabbit_quorum_delivery_limit)),
-            );
-        }
-        if o.rabbit_quorum_max_memory_length > 0 {
-            args.insert(
-                "x-max-in-memory-length".into(),
-                int_value(i64::from(o.rabbit_quorum_max_memory_length)),
-            );
-        }
-        if o.rabbit_quorum_max_memory_bytes > 0 {
-            args.insert(
-                "x-max-in-memory-bytes".into(),
-                int_value(i64::try_from(o.rabbit_quorum_max_memory_bytes).unwrap_or(i64::MAX)),
-            );
-        }
-    } else if o.rabbit_ha_queues {
-        args.insert("x-ha-policy".into(), AMQPValue::LongString("all".into()));
-    }
-    // 0 turns the expiry off, as in oslo (RabbitMQ refuses an `x-expires` of 0)
-    if transient && o.rabbit_transient_queues_ttl > 0 {
-        args.insert("x-expires".into(), int_value(o.transient_ttl_ms()));
-    }
-    args
-}
-
-/// Queue arguments of a topic's fanout stream (`rabbit_stream_fanout`), as oslo makes them:
-/// only the type and the retention, `x-max-age` a string of seconds from
-/// `rabbit_transient_queues_ttl` (0: kept forever).
-pub(crate) fn stream_args(o: &RabbitOptions) -> FieldTable {
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("stream".into()),
-    );
-    if o.rabbit_transient_queues_ttl > 0 {
-        args.insert(
-            "x-max-age".into(),
-            AMQPValue::LongString(format!("{}s", o.rabbit_transient_queues_ttl).into()),
-        );
-    }
-    args
-}
-
-/// An integer argument typed as Python's amqp library types it (32-bit when it fits), so a
-/// re-declaration by either side is equivalent.
-fn int_value(v: i64) -> AMQPValue {
-    match i32::try_from(v) {
-        Ok(small) => AMQPValue::LongInt(small),
-        Err(_) => AMQPValue::LongLongInt(v),
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,224 @@
+//! Publishing: every message confirmed by the broker, published again after a nack (on a
+//! fresh channel) or a lost connection as `retry` allows, waiting out RabbitMQ's flow
+//! control within the send's timeout; and the driver's sends built on it (RPC calls and
+//! casts, notifications).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::options::BasicPublishOptions;
+use lapin::types::ShortString;
+use lapin::{BasicProperties, Confirmation};
+use msg_core::{Error, Refusal, Result};
+
+use crate::connection::{Bound, Conn, Supervisor, amqp_err, is_connection_error};
+
+/// One message to publish.
+pub(crate) struct Outgoing<'a> {
+    pub(crate) exchange: &'a str,
+    pub(crate) key: &'a str,
+    pub(crate) body: &'a [u8],
+    pub(crate) properties: &'a BasicProperties,
+    /// Have the broker return it when nothing is bound.
+    pub(crate) mandatory: bool,
+    /// How often it is published again (after a lost connection or a nack) and how long the
+    /// send may take, waiting for a blocked connection included.
+    pub(crate) bound: Bound,
+}
+
+/// The pause before publishing again a message the broker refused (nack): a quorum queue
+/// without a leader, or a full queue that rejects publishes, refuses for a while.
+const NACK_PAUSE: Duration = Duration::from_millis(250);
+
+/// How many fresh channels in a row may refuse (nack) one message before the connections
+/// move to another node.
+const NACKS_BEFORE_MOVING: u32 = 4;
+
+/// How old a connection must be before nacks move it to another node (so that a quorum
+/// queue that is electing a leader, refusing everyone for a moment, costs no reconnect
+/// storm).
+const MOVE_AFTER: Duration = Duration::from_secs(5);
+
+impl Supervisor {
+    /// Publishes and waits for the broker's confirm (every publish is confirmed, as oslo's
+    /// `confirm_publish`). A publish the broker refuses (nack) or whose connection is lost
+    /// before the confirm is published again with the same bytes (so the same `_unique_id`:
+    /// receivers drop a duplicate), as often and for as long as `bound` allows. Returns
+    /// `Ok(false)` when a mandatory message came back unroutable. While RabbitMQ blocks
+    /// publishing it waits, within the bound's timeout, then fails saying so.
+    pub(crate) async fn publish(self: &Arc<Self>, out: Outgoing<'_>) -> Result<bool> {
+        let Outgoing {
+            exchange,
+            key,
+            body,
+            properties,
+            mandatory,
+            bound,
+        } = out;
+        let timeout = bound.timeout();
+        let mut attempt = 0u32;
+        // nacks of this message in a row, each on a fresh channel
+        let mut nacks = 0u32;
+        loop {
+            let conn = self.connection(bound, &mut attempt).await?;
+            if let Err(reason) = conn.wait_unblocked(bound.deadline()).await {
+                return Err(blocked_error(
+                    &reason,
+                    exchange,
+                    key,
+                    "was not sent",
+                    timeout,
+                ));
+            }
+            let publisher = conn.publisher();
+            let send = async {
+                publisher
+                    .channel
+                    .basic_publish(
+                        ShortString::from(exchange),
+                        ShortString::from(key),
+                        BasicPublishOptions {
+                            mandatory,
+                            immediate: false,
+                        },
+                        body,
+                        properties.clone(),
+                    )
+                    .await?
+                    .await
+            };
+            let outcome = match bound.deadline() {
+                Some(d) => match tokio::time::timeout_at(d, send).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        return Err(match conn.blocked() {
+                            Some(reason) => {
+                                blocked_error(&reason, exchange, key, "was not confirmed", timeout)
+                            }
+                            None => bound.timed_out(&format!(
+                                "RabbitMQ's confirm of a message to {exchange}/{key}"
+                            )),
+                        });
+                    }
+                },
+                None => send.await,
+            };
+            let nacked = match outcome {
+                Ok(Confirmation::Ack(returned)) => {
+                    if nacks > 0 {
+                        tracing::info!(
+                            exchange,
+                            key,
+                            nacks,
+                            host = conn.host,
+                            "a message the broker refused is confirmed now"
+                        );
+                    }
+                    return Ok(returned.is_none());
+                }
+                Ok(Confirmation::NotRequested) => return Ok(true),
+                Ok(Confirmation::Nack(_)) => {
+                    let refused = Error::refused(
+                        Refusal::Nacked,
+                        format!("a message for {exchange}/{key}"),
+                        None,
+                    );
+                    if bound.exhausted(attempt) {
+                        return Err(refused);
+                    }
+                    nacks = nacks.saturating_add(1);
+                    tracing::warn!(
+                        exchange,
+                        key,
+                        attempt,
+                        nacks,
+                        host = conn.host,
+                        generation = conn.generation,
+                        channel = publisher.serial,
+                        "the broker refused a message (nack); publishing it again on a fresh channel"
+                    );
+                    self.after_nack(&conn, publisher.serial, nacks, bound, key)
+                        .await;
+                    true
+                }
+                Err(e) if is_connection_error(&e) => {
+                    self.connection_lost(conn.generation);
+                    if bound.exhausted(attempt) {
+                        return Err(Error::unavailable(
+                            format!("publishing to {exchange}/{key} failed"),
+                            Some(Box::new(e)),
+                        ));
+                    }
+                    tracing::warn!(error = %e, exchange, key, attempt, "publish failed before its confirm; publishing it again after reconnecting");
+                    false
+                }
+                Err(e) => return Err(amqp_err(&format!("publishing to {exchange}/{key}"), e)),
+            };
+            attempt += 1;
+            if nacked {
+                let pause = bound
+                    .remaining()
+                    .map_or(NACK_PAUSE, |left| left.min(NACK_PAUSE));
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+
+    /// After the broker nacked a message (to `key`) on the publishing channel `serial` of
+    /// `conn` (the `nacks`-th time in a row for this message): the next attempt goes out on a fresh
+    /// channel; once [`NACKS_BEFORE_MOVING`] fresh channels in a row were refused and the
+    /// connection is at least [`MOVE_AFTER`] old, the node itself refuses (RabbitMQ 3.10
+    /// after losing a quorum queue's leader) and the connections move to the next host, as
+    /// after a lost connection.
+    async fn after_nack(
+        self: &Arc<Self>,
+        conn: &Conn,
+        serial: u64,
+        nacks: u32,
+        bound: Bound,
+        key: &str,
+    ) {
+        if nacks >= NACKS_BEFORE_MOVING && conn.opened.elapsed() >= MOVE_AFTER {
+            tracing::warn!(
+                host = conn.host,
+                generation = conn.generation,
+                nacks,
+                key,
+                "the broker keeps refusing a message on fresh channels: reconnecting to the next host"
+            );
+            self.connection_lost(conn.generation);
+            return;
+        }
+        let renewed = bound
+            .within("a new publishing channel", conn.renew_publisher(serial))
+            .await;
+        if let Err(e) = renewed {
+            // the next attempt finds out whether the connection is gone
+            tracing::debug!(error = %e, "opening a new publishing channel failed");
+        }
+    }
+
+    /// Why RabbitMQ blocks our publishing now, if it does.
+    pub(crate) fn publishing_blocked(&self) -> Option<String> {
+        self.current().and_then(|c| c.blocked())
+    }
+}
+
+/// The error of a send that RabbitMQ's flow control held back.
+pub(crate) fn blocked_error(
+    reason: &str,
+    exchange: &str,
+    key: &str,
+    what: &str,
+    within: Option<Duration>,
+) -> Error {
+    let within = within.map(|t| format!(" within {t:?}")).unwrap_or_default();
+    Error::refused(
+        Refusal::Blocked,
+        format!(
+            "RabbitMQ is blocking publishers ({reason}; a memory or disk alarm): the message to \
+             {exchange}/{key} {what}{within}"
+        ),
+        None,
+    )
+}
