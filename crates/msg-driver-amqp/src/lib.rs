@@ -36,18 +36,18 @@ mod obsolete;
 mod options;
 mod publish;
 mod queue_manager;
+mod reply_queue;
 mod rpc_listener;
 mod topology;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use msg_core::codec::{self, CallInfo, EnvelopeVersion, RpcRequest};
+use msg_core::codec::{self, EnvelopeVersion, RpcRequest};
 use msg_core::naming;
 use msg_core::{
     Capabilities, Capability, Context, Driver, DriverFactory, Error, ListenOptions, Notification,
-    NotificationListener, Priority, ReplyWaiters, Result, Retry, RpcListener, SendOptions, Target,
-    TransportUrl,
+    NotificationListener, Priority, Result, Retry, RpcListener, SendOptions, Target, TransportUrl,
 };
 use serde_json::Value;
 use tokio::sync::OnceCell;
@@ -56,6 +56,7 @@ use consumer::{ConsumerCore, Shared, Sink, StreamCursor};
 use notification_listener::decode_notification;
 pub use options::RabbitOptions;
 use queue_manager::{QueueManager, QueueNumber};
+use reply_queue::ReplyQueue;
 use rpc_listener::decode_request;
 
 /// A `tracing` filter directive that silences lapin's own line for a message the broker
@@ -72,8 +73,6 @@ use rpc_listener::decode_request;
 /// ```
 pub const SILENCE_LAPIN_RETURNS: &str = "lapin::returned_messages=off";
 use connection::{Bound, Supervisor};
-use publish::Outgoing;
-use topology::{Decl, queue_args, stream_args};
 
 /// How many queue manager names consumed by others a new queue passes over before giving up.
 const MAX_PASSED_OVER: usize = 64;
@@ -124,14 +123,6 @@ impl DriverFactory for AmqpDriverFactory {
     }
 }
 
-struct ReplyQueue {
-    name: String,
-    waiters: Arc<ReplyWaiters>,
-    core: Arc<ConsumerCore>,
-    /// With `use_queue_manager`, the number in its name, held until the transport closes.
-    number: std::sync::Mutex<Option<QueueNumber>>,
-}
-
 /// A connection to RabbitMQ.
 pub struct AmqpDriver {
     sup: Arc<Supervisor>,
@@ -141,7 +132,7 @@ pub struct AmqpDriver {
     queue_manager: Option<QueueManager>,
     /// Send paths whose exchange (and default queue) were declared: a send checks here
     /// instead of building declarations every time.
-    declared_paths: std::sync::RwLock<std::collections::HashSet<String>>,
+    declared_paths: parking_lot::RwLock<std::collections::HashSet<String>>,
     /// One declaration at a time: a burst of first sends declares once, not once per send.
     declaring: tokio::sync::Mutex<()>,
 }
@@ -232,151 +223,6 @@ impl AmqpDriver {
             }
         }
     }
-
-    fn topic_exchange(&self, name: &str) -> Decl {
-        let o = &self.sup.options;
-        Decl::Exchange {
-            name: name.to_string(),
-            fanout: false,
-            durable: o.durable_queues(),
-            auto_delete: o.amqp_auto_delete,
-        }
-    }
-
-    fn fanout_exchange(&self, topic: &str) -> Decl {
-        Decl::Exchange {
-            name: naming::fanout_exchange(topic),
-            fanout: true,
-            durable: self.sup.options.rabbit_transient_quorum_queue,
-            auto_delete: true,
-        }
-    }
-
-    fn queue(&self, name: &str) -> Decl {
-        let o = &self.sup.options;
-        Decl::Queue {
-            name: name.to_string(),
-            durable: o.durable_queues(),
-            auto_delete: o.amqp_auto_delete,
-            args: queue_args(o, false),
-        }
-    }
-
-    fn transient_queue(&self, name: &str) -> Decl {
-        Decl::Queue {
-            name: name.to_string(),
-            durable: self.sup.options.rabbit_transient_quorum_queue,
-            auto_delete: false,
-            args: queue_args(&self.sup.options, true),
-        }
-    }
-
-    /// A topic's fanout stream (`rabbit_stream_fanout`): durable, never auto-deleted, its
-    /// messages kept for `rabbit_transient_queues_ttl`.
-    fn stream_queue(&self, name: &str) -> Decl {
-        Decl::Queue {
-            name: name.to_string(),
-            durable: true,
-            auto_delete: false,
-            args: stream_args(&self.sup.options),
-        }
-    }
-
-    fn bind(queue: &str, exchange: &str, key: &str) -> Decl {
-        Decl::Bind {
-            queue: queue.to_string(),
-            exchange: exchange.to_string(),
-            key: key.to_string(),
-        }
-    }
-
-    /// The reply queue of this connection, made on the first call (within the call's bound).
-    async fn reply_queue(&self, bound: Bound) -> Result<&ReplyQueue> {
-        self.reply
-            .get_or_try_init(|| async {
-                let (name, number) = self.transient_name("reply").await?;
-                self.sup
-                    .declare(vec![self.transient_queue(&name)], bound)
-                    .await?;
-                let waiters = Arc::new(ReplyWaiters::default());
-                let core = ConsumerCore::new(
-                    self.sup.clone(),
-                    vec![name.clone()],
-                    0,
-                    true,
-                    self.max_body(),
-                    Sink::Replies(waiters.clone()),
-                    None,
-                );
-                self.sup.add_consumer(core.clone(), bound).await?;
-                Ok(ReplyQueue {
-                    name,
-                    waiters,
-                    core,
-                    number: std::sync::Mutex::new(number),
-                })
-            })
-            .await
-    }
-
-    /// Where an RPC message goes, declaring the exchange first (publishing to a missing
-    /// exchange would close the channel), within the send's bound.
-    async fn rpc_route(&self, target: &Target, bound: Bound) -> Result<(String, String)> {
-        let topic = target.require_topic()?;
-        names::check(target, self.exchange(target), None)?;
-        if target.fanout {
-            self.sup
-                .declare(vec![self.fanout_exchange(topic)], bound)
-                .await?;
-            return Ok((naming::fanout_exchange(topic), String::new()));
-        }
-        let exchange = self.exchange(target).to_string();
-        self.sup
-            .declare(vec![self.topic_exchange(&exchange)], bound)
-            .await?;
-        let key = match &target.server {
-            Some(server) => naming::server_key(topic, server),
-            None => topic.to_string(),
-        };
-        Ok((exchange, key))
-    }
-
-    /// Declares what a send path needs, once per path (the supervisor re-declares it after
-    /// a reconnect).
-    async fn declare_once(
-        &self,
-        path: &str,
-        bound: Bound,
-        decls: impl FnOnce() -> Vec<Decl>,
-    ) -> Result<()> {
-        let known = self
-            .declared_paths
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(path);
-        if known {
-            return Ok(());
-        }
-        let _one = self.declaring.lock().await;
-        if self
-            .declared_paths
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(path)
-        {
-            return Ok(());
-        }
-        self.sup.declare(decls(), bound).await?;
-        self.declared_paths
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(path.to_string());
-        Ok(())
-    }
-
-    fn compression(&self) -> Option<&str> {
-        self.sup.options.kombu_compression.as_deref()
-    }
 }
 
 #[async_trait]
@@ -396,50 +242,7 @@ impl Driver for AmqpDriver {
         request: &RpcRequest,
         options: &SendOptions,
     ) -> Result<Value> {
-        // the timeout and retry bound the whole call: set-up, publish and the reply
-        let bound = Bound::new(options.retry, options.timeout);
-        let (exchange, key) = self.rpc_route(target, bound).await?;
-        let reply = self.reply_queue(bound).await?;
-        let call = CallInfo {
-            msg_id: codec::new_unique_id(),
-            reply_q: reply.name.clone(),
-            call_monitor_timeout: options.call_monitor_timeout,
-        };
-        let pending = reply.waiters.register(call.msg_id.clone());
-        let body = body::compress(
-            codec::encode_request(context, request, &codec::new_unique_id(), Some(&call))?,
-            self.compression(),
-        )?;
-        let props = body::properties(
-            options.timeout.map(|t| t.as_millis().max(1)),
-            self.compression(),
-        );
-        let routed = self
-            .sup
-            .publish(Outgoing {
-                exchange: &exchange,
-                key: &key,
-                body: &body,
-                properties: &props,
-                mandatory: options.at_least_once,
-                bound,
-            })
-            .await?;
-        if !routed {
-            return Err(Error::Undeliverable {
-                destination: format!("{exchange}/{key}"),
-            });
-        }
-        match pending
-            .wait(request, bound.remaining(), options.call_monitor_timeout)
-            .await
-        {
-            // no reply in time while RabbitMQ blocks publishing: the reply is held back too
-            Err(Error::Timeout { .. }) if let Some(reason) = self.sup.publishing_blocked() => Err(
-                publish::blocked_error(&reason, &exchange, &key, "got no reply", options.timeout),
-            ),
-            other => other,
-        }
+        self.publish_call(target, context, request, options).await
     }
 
     async fn cast(
@@ -449,31 +252,7 @@ impl Driver for AmqpDriver {
         request: &RpcRequest,
         options: &SendOptions,
     ) -> Result<()> {
-        let bound = Bound::new(options.retry, options.timeout);
-        let (exchange, key) = self.rpc_route(target, bound).await?;
-        let body = body::compress(
-            codec::encode_request(context, request, &codec::new_unique_id(), None)?,
-            self.compression(),
-        )?;
-        let props = body::properties(None, self.compression());
-        // the timeout bounds the wait for the confirm (and for a blocked connection)
-        let routed = self
-            .sup
-            .publish(Outgoing {
-                exchange: &exchange,
-                key: &key,
-                body: &body,
-                properties: &props,
-                mandatory: options.at_least_once,
-                bound,
-            })
-            .await?;
-        if !routed {
-            return Err(Error::Undeliverable {
-                destination: format!("{exchange}/{key}"),
-            });
-        }
-        Ok(())
+        self.publish_cast(target, context, request, options).await
     }
 
     async fn send_notification(
@@ -484,36 +263,8 @@ impl Driver for AmqpDriver {
         version: EnvelopeVersion,
         retry: Retry,
     ) -> Result<()> {
-        let topic = target.require_topic()?;
-        let exchange = self.exchange(target);
-        names::check(target, exchange, None)?;
-        let key = naming::notification_key(topic, notification.priority);
-        // the notifier declares the default queue itself: store and forward
-        let bound = Bound::new(retry, None);
-        self.declare_once(&format!("{exchange}\0{key}"), bound, || {
-            vec![
-                self.topic_exchange(exchange),
-                self.queue(&key),
-                Self::bind(&key, exchange, &key),
-            ]
-        })
-        .await?;
-        let body = body::compress(
-            codec::encode_notification(context, notification, &codec::new_unique_id(), version)?,
-            self.compression(),
-        )?;
-        let props = body::properties(None, self.compression());
-        self.sup
-            .publish(Outgoing {
-                exchange,
-                key: &key,
-                body: &body,
-                properties: &props,
-                mandatory: false,
-                bound,
-            })
-            .await?;
-        Ok(())
+        self.publish_notification(target, context, notification, version, retry)
+            .await
     }
 
     async fn listen(&self, target: &Target, options: &ListenOptions) -> Result<RpcListener> {
@@ -611,19 +362,7 @@ impl Driver for AmqpDriver {
             return Ok(());
         }
         if let Some(reply) = self.reply.get() {
-            reply.core.stop();
-            reply
-                .waiters
-                .fail_all(|| Error::Closed("the transport was closed".into()));
-            self.sup.delete_queue(&reply.name).await;
-            // its name is free for the next transport (a restart takes it again)
-            drop(
-                reply
-                    .number
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .take(),
-            );
+            reply.close(&self.sup).await;
         }
         self.sup.close().await;
         Ok(())

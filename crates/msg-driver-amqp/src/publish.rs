@@ -9,9 +9,14 @@ use std::time::Duration;
 use lapin::options::BasicPublishOptions;
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Confirmation};
-use msg_core::{Error, Refusal, Result};
+use msg_core::codec::{self, CallInfo, EnvelopeVersion, RpcRequest};
+use msg_core::naming;
+use msg_core::{Context, Error, Notification, Refusal, Result, Retry, SendOptions, Target};
+use serde_json::Value;
 
 use crate::connection::{Bound, Conn, Supervisor, amqp_err, is_connection_error};
+use crate::topology::Decl;
+use crate::{AmqpDriver, body, names};
 
 /// One message to publish.
 pub(crate) struct Outgoing<'a> {
@@ -221,4 +226,184 @@ pub(crate) fn blocked_error(
         ),
         None,
     )
+}
+
+impl AmqpDriver {
+    /// An RPC call: published to its route, the reply awaited on the reply queue.
+    pub(crate) async fn publish_call(
+        &self,
+        target: &Target,
+        context: &Context,
+        request: &RpcRequest,
+        options: &SendOptions,
+    ) -> Result<Value> {
+        // the timeout and retry bound the whole call: set-up, publish and the reply
+        let bound = Bound::new(options.retry, options.timeout);
+        let (exchange, key) = self.rpc_route(target, bound).await?;
+        let reply = self.reply_queue(bound).await?;
+        let call = CallInfo {
+            msg_id: codec::new_unique_id(),
+            reply_q: reply.name.clone(),
+            call_monitor_timeout: options.call_monitor_timeout,
+        };
+        let pending = reply.waiters.register(call.msg_id.clone());
+        let body = body::compress(
+            codec::encode_request(context, request, &codec::new_unique_id(), Some(&call))?,
+            self.compression(),
+        )?;
+        let props = body::properties(
+            options.timeout.map(|t| t.as_millis().max(1)),
+            self.compression(),
+        );
+        let routed = self
+            .sup
+            .publish(Outgoing {
+                exchange: &exchange,
+                key: &key,
+                body: &body,
+                properties: &props,
+                mandatory: options.at_least_once,
+                bound,
+            })
+            .await?;
+        if !routed {
+            return Err(Error::Undeliverable {
+                destination: format!("{exchange}/{key}"),
+            });
+        }
+        match pending
+            .wait(request, bound.remaining(), options.call_monitor_timeout)
+            .await
+        {
+            // no reply in time while RabbitMQ blocks publishing: the reply is held back too
+            Err(Error::Timeout { .. }) if let Some(reason) = self.sup.publishing_blocked() => Err(
+                blocked_error(&reason, &exchange, &key, "got no reply", options.timeout),
+            ),
+            other => other,
+        }
+    }
+
+    /// An RPC cast: published to its route, confirmed.
+    pub(crate) async fn publish_cast(
+        &self,
+        target: &Target,
+        context: &Context,
+        request: &RpcRequest,
+        options: &SendOptions,
+    ) -> Result<()> {
+        let bound = Bound::new(options.retry, options.timeout);
+        let (exchange, key) = self.rpc_route(target, bound).await?;
+        let body = body::compress(
+            codec::encode_request(context, request, &codec::new_unique_id(), None)?,
+            self.compression(),
+        )?;
+        let props = body::properties(None, self.compression());
+        // the timeout bounds the wait for the confirm (and for a blocked connection)
+        let routed = self
+            .sup
+            .publish(Outgoing {
+                exchange: &exchange,
+                key: &key,
+                body: &body,
+                properties: &props,
+                mandatory: options.at_least_once,
+                bound,
+            })
+            .await?;
+        if !routed {
+            return Err(Error::Undeliverable {
+                destination: format!("{exchange}/{key}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// A notification: its exchange, default queue and binding declared once, then
+    /// published, confirmed.
+    pub(crate) async fn publish_notification(
+        &self,
+        target: &Target,
+        context: &Context,
+        notification: &Notification,
+        version: EnvelopeVersion,
+        retry: Retry,
+    ) -> Result<()> {
+        let topic = target.require_topic()?;
+        let exchange = self.exchange(target);
+        names::check(target, exchange, None)?;
+        let key = naming::notification_key(topic, notification.priority);
+        // the notifier declares the default queue itself: store and forward
+        let bound = Bound::new(retry, None);
+        self.declare_once(&format!("{exchange}\0{key}"), bound, || {
+            vec![
+                self.topic_exchange(exchange),
+                self.queue(&key),
+                AmqpDriver::bind(&key, exchange, &key),
+            ]
+        })
+        .await?;
+        let body = body::compress(
+            codec::encode_notification(context, notification, &codec::new_unique_id(), version)?,
+            self.compression(),
+        )?;
+        let props = body::properties(None, self.compression());
+        self.sup
+            .publish(Outgoing {
+                exchange,
+                key: &key,
+                body: &body,
+                properties: &props,
+                mandatory: false,
+                bound,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Where an RPC message goes, declaring the exchange first (publishing to a missing
+    /// exchange would close the channel), within the send's bound.
+    async fn rpc_route(&self, target: &Target, bound: Bound) -> Result<(String, String)> {
+        let topic = target.require_topic()?;
+        names::check(target, self.exchange(target), None)?;
+        if target.fanout {
+            self.sup
+                .declare(vec![self.fanout_exchange(topic)], bound)
+                .await?;
+            return Ok((naming::fanout_exchange(topic), String::new()));
+        }
+        let exchange = self.exchange(target).to_string();
+        self.sup
+            .declare(vec![self.topic_exchange(&exchange)], bound)
+            .await?;
+        let key = match &target.server {
+            Some(server) => naming::server_key(topic, server),
+            None => topic.to_string(),
+        };
+        Ok((exchange, key))
+    }
+
+    /// Declares what a send path needs, once per path (the supervisor re-declares it after
+    /// a reconnect).
+    async fn declare_once(
+        &self,
+        path: &str,
+        bound: Bound,
+        decls: impl FnOnce() -> Vec<Decl>,
+    ) -> Result<()> {
+        let known = self.declared_paths.read().contains(path);
+        if known {
+            return Ok(());
+        }
+        let _one = self.declaring.lock().await;
+        if self.declared_paths.read().contains(path) {
+            return Ok(());
+        }
+        self.sup.declare(decls(), bound).await?;
+        self.declared_paths.write().insert(path.to_string());
+        Ok(())
+    }
+
+    fn compression(&self) -> Option<&str> {
+        self.sup.options.kombu_compression.as_deref()
+    }
 }

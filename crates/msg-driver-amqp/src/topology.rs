@@ -8,8 +8,10 @@ use futures::FutureExt;
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
+use msg_core::naming;
 use msg_core::{Error, Refusal, Result};
 
+use crate::AmqpDriver;
 use crate::connection::{Bound, Conn, Supervisor, amqp_err, open_channel};
 use crate::errors::{is_not_found, is_precondition_failed};
 use crate::options::RabbitOptions;
@@ -386,5 +388,64 @@ fn int_value(v: i64) -> AMQPValue {
     match i32::try_from(v) {
         Ok(small) => AMQPValue::LongInt(small),
         Err(_) => AMQPValue::LongLongInt(v),
+    }
+}
+
+impl AmqpDriver {
+    pub(crate) fn topic_exchange(&self, name: &str) -> Decl {
+        let o = &self.sup.options;
+        Decl::Exchange {
+            name: name.to_string(),
+            fanout: false,
+            durable: o.durable_queues(),
+            auto_delete: o.amqp_auto_delete,
+        }
+    }
+
+    pub(crate) fn fanout_exchange(&self, topic: &str) -> Decl {
+        Decl::Exchange {
+            name: naming::fanout_exchange(topic),
+            fanout: true,
+            durable: self.sup.options.rabbit_transient_quorum_queue,
+            auto_delete: true,
+        }
+    }
+
+    pub(crate) fn queue(&self, name: &str) -> Decl {
+        let o = &self.sup.options;
+        Decl::Queue {
+            name: name.to_string(),
+            durable: o.durable_queues(),
+            auto_delete: o.amqp_auto_delete,
+            args: queue_args(o, false),
+        }
+    }
+
+    pub(crate) fn transient_queue(&self, name: &str) -> Decl {
+        Decl::Queue {
+            name: name.to_string(),
+            durable: self.sup.options.rabbit_transient_quorum_queue,
+            auto_delete: false,
+            args: queue_args(&self.sup.options, true),
+        }
+    }
+
+    /// A topic's fanout stream (`rabbit_stream_fanout`): durable, never auto-deleted, its
+    /// messages kept for `rabbit_transient_queues_ttl`.
+    pub(crate) fn stream_queue(&self, name: &str) -> Decl {
+        Decl::Queue {
+            name: name.to_string(),
+            durable: true,
+            auto_delete: false,
+            args: stream_args(&self.sup.options),
+        }
+    }
+
+    pub(crate) fn bind(queue: &str, exchange: &str, key: &str) -> Decl {
+        Decl::Bind {
+            queue: queue.to_string(),
+            exchange: exchange.to_string(),
+            key: key.to_string(),
+        }
     }
 }
