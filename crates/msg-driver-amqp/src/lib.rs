@@ -36,7 +36,7 @@ mod obsolete;
 mod options;
 mod publish;
 mod queue_manager;
-mod reply_queue;
+mod reply;
 mod rpc_listener;
 mod topology;
 
@@ -56,7 +56,7 @@ use consumer::{ConsumerCore, Shared, Sink, StreamCursor};
 use notification_listener::decode_notification;
 pub use options::RabbitOptions;
 use queue_manager::{QueueManager, QueueNumber};
-use reply_queue::ReplyQueue;
+use reply::ReplyQueue;
 use rpc_listener::decode_request;
 
 /// A `tracing` filter directive that silences lapin's own line for a message the broker

@@ -40,11 +40,11 @@ mod connection;
 mod dead_letter;
 mod earlier;
 mod errors;
-mod inbox;
 mod notification_listener;
 mod options;
 mod publish;
 mod pull;
+mod reply;
 mod rpc_listener;
 mod subject;
 mod topology;
@@ -65,8 +65,8 @@ pub use options::{NatsOptions, StreamRetention, StreamStorage};
 pub use subject::{Layout, decode_name, decode_token, encode_name, encode_token};
 
 use connection::Conn;
-use inbox::ReplyInbox;
 use publish::NotifyPaths;
+use reply::ReplyInbox;
 use topology::{ConsumerSpec, Topology};
 
 /// The factory for `nats://` and `tls://`.

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::NatsDriver;
 use crate::errors;
-use crate::inbox::{ReplyInbox, Signal};
+use crate::reply::{ReplyInbox, Signal};
 use crate::topology::{NotifyPath, Topology};
 
 /// The send paths worked out so far: exchange, then topic, then priority (looked up with

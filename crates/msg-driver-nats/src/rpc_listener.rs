@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 
 use crate::connection::Conn;
 use crate::errors;
-use crate::inbox::RECEIPT_HEADER;
+use crate::reply::RECEIPT_HEADER;
 
 /// Which subscription a request came on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
