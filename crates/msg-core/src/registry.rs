@@ -46,8 +46,12 @@ macro_rules! submit_driver {
 }
 
 /// How to get the schemes of msg's own drivers that a build lacks.
-const FEATURE_HINTS: [(&str, &str); 6] = [
+const FEATURE_HINTS: [(&str, &str); 7] = [
     ("memory", "enable the `memory` feature of the `msg` crate"),
+    (
+        "kombu",
+        "enable the `amqp` feature of the `msg` crate (the RabbitMQ driver)",
+    ),
     (
         "rabbit",
         "enable the `amqp` feature of the `msg` crate (the RabbitMQ driver)",

@@ -5,8 +5,8 @@ use crate::{Error, Result};
 /// Where a message goes, or what a server listens to (oslo's `Target`).
 ///
 /// Which fields are needed depends on the role: a server needs `topic` and `server`; a
-/// client needs `topic`; `fanout` with `server` is invalid. [`Target::validate`] checks them
-/// and names the field that is wrong.
+/// client needs `topic`; a call can't be fanned out, and a fanout cast ignores `server` (as oslo).
+/// [`Target::validate`] checks them and names the field that is wrong.
 ///
 /// ```
 /// use msg_core::{Role, Target};
@@ -164,12 +164,6 @@ impl Target {
                         reason: "a call can't be fanned out (use cast)".into(),
                     });
                 }
-                if self.fanout && self.server.is_some() {
-                    return Err(Error::InvalidTarget {
-                        field: "fanout",
-                        reason: "fanout can't be combined with a server".into(),
-                    });
-                }
             }
             Role::Notifier | Role::NotificationListener => {}
         }
@@ -276,13 +270,12 @@ mod tests {
             field(Target::topic("t").with_fanout(true).validate(Role::RpcCall)),
             "fanout"
         );
-        assert_eq!(
-            field(
-                Target::server("t", "s")
-                    .with_fanout(true)
-                    .validate(Role::RpcCast)
-            ),
-            "fanout"
+        // oslo sends a cast with fanout and a server as fanout: the server is ignored
+        assert!(
+            Target::server("t", "s")
+                .with_fanout(true)
+                .validate(Role::RpcCast)
+                .is_ok()
         );
         assert_eq!(
             field(Target::topic("t").with_version("x").validate(Role::RpcCall)),

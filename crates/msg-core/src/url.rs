@@ -214,7 +214,7 @@ impl TransportUrl {
     /// `nats` and `tls`, `None` for any other scheme.
     pub fn default_port(&self) -> Option<u16> {
         match self.scheme.as_str() {
-            "rabbit" | "amqp" => Some(5672),
+            "rabbit" | "kombu" | "amqp" => Some(5672),
             "amqps" => Some(5671),
             "nats" | "tls" => Some(4222),
             _ => None,

@@ -113,7 +113,8 @@ impl DriverFactory for AmqpDriverFactory {
     }
 
     fn schemes(&self) -> &[&'static str] {
-        &["rabbit", "amqp", "amqps"]
+        // `kombu` is oslo's alias of `rabbit`
+        &["rabbit", "kombu", "amqp", "amqps"]
     }
 
     async fn connect(&self, url: &TransportUrl) -> Result<Arc<dyn Driver>> {

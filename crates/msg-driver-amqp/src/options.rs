@@ -142,8 +142,11 @@ impl Default for RabbitOptions {
     }
 }
 
-/// Options oslo has that change nothing here (thread models, pools, login method names).
+/// Options oslo has that change nothing here (thread models, pools, login method names), and
+/// `ssl_enforce_hostname_verification`, deprecated and unread in oslo 18.3: msg always checks
+/// the broker's host name against its certificate (rustls).
 const ACCEPTED_AND_IGNORED: &[&str] = &[
+    "ssl_enforce_hostname_verification",
     "heartbeat_in_pthread",
     "rpc_conn_pool_size",
     "conn_pool_min_size",
@@ -437,4 +440,23 @@ fn default_part(v: String, fallback: &str, max: usize) -> String {
 /// a caller may have set anything).
 pub(crate) fn seconds_or(secs: f64, fallback: Duration) -> Duration {
     Duration::try_from_secs_f64(secs).unwrap_or(fallback)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn osloish_options_that_change_nothing_are_accepted() {
+        for key in ACCEPTED_AND_IGNORED {
+            let url: TransportUrl = format!("rabbit://h/?{key}=true").parse().unwrap();
+            assert!(RabbitOptions::from_url(&url).is_ok(), "{key}");
+        }
+        let url: TransportUrl = "rabbit://h/?ssl_enforce_hostname_verification=false"
+            .parse()
+            .unwrap();
+        assert!(RabbitOptions::from_url(&url).is_ok());
+        let url: TransportUrl = "rabbit://h/?no_such_option=1".parse().unwrap();
+        assert!(RabbitOptions::from_url(&url).is_err());
+    }
 }

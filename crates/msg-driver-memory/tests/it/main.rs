@@ -69,3 +69,43 @@ async fn unknown_url_options_are_rejected() {
     let err = msg_driver_memory::MemoryDriver::from_url(&url).unwrap_err();
     assert!(err.to_string().contains("durable"), "{err}");
 }
+
+/// oslo sends a cast with both `fanout` and `server` as a fanout cast (the server is
+/// ignored): every server of the topic gets it.
+#[tokio::test]
+async fn a_fanout_cast_naming_a_server_reaches_every_server() {
+    use futures::StreamExt;
+    use msg_core::{Context, DriverRegistry, ListenOptions, RpcRequest, SendOptions, Target};
+    let t = DriverRegistry::new()
+        .with(msg_driver_memory::factory())
+        .open("memory://fanout-with-server")
+        .await
+        .unwrap();
+    let opts = ListenOptions::default();
+    let mut s1 = t
+        .driver()
+        .listen(&Target::server("fws", "s1"), &opts)
+        .await
+        .unwrap();
+    let mut s2 = t
+        .driver()
+        .listen(&Target::server("fws", "s2"), &opts)
+        .await
+        .unwrap();
+    let target = Target::server("fws", "s1").with_fanout(true);
+    target.validate(msg_core::Role::RpcCast).unwrap();
+    let req = RpcRequest::new("ping", serde_json::Map::new());
+    t.driver()
+        .cast(&target, &Context::new(), &req, &SendOptions::default())
+        .await
+        .unwrap();
+    let within = std::time::Duration::from_secs(5);
+    for s in [&mut s1, &mut s2] {
+        let got = tokio::time::timeout(within, s.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.request.method, "ping");
+        got.ack().await.unwrap();
+    }
+}
