@@ -77,7 +77,7 @@ use connection::{Bound, Supervisor};
 /// How many queue manager names consumed by others a new queue passes over before giving up.
 const MAX_PASSED_OVER: usize = 64;
 
-/// The factory for `rabbit://`, `amqp://` and `amqps://`.
+/// The factory for `rabbit://` (and its alias `kombu://`), `amqp://` and `amqps://`.
 pub fn factory() -> Arc<dyn DriverFactory> {
     Arc::new(AmqpDriverFactory::default())
 }
@@ -92,7 +92,7 @@ msg_core::submit_driver!(factory);
 /// options.amqp_durable_queues = true;
 /// let registry = msg_core::DriverRegistry::new()
 ///     .with(std::sync::Arc::new(msg_driver_amqp::AmqpDriverFactory::with_options(options)));
-/// assert_eq!(registry.schemes(), vec!["amqp", "amqps", "rabbit"]);
+/// assert_eq!(registry.schemes(), vec!["amqp", "amqps", "kombu", "rabbit"]);
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct AmqpDriverFactory {
