@@ -255,22 +255,8 @@ impl AmqpDriver {
             options.timeout.map(|t| t.as_millis().max(1)),
             self.compression(),
         );
-        let routed = self
-            .sup
-            .publish(Outgoing {
-                exchange: &exchange,
-                key: &key,
-                body: &body,
-                properties: &props,
-                mandatory: options.at_least_once,
-                bound,
-            })
+        self.publish_rpc(&exchange, &key, &body, &props, options.at_least_once, bound)
             .await?;
-        if !routed {
-            return Err(Error::Undeliverable {
-                destination: format!("{exchange}/{key}"),
-            });
-        }
         match pending
             .wait(request, bound.remaining(), options.call_monitor_timeout)
             .await
@@ -299,14 +285,29 @@ impl AmqpDriver {
         )?;
         let props = body::properties(None, self.compression());
         // the timeout bounds the wait for the confirm (and for a blocked connection)
+        self.publish_rpc(&exchange, &key, &body, &props, options.at_least_once, bound)
+            .await
+    }
+
+    /// Publishes an RPC request, confirmed; with `at_least_once` a request nothing is bound
+    /// to is `Undeliverable` (the broker returned it).
+    async fn publish_rpc(
+        &self,
+        exchange: &str,
+        key: &str,
+        body: &[u8],
+        properties: &BasicProperties,
+        at_least_once: bool,
+        bound: Bound,
+    ) -> Result<()> {
         let routed = self
             .sup
             .publish(Outgoing {
-                exchange: &exchange,
-                key: &key,
-                body: &body,
-                properties: &props,
-                mandatory: options.at_least_once,
+                exchange,
+                key,
+                body,
+                properties,
+                mandatory: at_least_once,
                 bound,
             })
             .await?;
