@@ -50,6 +50,11 @@ pub(crate) struct Conn {
     pub(crate) host: String,
     /// Why RabbitMQ blocks the publishing connection, while it does (woken on a change).
     blocked: watch::Sender<Option<String>>,
+    /// Set once the supervisor gave the pair up (lost or closed). Work waiting on it stops
+    /// waiting: lapin resolves nothing more on a connection we close while its peer is
+    /// silent (closing stops its heartbeat monitor, and the close-ok never comes), so a
+    /// publish waiting for its confirm there would wait forever.
+    lost: watch::Sender<bool>,
 }
 
 /// A publishing channel (publisher confirms on) and its number on its connection: 0 for the
@@ -90,7 +95,15 @@ impl Conn {
         if self.publisher().serial != serial {
             return Ok(());
         }
-        let channel = open_publisher(&self.publish_connection).await?;
+        let channel = tokio::select! {
+            opened = open_publisher(&self.publish_connection) => opened?,
+            () = self.until_lost() => {
+                return Err(Error::unavailable(
+                    "the connection was lost while opening a publishing channel",
+                    None,
+                ));
+            }
+        };
         let serial = serial.saturating_add(1);
         *self.publisher.write() = Publisher { channel, serial };
         tracing::debug!(
@@ -100,6 +113,24 @@ impl Conn {
             "a new publishing channel replaces the one the broker nacked on"
         );
         Ok(())
+    }
+
+    /// Returns once the supervisor gave this pair up; `work` and this race in every wait
+    /// on the connection that has no deadline of its own.
+    pub(crate) async fn until_lost(&self) {
+        let mut lost = self.lost.subscribe();
+        // the sender lives as long as `self`: `wait_for` can only end with `true`
+        let _ = lost.wait_for(|l| *l).await;
+    }
+
+    /// Marks the pair given up (see [`Conn::until_lost`]).
+    fn give_up(&self) {
+        self.lost.send_replace(true);
+    }
+
+    /// Whether the supervisor gave this pair up.
+    pub(crate) fn is_lost(&self) -> bool {
+        *self.lost.borrow()
     }
 
     /// Why RabbitMQ blocks publishing, if it does.
@@ -339,7 +370,17 @@ impl Supervisor {
                 return Err(e);
             }
         };
-        let publisher = match open_publisher(&publish_connection).await {
+        let publisher = match tokio::time::timeout(limit, open_publisher(&publish_connection))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::unavailable(
+                    format!(
+                        "opening the publishing channel on {} timed out after {limit:?}",
+                        host.label
+                    ),
+                    None,
+                ))
+            }) {
             Ok(p) => p,
             Err(e) => {
                 let _ = connection.close(200, "OK".into()).await;
@@ -360,6 +401,7 @@ impl Supervisor {
             generation,
             host: host.label.clone(),
             blocked: watch::channel(None).0,
+            lost: watch::channel(false).0,
         };
         tracing::info!(host = host.label, generation, "connected to RabbitMQ");
         Ok(Arc::new(conn))
@@ -501,6 +543,7 @@ impl Supervisor {
             }
         };
         if let Some(lost) = lost {
+            lost.give_up();
             // one of the pair failed: the other goes too (consumers resume on the next pair)
             tokio::spawn(async move { lost.close(320, "the other connection failed").await });
         }
@@ -523,22 +566,41 @@ impl Supervisor {
                 return;
             }
             match self.open_next().await {
-                Ok(conn) => match self.restore(&conn).await {
-                    Ok(()) => {
-                        self.install(conn);
-                        return;
+                Ok(conn) => {
+                    match tokio::time::timeout(self.restore_limit(), self.restore(&conn)).await {
+                        Ok(Ok(())) => {
+                            self.install(conn);
+                            return;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "restoring topology after a reconnect failed");
+                            conn.close(320, "restore failed").await;
+                        }
+                        Err(_) => {
+                            tracing::warn!(
+                                host = conn.host,
+                                limit = ?self.restore_limit(),
+                                "restoring topology after a reconnect took too long; trying again"
+                            );
+                            conn.close(320, "restore timed out").await;
+                        }
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "restoring topology after a reconnect failed");
-                        conn.close(320, "restore failed").await;
-                    }
-                },
+                }
                 Err(e) => tracing::warn!(error = %e, attempt, "reconnecting to RabbitMQ failed"),
             }
             let delay = self.options.reconnect_delay(attempt);
             attempt = attempt.saturating_add(1);
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// How long re-declaring and resuming on a new connection may take before it is given up
+    /// (a node that accepts connections but does not answer must not stall reconnecting).
+    fn restore_limit(&self) -> Duration {
+        self.options
+            .connect_timeout()
+            .max(Duration::from_secs(10))
+            .saturating_mul(3)
     }
 
     /// Re-declares everything and resumes every consumer on a new connection.
@@ -671,6 +733,7 @@ impl Supervisor {
             let _ = tokio::time::timeout(bound, c.flush_acks()).await;
         }
         if let Some(conn) = conn {
+            conn.give_up();
             // a close-ok that never comes must not hang the caller's cleanup
             conn.close(200, "OK").await;
         }

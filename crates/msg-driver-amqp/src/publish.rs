@@ -92,10 +92,16 @@ impl Supervisor {
                     .await?
                     .await
             };
-            let outcome = match bound.deadline() {
-                Some(d) => match tokio::time::timeout_at(d, send).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => {
+            let confirmed = async {
+                match bound.deadline() {
+                    Some(d) => tokio::time::timeout_at(d, send).await.ok(),
+                    None => Some(send.await),
+                }
+            };
+            let outcome = tokio::select! {
+                confirmed = confirmed => match confirmed {
+                    Some(outcome) => outcome,
+                    None => {
                         return Err(match conn.blocked() {
                             Some(reason) => {
                                 blocked_error(&reason, exchange, key, "was not confirmed", timeout)
@@ -106,7 +112,11 @@ impl Supervisor {
                         });
                     }
                 },
-                None => send.await,
+                // the supervisor gave the connection up under this publish: its confirm may
+                // never come (see `Conn::until_lost`); the bytes go again on the next one
+                () = conn.until_lost() => Err(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(
+                    lapin::ConnectionState::Closed,
+                ))),
             };
             let nacked = match outcome {
                 Ok(Confirmation::Ack(returned)) => {

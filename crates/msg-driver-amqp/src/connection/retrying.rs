@@ -86,7 +86,10 @@ impl Bound {
 /// Whether `e`, from work on `conn`, means the connection is gone (not that the broker refused
 /// the work): the connection's state says so, or the error is lapin's for a lost connection.
 pub(crate) fn lost_connection(conn: &Conn, e: &Error) -> bool {
-    if !conn.connection.status().connected() || !conn.publish_connection.status().connected() {
+    if conn.is_lost()
+        || !conn.connection.status().connected()
+        || !conn.publish_connection.status().connected()
+    {
         return true;
     }
     let mut source = std::error::Error::source(e);
@@ -150,7 +153,15 @@ impl Supervisor {
         let mut attempt = 0u32;
         loop {
             let conn = self.connection(bound, &mut attempt).await?;
-            match bound.within(what, work(conn.clone())).await {
+            let done = tokio::select! {
+                done = bound.within(what, work(conn.clone())) => done,
+                // given up under the work (see `Conn::until_lost`): its answer may never come
+                () = conn.until_lost() => Err(Error::unavailable(
+                    format!("{what}: the connection was lost"),
+                    None,
+                )),
+            };
+            match done {
                 Err(e) if lost_connection(&conn, &e) => {
                     self.connection_lost(conn.generation);
                     if bound.exhausted(attempt) {

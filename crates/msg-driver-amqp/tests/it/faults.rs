@@ -272,11 +272,17 @@ async fn broker_closing_our_connections_loses_no_confirmed_notification() {
     server_side.cleanup().await.unwrap();
 }
 
+/// Every connection freezes (bytes stop, sockets stay open: only heartbeats can tell), then is
+/// cut, while a notifier retrying forever streams 1200 notifications and calls go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "hung (never finished) in 1 of 4 full runs of .ci/run at the end of the session \
-            that added republishing on fresh channels; open defect, see docs/reliability.md; \
-            run it with --ignored"]
 async fn frozen_then_cut_connection_loses_no_confirmed_notification() {
+    // bounded: a send that waits forever is the failure this test exists to catch
+    tokio::time::timeout(Duration::from_secs(240), frozen_then_cut())
+        .await
+        .expect("the frozen-then-cut run did not finish within 240 s");
+}
+
+async fn frozen_then_cut() {
     let Some(url) = rabbit_url("amqp fault: frozen and cut proxy") else {
         return;
     };
@@ -428,4 +434,68 @@ async fn a_refused_login_is_a_clear_error_without_the_password() {
         "the password leaked: {text}"
     );
     assert!(text.contains("127.0.0.1:5672"), "{text}");
+}
+
+/// A publish waits for its confirm on the publishing connection, which has gone silent (frozen:
+/// no heartbeat can tell within the test, the threshold is 60 s), when the consuming
+/// connection of the same pair fails. The supervisor gives the pair up and closes it; the
+/// close never completes on the silent connection, and lapin resolves nothing more there. The
+/// publish must not wait for that confirm forever: it goes again on the next pair and is
+/// confirmed (it hung here before the fix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_waiting_on_a_connection_given_up_goes_again_on_the_next() {
+    let Some(url) = rabbit_url("amqp fault: publish on a given-up connection") else {
+        return;
+    };
+    let upstream: SocketAddr = "127.0.0.1:5672".parse().unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let proxied = format!(
+        "rabbit://guest:guest@127.0.0.1:{}/?heartbeat_timeout_threshold=60&connection_timeout=3&kombu_reconnect_delay=0.1",
+        proxy.port
+    );
+    let topic = unique("fault-given-up");
+    // the listener does not go through the proxy
+    let direct = open(&url).await;
+    let seen = Seen::default();
+    let listener = counting_listener(&direct, &topic, &seen).await;
+    let sending = open(&proxied).await;
+    // the sender's pair: the consuming connection first, then the publishing one
+    assert_eq!(proxy.connections_made(), 2);
+    let notifier = Notifier::new(sending.clone())
+        .topics([topic.as_str()])
+        .retry(Retry::Forever);
+    notifier
+        .info(&Context::new(), "fault.test", json!({ "i": 0 }))
+        .await
+        .unwrap();
+    proxy.freeze();
+    let waiting = {
+        let notifier = notifier.clone();
+        tokio::spawn(async move {
+            notifier
+                .info(&Context::new(), "fault.test", json!({ "i": 1 }))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a frozen connection confirmed a publish"
+    );
+    proxy.cut_one(0);
+    let sent = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the publish still waits for a confirm on the connection given up")
+        .unwrap();
+    sent.unwrap();
+    let confirmed: BTreeSet<u64> = [0, 1].into();
+    wait_all_seen(&seen, &confirmed, Duration::from_secs(10)).await;
+    assert_eq!(
+        seen.lost_and_duplicates(&confirmed).0,
+        0,
+        "a confirmed notification was lost"
+    );
+    listener.shutdown(Duration::from_secs(5)).await.unwrap();
+    sending.cleanup().await.unwrap();
+    direct.cleanup().await.unwrap();
 }

@@ -156,6 +156,14 @@ impl Proxy {
         cut_all(&self.carried);
     }
 
+    /// Drops the `index`-th connection it accepted (counting from 0, in the order they
+    /// came), leaving the others as they are.
+    pub fn cut_one(&self, index: usize) {
+        if let Some(c) = self.carried.lock().unwrap().get(index) {
+            c.task.abort();
+        }
+    }
+
     /// How many connections it has accepted (and not cut), open or closed since.
     pub fn connections_made(&self) -> usize {
         self.carried.lock().unwrap().len()
