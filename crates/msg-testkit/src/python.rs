@@ -186,6 +186,36 @@ impl PythonPeer {
             .flatten()
     }
 
+    /// Waits until the peer consumes: calls `probe` (which sends it something) until the peer
+    /// prints a line with `"event": event`, for at most `within`. A Python server's `start()`
+    /// returns before its consumer is attached (oslo consumes from its poll thread), so what
+    /// is sent right after its `ready` line can go by unseen (a stream consumer starting at
+    /// `last`). The probes' lines are dropped; later probes may still arrive after it returns.
+    ///
+    /// # Panics
+    /// When no such line comes within `within`.
+    pub async fn await_consuming(
+        &mut self,
+        event: &str,
+        within: Duration,
+        mut probe: impl AsyncFnMut(),
+    ) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            probe().await;
+            let pause = Instant::now() + Duration::from_millis(300);
+            while let Some(v) = self
+                .try_next(pause.saturating_duration_since(Instant::now()))
+                .await
+            {
+                if v["event"] == event {
+                    return;
+                }
+            }
+        }
+        panic!("{self}\n-> it printed no `{event}` for a probe within {within:?}");
+    }
+
     /// The next line with `"event": event` (earlier lines are dropped).
     ///
     /// # Panics

@@ -563,6 +563,9 @@ async fn fanout_and_server_directed_reach_rust_and_python_servers() {
     .await;
 }
 
+/// The value of the casts that find out whether a Python server consumes yet.
+const PROBE: &str = "probe";
+
 /// `rabbit_stream_fanout` (with the two options oslo requires along): a Rust and a Python
 /// server share the topic's one stream, and a fanout cast from either side reaches both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -589,6 +592,18 @@ pub(crate) async fn stream_fanout_interop(base: &Interop) {
         &["--topic", &topic, "--server", "py-1"],
     );
     py.ready().await;
+    // oslo attaches its stream consumer (at `last`) after the `ready` line: a cast sent
+    // before would go by unseen
+    let client =
+        RpcClient::new(transport(&env.url).await, Target::topic(&topic)).timeout(CALL_TIMEOUT);
+    let fanout = client.prepare().fanout(true);
+    py.await_consuming("record", ARRIVE_WITHIN, async || {
+        fanout
+            .cast(&Context::new(), "record", json!({"value": PROBE}))
+            .await
+            .unwrap();
+    })
+    .await;
 
     let ops = json!([
         {"op": "cast", "method": "record", "args": {"value": "from-python"}, "fanout": true},
@@ -598,26 +613,38 @@ pub(crate) async fn stream_fanout_interop(base: &Interop) {
         "py_rpc_client.py",
         &["--topic", &topic, &ops.to_string()],
     );
-    let client =
-        RpcClient::new(transport(&env.url).await, Target::topic(&topic)).timeout(CALL_TIMEOUT);
-    client
-        .prepare()
-        .fanout(true)
+    fanout
         .cast(&Context::new(), "record", json!({"value": "from-rust"}))
         .await
         .unwrap();
     let r = PythonPeer::client_results(&mut py_client, 1).await;
     assert_eq!(r[0]["ok"], Value::Null, "{py_client}");
 
-    let at_rust: BTreeSet<String> = recv_n(&mut records, 2, "stream fanout casts at rust")
-        .await
-        .into_iter()
-        .map(|(_, v)| v.as_str().unwrap_or_default().to_string())
-        .collect();
+    let deadline = Instant::now() + ARRIVE_WITHIN;
+    let mut at_rust = BTreeSet::new();
+    while at_rust.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, records.recv()).await {
+            Ok(Some((_, v))) if v == PROBE => {}
+            Ok(Some((_, v))) => {
+                at_rust.insert(v.as_str().unwrap_or_default().to_string());
+            }
+            _ => panic!("the Rust server got {at_rust:?} of both fanout casts"),
+        }
+    }
     let mut at_python = BTreeSet::new();
-    for _ in 0..2 {
+    // the probes' records may come first; each cast is recorded once, so this is bounded
+    for _ in 0..100 {
+        if at_python.len() == 2 {
+            break;
+        }
         let rec = py.event("record", ARRIVE_WITHIN).await;
-        at_python.insert(rec["value"].as_str().unwrap_or_default().to_string());
+        match rec["value"].as_str() {
+            Some(PROBE) | None => {}
+            Some(v) => {
+                at_python.insert(v.to_string());
+            }
+        }
     }
     let both: BTreeSet<String> = ["from-python", "from-rust"].map(String::from).into();
     assert_eq!(at_rust, both);
