@@ -312,8 +312,11 @@ impl NotifyDriver for MessagingDriver {
         topics: &[String],
         retry: Retry,
     ) -> Result<()> {
+        // every topic gets it, as oslo's driver tries each; the first failure is returned
+        let mut first_error = None;
         for topic in topics {
-            self.transport
+            let sent = self
+                .transport
                 .driver()
                 .send_notification(
                     &Target::topic(topic),
@@ -322,9 +325,13 @@ impl NotifyDriver for MessagingDriver {
                     self.version,
                     retry,
                 )
-                .await?;
+                .await;
+            if let Err(e) = sent {
+                tracing::warn!(topic, error = %e, "notification not sent to this topic");
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 }
 
@@ -601,16 +608,23 @@ impl NotifyDriver for RoutingDriver {
         topics: &[String],
         retry: Retry,
     ) -> Result<()> {
+        // every driver the rules name gets it; the first failure is returned
+        let mut first_error = None;
         for name in self.config.drivers_for(&n.event_type, n.priority) {
             match self.drivers.get(name) {
-                Some(d) => d.notify(ctx, n, topics, retry).await?,
+                Some(d) => {
+                    if let Err(e) = d.notify(ctx, n, topics, retry).await {
+                        tracing::warn!(driver = name, error = %e, "notification not sent through this driver");
+                        first_error.get_or_insert(e);
+                    }
+                }
                 None => tracing::warn!(
                     driver = name,
                     "the routing file names a driver that isn't loaded"
                 ),
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 }
 
@@ -665,6 +679,75 @@ mod tests {
         assert_eq!(got("a"), vec![1]);
         assert_eq!(got("b"), vec![2, 4]);
         assert_eq!(got("c"), vec![3, 4]);
+    }
+
+    #[derive(Debug)]
+    struct Failing;
+    #[async_trait]
+    impl NotifyDriver for Failing {
+        fn name(&self) -> &str {
+            "failing"
+        }
+        async fn notify(
+            &self,
+            _: &Context,
+            _: &Notification,
+            _: &[String],
+            _: Retry,
+        ) -> Result<()> {
+            Err(Error::unavailable("the failing driver fails", None))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_routed_driver_does_not_stop_the_next() {
+        let cfg = RoutingConfig::from_yaml("g:\n  a: {}\n  b: {}\n").unwrap();
+        let cap = TestNotifications::default();
+        let drivers: BTreeMap<String, Arc<dyn NotifyDriver>> = [
+            ("a".to_string(), Arc::new(Failing) as Arc<dyn NotifyDriver>),
+            ("b".to_string(), cap.driver()),
+        ]
+        .into();
+        let notifier = Notifier::without_transport().driver(Arc::new(cfg.with_drivers(drivers)));
+        let err = notifier.info(&Context::new(), "e", 1).await.unwrap_err();
+        assert!(err.is_transient(), "the first failure comes back: {err}");
+        assert_eq!(
+            cap.take().len(),
+            1,
+            "the driver after the failing one got it"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_topic_does_not_stop_the_next() {
+        let transport = msg_core::DriverRegistry::new()
+            .with(msg_driver_memory::factory())
+            .open("memory://")
+            .await
+            .unwrap();
+        let mut listener = transport
+            .driver()
+            .listen_for_notifications(
+                &[(Target::topic("ok"), Priority::Info)],
+                None,
+                &msg_core::ListenOptions::default(),
+            )
+            .await
+            .unwrap();
+        // an empty topic is refused (InvalidTarget); the next topic still gets the notification
+        let notifier = Notifier::new(transport.clone()).topics(["", "ok"]);
+        let err = notifier.info(&Context::new(), "e", 1).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidTarget { .. }), "{err:?}");
+        let got = tokio::time::timeout(
+            Duration::from_secs(5),
+            futures::StreamExt::next(&mut listener),
+        )
+        .await
+        .expect("the next topic got nothing")
+        .expect("the listener ended");
+        let (_, notification, _, ack) = got.into_parts();
+        assert_eq!(notification.event_type, "e");
+        ack.ack().await.unwrap();
     }
 
     #[derive(Debug)]

@@ -197,12 +197,20 @@ impl RpcDispatcher {
         let route = match self.route(&req) {
             Ok(route) => route,
             Err(err) => {
-                tracing::warn!(
-                    method = %req.method,
-                    namespace = req.namespace.as_deref(),
-                    version = req.version.as_deref(),
-                    "cannot dispatch RPC request: {err}"
-                );
+                if is_probe_miss(&err) {
+                    tracing::debug!(
+                        method = %req.method,
+                        namespace = req.namespace.as_deref(),
+                        "cannot dispatch RPC request (a probe: no warning): {err}"
+                    );
+                } else {
+                    tracing::warn!(
+                        method = %req.method,
+                        namespace = req.namespace.as_deref(),
+                        version = req.version.as_deref(),
+                        "cannot dispatch RPC request: {err}"
+                    );
+                }
                 return Err(routing_failure(&err, &req));
             }
         };
@@ -242,6 +250,13 @@ impl RpcDispatcher {
             }
         }
     }
+}
+
+/// Whether a routing failure is a health probe's miss: `NoSuchMethod` for a method named
+/// `..._ignore_errors`, which oslo's server logs at debug level only (monitoring calls such
+/// names on every server and expects most to lack them).
+fn is_probe_miss(err: &Error) -> bool {
+    matches!(err, Error::NoSuchMethod { method, .. } if method.ends_with("_ignore_errors"))
 }
 
 /// The failure oslo sends for a routing error.

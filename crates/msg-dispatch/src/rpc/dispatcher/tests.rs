@@ -682,3 +682,17 @@ proptest! {
         prop_assert_eq!(got, model(&specs, ping, policy, &r));
     }
 }
+
+#[test]
+fn a_probes_missing_method_is_not_worth_a_warning() {
+    let miss = |method: &str| Error::NoSuchMethod {
+        method: method.into(),
+        namespace: None,
+    };
+    assert!(is_probe_miss(&miss("check_health_ignore_errors")));
+    assert!(!is_probe_miss(&miss("check_health")));
+    assert!(!is_probe_miss(&Error::UnsupportedVersion {
+        version: "9.0".into(),
+        namespace: None,
+    }));
+}
