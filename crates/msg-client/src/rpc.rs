@@ -25,7 +25,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// let client = RpcClient::new(transport, Target::topic("calc")).version_cap("1.2");
 /// assert!(client.can_send_version(Some("1.1")));
 /// assert!(!client.prepare().version("1.3").can_send_version(None));
+/// assert!(!client.can_send_version(None), "under a cap, a message must carry a version");
 /// // nobody serves `calc`: the in-process broker says so at once
+/// let client = client.prepare().version("1.1");
 /// let err = client.call::<i64>(&Context::new(), "add", serde_json::json!({"a": 1})).await.unwrap_err();
 /// assert!(matches!(err, msg_core::Error::NoResponders { .. }));
 /// # });
@@ -141,13 +143,16 @@ impl RpcClient {
     }
 
     /// oslo's rule: with a cap, a version may be sent when the cap has the same major and a
-    /// minor at least as high. `None` checks the target's version (a target without one
-    /// asks for `1.0`).
+    /// minor at least as high (with equal minors, a revision at least as high). `None` checks
+    /// the target's version. As in oslo, a message without a version can't be sent under a
+    /// cap: a capped client must say which version it speaks.
     pub fn can_send_version(&self, version: Option<&str>) -> bool {
         let Some(cap) = &self.version_cap else {
             return true;
         };
-        let version = version.or(self.target.version.as_deref()).unwrap_or("1.0");
+        let Some(version) = version.or(self.target.version.as_deref()) else {
+            return false;
+        };
         match (Version::parse(cap), Version::parse(version)) {
             (Ok(cap), Ok(v)) => cap.is_compatible(v),
             _ => false,
@@ -159,7 +164,11 @@ impl RpcClient {
             return Ok(());
         }
         Err(Error::VersionCapExceeded {
-            version: self.target.version.clone().unwrap_or_else(|| "1.0".into()),
+            version: self
+                .target
+                .version
+                .clone()
+                .unwrap_or_else(|| "(none)".into()),
             cap: self.version_cap.clone().unwrap_or_default(),
         })
     }

@@ -132,7 +132,7 @@ impl Target {
         if let Some(v) = &self.version {
             crate::version::Version::parse(v).map_err(|_| Error::InvalidTarget {
                 field: "version",
-                reason: format!("`{v}` is not a `major.minor` version"),
+                reason: format!("`{v}` is not a `major.minor[.revision]` version"),
             })?;
         }
         let empty_server = matches!(self.server.as_deref(), Some(""));

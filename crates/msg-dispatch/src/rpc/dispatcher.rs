@@ -95,7 +95,7 @@ impl RpcDispatcher {
     /// the [`JsonSerializer`].
     ///
     /// Fails with [`Error::Config`] when an endpoint was given a version that is not
-    /// `major.minor`.
+    /// `major.minor[.revision]`.
     pub fn new(endpoints: Vec<Endpoint>) -> Result<Self, Error> {
         let endpoints = endpoints
             .into_iter()
@@ -142,7 +142,7 @@ impl RpcDispatcher {
     /// Returns [`Error::NoSuchMethod`] when an endpoint serves the namespace and version but
     /// none has the method (or the access policy denies it), and [`Error::UnsupportedVersion`]
     /// when no endpoint serves the namespace at a compatible version (or the requested
-    /// version is not `major.minor`).
+    /// version is not `major.minor[.revision]`).
     pub fn route(&self, req: &RpcRequest) -> Result<Route<'_>, Error> {
         let unsupported = || Error::UnsupportedVersion {
             version: req.version.clone().unwrap_or_else(|| "1.0".into()),

@@ -64,8 +64,8 @@ impl Endpoint {
         self
     }
 
-    /// Sets the endpoint's `major.minor` version (it serves requests for the same major and a
-    /// minor no higher). A string that is not a version is reported by
+    /// Sets the endpoint's `major.minor[.revision]` version (it serves requests for the same
+    /// major and a minor no higher; with an equal minor, a revision no higher). A string that is not a version is reported by
     /// [`RpcDispatcher::new`](crate::RpcDispatcher::new).
     pub fn version(mut self, version: &str) -> Self {
         self.version = Version::parse(version);

@@ -193,10 +193,7 @@ fn first_endpoint_in_order_wins() {
     assert!(is_unsupported(index(&d, &req("m", None, Some("1.10")))));
     let route = d.route(&req("m", None, None)).unwrap();
     assert_eq!(route.method(), "m");
-    assert_eq!(
-        route.endpoint().target_version(),
-        Ok(Version { major: 1, minor: 5 })
-    );
+    assert_eq!(route.endpoint().target_version(), Ok(Version::new(1, 5)));
 }
 
 #[tokio::test]
