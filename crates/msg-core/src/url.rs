@@ -14,7 +14,8 @@
 //! - The virtual host is the path after its first `/`: `/vh` is `vh`, `//` and `/%2F` are `/`,
 //!   no path or a lone `/` is no virtual host.
 //! - The query is `k=v` pairs split on `&`, decoded like Python's `parse_qsl` (`+` is a space);
-//!   repeated keys are kept in order.
+//!   repeated keys are kept in order ([`TransportUrl::options`] joins their values with `,`,
+//!   as oslo does).
 //! - Fragments (`#`), whitespace and control characters are rejected.
 //!
 //! Passwords never appear in [`Display`](std::fmt::Display) or [`Debug`] output, nor in parse
@@ -201,6 +202,32 @@ impl TransportUrl {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The options the query sets, as oslo reads them: each key once, in the order of its
+    /// first appearance, a repeated key's values joined with `,` (oslo parses the query with
+    /// `parse_qs` and joins the lists). Drivers read their options from here.
+    ///
+    /// ```
+    /// use msg_core::TransportUrl;
+    ///
+    /// let url = TransportUrl::parse("rabbit://h?a=1&b=x&a=2")?;
+    /// let options = url.options();
+    /// assert_eq!(options, [("a".to_string(), "1,2".to_string()), ("b".into(), "x".into())]);
+    /// # Ok::<(), msg_core::Error>(())
+    /// ```
+    pub fn options(&self) -> Vec<(String, String)> {
+        let mut options: Vec<(String, String)> = Vec::with_capacity(self.query.len());
+        for (key, value) in &self.query {
+            match options.iter_mut().find(|(k, _)| k == key) {
+                Some((_, joined)) => {
+                    joined.push(',');
+                    joined.push_str(value);
+                }
+                None => options.push((key.clone(), value.clone())),
+            }
+        }
+        options
+    }
+
     /// The last value of the query key `key`, if it is present.
     pub fn query_value(&self, key: &str) -> Option<&str> {
         self.query
@@ -349,6 +376,25 @@ fn decode(s: &str) -> Option<String> {
         .map(Cow::into_owned)
 }
 
+/// Warns, as oslo does, when some hosts carry a user and password and others don't (those
+/// get the driver's default credentials, which is rarely meant). Names hosts only.
+fn warn_mixed_credentials(hosts: &[TransportHost]) {
+    let complete = |h: &&TransportHost| h.username.is_some() && h.password.is_some();
+    let with = hosts.iter().filter(complete).count();
+    if with > 0 && with < hosts.len() {
+        let without: Vec<&str> = hosts
+            .iter()
+            .filter(|h| !complete(h))
+            .map(|h| h.hostname.as_str())
+            .collect();
+        tracing::warn!(
+            ?without,
+            "some hosts of the transport URL have a user name and password and others don't: \
+             those without get the driver's default credentials; give all or none"
+        );
+    }
+}
+
 /// Decodes a query key or value like Python's `parse_qsl`: `+` is a space, then percent-decoding.
 fn decode_query(s: &str) -> Option<String> {
     if s.contains('+') {
@@ -425,6 +471,7 @@ impl Parser<'_> {
                 hosts.push(self.parse_host(i + 1, count, item)?);
             }
         }
+        warn_mixed_credentials(&hosts);
 
         let virtual_host = match path.strip_prefix('/') {
             Some(vhost) if !vhost.is_empty() => Some(decode(vhost).ok_or_else(|| {
@@ -909,6 +956,7 @@ mod tests {
         assert_eq!(url.query_values("k").collect::<Vec<_>>(), ["1", "2"]);
         assert_eq!(url.query_value("k"), Some("2"));
         assert_eq!(url.query().len(), 2);
+        assert_eq!(url.options(), [("k".to_string(), "1,2".to_string())]);
         assert_eq!(url.to_string(), "rabbit://h?k=1&k=2");
         assert_roundtrip(&url);
     }

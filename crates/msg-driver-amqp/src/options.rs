@@ -187,7 +187,7 @@ impl RabbitOptions {
         if url.scheme() == "amqps" {
             o.ssl = true;
         }
-        for (key, value) in url.query() {
+        for (key, value) in &url.options() {
             o.set(key, value).map_err(|reason| Error::InvalidUrl {
                 url: url.to_string(),
                 reason,
@@ -458,5 +458,21 @@ mod tests {
         assert!(RabbitOptions::from_url(&url).is_ok());
         let url: TransportUrl = "rabbit://h/?no_such_option=1".parse().unwrap();
         assert!(RabbitOptions::from_url(&url).is_err());
+    }
+
+    #[test]
+    fn a_repeated_option_is_read_as_oslo_joins_it() {
+        // oslo joins a repeated key's values with `,`: `1,2` is no number of seconds
+        let url: TransportUrl =
+            "rabbit://h/?heartbeat_timeout_threshold=1&heartbeat_timeout_threshold=2"
+                .parse()
+                .unwrap();
+        let err = RabbitOptions::from_url(&url).unwrap_err().to_string();
+        assert!(err.contains("heartbeat_timeout_threshold"), "{err}");
+        let url: TransportUrl = "rabbit://h/?hostname=a&hostname=b".parse().unwrap();
+        assert_eq!(
+            RabbitOptions::from_url(&url).ok().and_then(|o| o.hostname),
+            Some("a,b".to_string())
+        );
     }
 }

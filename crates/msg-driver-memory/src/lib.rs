@@ -83,7 +83,7 @@ impl MemoryDriver {
     /// The only option is `control_exchange` (default `openstack`); any other is an error.
     pub fn from_url(url: &TransportUrl) -> Result<Self> {
         let mut exchange = DEFAULT_EXCHANGE.to_string();
-        for (k, v) in url.query() {
+        for (k, v) in &url.options() {
             match k.as_str() {
                 "control_exchange" if !v.is_empty() => exchange = v.clone(),
                 _ => {

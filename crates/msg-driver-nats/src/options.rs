@@ -222,7 +222,7 @@ impl NatsOptions {
             tls: url.scheme() == "tls",
             ..NatsOptions::default()
         };
-        for (key, value) in url.query() {
+        for (key, value) in &url.options() {
             o.set(key, value).map_err(|reason| Error::InvalidUrl {
                 url: display_url(url),
                 reason,

@@ -141,7 +141,7 @@ impl Options {
             ssl_cert_file: None,
             ssl_key_file: None,
         };
-        for (key, value) in url.query() {
+        for (key, value) in &url.options() {
             o.set(key, value).map_err(bad)?;
         }
         if o.ssl_cert_file.is_some() != o.ssl_key_file.is_some() {
