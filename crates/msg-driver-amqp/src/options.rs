@@ -45,8 +45,6 @@ pub struct RabbitOptions {
     pub rabbit_qos_prefetch_count: Option<u16>,
     /// `heartbeat_timeout_threshold` in seconds (0: no heartbeat).
     pub heartbeat_timeout_threshold: u16,
-    /// `heartbeat_rate`.
-    pub heartbeat_rate: u32,
     /// `rabbit_retry_interval` in seconds.
     pub rabbit_retry_interval: f64,
     /// `rabbit_retry_backoff` in seconds.
@@ -117,7 +115,6 @@ impl Default for RabbitOptions {
             rabbit_transient_queues_ttl: 1800,
             rabbit_qos_prefetch_count: None,
             heartbeat_timeout_threshold: 60,
-            heartbeat_rate: 3,
             rabbit_retry_interval: 1.0,
             rabbit_retry_backoff: 2.0,
             rabbit_interval_max: 30.0,
@@ -144,9 +141,13 @@ impl Default for RabbitOptions {
 
 /// Options oslo has that change nothing here (thread models, pools, login method names), and
 /// `ssl_enforce_hostname_verification`, deprecated and unread in oslo 18.3: msg always checks
-/// the broker's host name against its certificate (rustls).
+/// the broker's host name against its certificate (rustls). docs/porting.md lists each with
+/// what msg does instead.
 const ACCEPTED_AND_IGNORED: &[&str] = &[
     "ssl_enforce_hostname_verification",
+    // lapin sends heartbeats at half of heartbeat_timeout_threshold and gives a connection up
+    // after twice it without a frame: there is no rate to set
+    "heartbeat_rate",
     "heartbeat_in_pthread",
     "rpc_conn_pool_size",
     "conn_pool_min_size",
@@ -260,7 +261,6 @@ impl RabbitOptions {
             "rabbit_transient_queues_ttl" => self.rabbit_transient_queues_ttl = num(key, value)?,
             "rabbit_qos_prefetch_count" => self.rabbit_qos_prefetch_count = Some(num(key, value)?),
             "heartbeat_timeout_threshold" => self.heartbeat_timeout_threshold = num(key, value)?,
-            "heartbeat_rate" => self.heartbeat_rate = num(key, value)?,
             "rabbit_retry_interval" => self.rabbit_retry_interval = seconds(key, value)?,
             "rabbit_retry_backoff" => self.rabbit_retry_backoff = seconds(key, value)?,
             "rabbit_interval_max" => self.rabbit_interval_max = seconds(key, value)?,
