@@ -156,7 +156,7 @@ impl RpcDispatcher {
         let endpoints = self.endpoints.iter().map(|(v, ep)| (*v, ep)).chain(ping);
         let mut found_compatible = false;
         for (index, (version, endpoint)) in endpoints.enumerate() {
-            if endpoint.target_namespace() != req.namespace.as_deref()
+            if !endpoint.accepts_namespace(req.namespace.as_deref())
                 || !version.is_compatible(requested)
             {
                 continue;

@@ -37,6 +37,8 @@ use crate::{BlockingRpcHandler, RpcHandler};
 /// ```
 pub struct Endpoint {
     namespace: Option<String>,
+    /// Namespaces served besides `namespace` (oslo's `Target.legacy_namespaces`).
+    legacy_namespaces: Vec<Option<String>>,
     version: Result<Version, BadVersion>,
     methods: BTreeMap<String, Method>,
 }
@@ -53,6 +55,7 @@ impl Endpoint {
     pub fn new() -> Self {
         Endpoint {
             namespace: None,
+            legacy_namespaces: Vec::new(),
             version: Ok(Version::DEFAULT),
             methods: BTreeMap::new(),
         }
@@ -64,9 +67,38 @@ impl Endpoint {
         self
     }
 
+    /// Serves requests in these namespaces too (oslo's `Target.legacy_namespaces`: a service
+    /// that renamed its namespace keeps answering callers that use the old name). `None`
+    /// stands for requests without a namespace.
+    ///
+    /// ```
+    /// use msg_dispatch::Endpoint;
+    /// let e = Endpoint::new().namespace("compute").legacy_namespaces([Some("nova"), None]);
+    /// assert!(e.accepts_namespace(Some("compute")));
+    /// assert!(e.accepts_namespace(Some("nova")));
+    /// assert!(e.accepts_namespace(None));
+    /// assert!(!e.accepts_namespace(Some("volume")));
+    /// ```
+    pub fn legacy_namespaces<S: Into<String>>(
+        mut self,
+        namespaces: impl IntoIterator<Item = Option<S>>,
+    ) -> Self {
+        self.legacy_namespaces = namespaces.into_iter().map(|n| n.map(Into::into)).collect();
+        self
+    }
+
+    /// Whether the endpoint serves requests in `namespace` (its own, or a legacy one).
+    pub fn accepts_namespace(&self, namespace: Option<&str>) -> bool {
+        self.namespace.as_deref() == namespace
+            || self
+                .legacy_namespaces
+                .iter()
+                .any(|n| n.as_deref() == namespace)
+    }
+
     /// Sets the endpoint's `major.minor[.revision]` version (it serves requests for the same
-    /// major and a minor no higher; with an equal minor, a revision no higher). A string that is not a version is reported by
-    /// [`RpcDispatcher::new`](crate::RpcDispatcher::new).
+    /// major and a minor no higher; with an equal minor, a revision no higher). A string that
+    /// is not a version is reported by [`RpcDispatcher::new`](crate::RpcDispatcher::new).
     pub fn version(mut self, version: &str) -> Self {
         self.version = Version::parse(version);
         self
@@ -164,6 +196,7 @@ impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Endpoint")
             .field("namespace", &self.namespace)
+            .field("legacy_namespaces", &self.legacy_namespaces)
             .field("version", &self.version)
             .field("methods", &self.methods.keys().collect::<Vec<_>>())
             .finish()

@@ -693,3 +693,19 @@ fn a_probes_missing_method_is_not_worth_a_warning() {
         namespace: None,
     }));
 }
+
+#[test]
+fn legacy_namespaces_are_served_too() {
+    let d = RpcDispatcher::new(vec![
+        Endpoint::new()
+            .namespace("compute")
+            .legacy_namespaces([Some("nova")])
+            .method("m", answers("compute")),
+        Endpoint::new().method("m", answers("root")),
+    ])
+    .unwrap();
+    assert_eq!(index(&d, &req("m", Some("compute"), None)).unwrap(), 0);
+    assert_eq!(index(&d, &req("m", Some("nova"), None)).unwrap(), 0);
+    assert_eq!(index(&d, &req("m", None, None)).unwrap(), 1);
+    assert!(is_unsupported(index(&d, &req("m", Some("volume"), None))));
+}
