@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::remote_error::{RemoteClass, RemoteError};
+
 /// The most characters a [`Error::Malformed`] reason keeps.
 pub const MAX_MALFORMED_REASON: usize = 200;
 
@@ -271,6 +273,55 @@ impl Error {
         }
     }
 
+    /// Whether the remote side raised `C`: a [`Error::Remote`] of that module and class, or
+    /// oslo's `NoSuchMethod` / `UnsupportedVersion` (module `oslo_messaging.rpc.dispatcher`),
+    /// which msg gives as variants of their own.
+    ///
+    /// ```
+    /// use msg_core::{Error, RemoteClass, RemoteError};
+    ///
+    /// struct InstanceNotFound;
+    /// impl RemoteClass for InstanceNotFound {
+    ///     const MODULE: &'static str = "nova.exception";
+    ///     const CLASS: &'static str = "InstanceNotFound";
+    /// }
+    /// struct NoSuchMethod;
+    /// impl RemoteClass for NoSuchMethod {
+    ///     const MODULE: &'static str = "oslo_messaging.rpc.dispatcher";
+    ///     const CLASS: &'static str = "NoSuchMethod";
+    /// }
+    ///
+    /// let e = Error::from(RemoteError::new("InstanceNotFound", "nova.exception", "gone"));
+    /// match &e {
+    ///     e if e.remote_is::<InstanceNotFound>() => {} // a 404 for our API
+    ///     other => panic!("unexpected: {other}"),
+    /// }
+    /// assert_eq!(e.remote().map(|r| r.message.as_str()), Some("gone"));
+    /// let missing = Error::NoSuchMethod { method: "reboot".into(), namespace: None };
+    /// assert!(missing.remote_is::<NoSuchMethod>() && !missing.remote_is::<InstanceNotFound>());
+    /// ```
+    pub fn remote_is<C: RemoteClass>(&self) -> bool {
+        match self {
+            Error::Remote(r) => r.is::<C>(),
+            Error::NoSuchMethod { .. } => {
+                C::MODULE == crate::codec::DISPATCHER_MODULE && C::CLASS == "NoSuchMethod"
+            }
+            Error::UnsupportedVersion { .. } => {
+                C::MODULE == crate::codec::DISPATCHER_MODULE && C::CLASS == "UnsupportedVersion"
+            }
+            _ => false,
+        }
+    }
+
+    /// The remote error, when the remote side raised something other than oslo's
+    /// `NoSuchMethod` / `UnsupportedVersion`.
+    pub fn remote(&self) -> Option<&RemoteError> {
+        match self {
+            Error::Remote(r) => Some(r),
+            _ => None,
+        }
+    }
+
     /// Whether this error is a timeout (a call that got no reply or no heartbeat in time).
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
@@ -374,42 +425,6 @@ impl std::fmt::Display for Refusal {
             Refusal::TooLarge => f.write_str("too large"),
             Refusal::Other { code: Some(c) } => write!(f, "code {c}"),
             Refusal::Other { code: None } => f.write_str("other"),
-        }
-    }
-}
-
-/// An error raised by the remote side of a call, as it travelled: never re-instantiated.
-///
-/// ```
-/// use msg_core::RemoteError;
-/// let e = RemoteError::new("ValueError", "builtins", "boom");
-/// assert_eq!(e.to_string(), "remote error: ValueError: boom");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("remote error: {class}: {message}")]
-pub struct RemoteError {
-    /// The exception's class name (`ValueError`, `NoSuchMethod`, ...).
-    pub class: String,
-    /// The module the class lives in (`builtins`, `oslo_messaging.rpc.dispatcher`, ...).
-    pub module: String,
-    /// The exception's message.
-    pub message: String,
-    /// The remote traceback, one line per entry, as sent.
-    pub traceback: Vec<String>,
-}
-
-impl RemoteError {
-    /// A remote error without a traceback.
-    pub fn new(
-        class: impl Into<String>,
-        module: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        RemoteError {
-            class: class.into(),
-            module: module.into(),
-            message: message.into(),
-            traceback: Vec::new(),
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod naming;
 mod notification;
 mod priority;
 mod registry;
+mod remote_error;
 mod reply;
 mod serializer;
 mod target;
@@ -43,12 +44,13 @@ pub use driver::{
     Acknowledger, Driver, IncomingNotification, IncomingRequest, ListenOptions, Listener,
     NotificationListener, ReplyHandle, Responder, Retry, RpcListener, SendOptions, StopListening,
 };
-pub use error::{BoxError, Error, ErrorKind, MAX_MALFORMED_REASON, Refusal, RemoteError, Result};
+pub use error::{BoxError, Error, ErrorKind, MAX_MALFORMED_REASON, Refusal, Result};
 #[doc(hidden)]
 pub use inventory;
 pub use notification::{Notification, format_timestamp, parse_timestamp};
 pub use priority::{Priority, UnknownPriority};
 pub use registry::{DriverFactory, DriverRegistry, LinkedDriver, Transport, TransportBuilder};
+pub use remote_error::{RemoteClass, RemoteError};
 pub use reply::{PendingReply, ReplyWaiters};
 pub use serializer::{JsonSerializer, NoOpSerializer, Serializer};
 pub use target::{Role, Target};

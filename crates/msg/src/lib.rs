@@ -19,8 +19,8 @@
 
 pub use msg_core::{
     Capabilities, Capability, Context, EnvelopeVersion, Error, ErrorKind, Failure, JsonSerializer,
-    NoOpSerializer, Notification, Priority, Refusal, RemoteError, Result, Retry, Role, RpcRequest,
-    SendOptions, Serializer, Target, TransportUrl, Version,
+    NoOpSerializer, Notification, Priority, Refusal, RemoteClass, RemoteError, Result, Retry, Role,
+    RpcRequest, SendOptions, Serializer, Target, TransportUrl, Version,
 };
 
 /// What a driver author uses: the [`Driver`](driver::Driver) contract, its listeners and

@@ -392,11 +392,18 @@ async fn rust_client_calls_python_server() {
         .unwrap();
     assert_eq!(pong, "pong");
 
+    /// Python's `ValueError`, as a caller matches it.
+    struct ValueError;
+    impl msg_core::RemoteClass for ValueError {
+        const MODULE: &'static str = "builtins";
+        const CLASS: &'static str = "ValueError";
+    }
     match client
         .call::<Value>(&ctx, "fail", json!({"message": "bad input"}))
         .await
     {
-        Err(Error::Remote(e)) => {
+        Err(err @ Error::Remote(_)) if err.remote_is::<ValueError>() => {
+            let e = err.remote().unwrap();
             assert_eq!(e.class, "ValueError");
             assert_eq!(e.module, "builtins");
             assert_eq!(e.message, "bad input");
