@@ -113,8 +113,20 @@ impl RpcClient {
 
     /// The call-monitor timeout: servers heartbeat every half of it, and a call whose server
     /// stops heartbeating fails after about this long (the timeout still bounds the call).
+    /// Servers (oslo's and msg's) follow oslo's rule, [`msg_core::heartbeat_interval`]: under
+    /// 2 s they send no heartbeats at all, so every call taking longer fails; such a value is
+    /// warned about here.
     pub fn call_monitor_timeout(mut self, cmt: impl Into<Option<Duration>>) -> Self {
         self.call_monitor_timeout = cmt.into();
+        if let Some(cmt) = self.call_monitor_timeout
+            && msg_core::heartbeat_interval(cmt).is_none()
+        {
+            tracing::warn!(
+                call_monitor_timeout = ?cmt,
+                "a call-monitor timeout under 2 s gets no heartbeats from servers (oslo's rule): \
+                 every call that takes longer than it fails"
+            );
+        }
         self
     }
 
