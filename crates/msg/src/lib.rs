@@ -91,3 +91,8 @@ pub fn builtin_registry() -> msg_core::DriverRegistry {
     let _ = msg_driver_nats::factory as fn() -> _;
     msg_core::DriverRegistry::linked()
 }
+
+/// docs/porting.md, whose Rust snippets run as documentation tests so the guide cannot rot.
+#[doc = include_str!("../../../docs/porting.md")]
+#[cfg(doctest)]
+pub struct PortingGuide;
