@@ -11,9 +11,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-/// The default call timeout, as oslo's `rpc_response_timeout`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Calls and casts RPC methods on a target. Cheap to clone; [`RpcClient::prepare`] returns a
 /// copy to modify (server, namespace, version, timeout, ...).
 ///
@@ -45,12 +42,27 @@ pub struct RpcClient {
 }
 
 impl RpcClient {
-    /// A client for a target (it needs a topic), with a 60 s call timeout.
+    /// A client for a target (it needs a topic). Its call timeout is the transport's
+    /// `rpc_response_timeout` (60 s unless the transport was given another), as oslo's
+    /// clients inherit it; [`RpcClient::timeout`] sets its own.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use msg_client::RpcClient;
+    /// use msg_core::{DriverRegistry, Target};
+    /// let transport = DriverRegistry::new().with(msg_driver_memory::factory()).open("memory://timeout-doc").await.unwrap();
+    /// assert_eq!(RpcClient::new(transport.clone(), Target::topic("t")).call_timeout(), Some(Duration::from_secs(60)));
+    /// let patient = transport.with_rpc_response_timeout(Duration::from_secs(300));
+    /// assert_eq!(RpcClient::new(patient, Target::topic("t")).call_timeout(), Some(Duration::from_secs(300)));
+    /// # });
+    /// ```
     pub fn new(transport: impl Into<Transport>, target: Target) -> Self {
+        let transport = transport.into();
         RpcClient {
-            transport: transport.into(),
+            timeout: transport.rpc_response_timeout(),
+            transport,
             target,
-            timeout: Some(DEFAULT_TIMEOUT),
             call_monitor_timeout: None,
             version_cap: None,
             retry: Retry::Forever,
@@ -109,6 +121,11 @@ impl RpcClient {
     pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.timeout = timeout.into();
         self
+    }
+
+    /// The call timeout now (`None`: calls wait forever).
+    pub fn call_timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 
     /// The call-monitor timeout: servers heartbeat every half of it, and a call whose server

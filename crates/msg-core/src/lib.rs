@@ -49,7 +49,10 @@ pub use error::{BoxError, Error, ErrorKind, MAX_MALFORMED_REASON, Refusal, Resul
 pub use inventory;
 pub use notification::{Notification, format_timestamp, parse_timestamp};
 pub use priority::{Priority, UnknownPriority};
-pub use registry::{DriverFactory, DriverRegistry, LinkedDriver, Transport, TransportBuilder};
+pub use registry::{
+    DEFAULT_RPC_RESPONSE_TIMEOUT, DriverFactory, DriverRegistry, LinkedDriver, Transport,
+    TransportBuilder,
+};
 pub use remote_error::{RemoteClass, RemoteError};
 pub use reply::{PendingReply, ReplyWaiters};
 pub use serializer::{JsonSerializer, NoOpSerializer, Serializer};

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -199,7 +200,12 @@ pub struct Transport {
 struct TransportInner {
     driver: Arc<dyn Driver>,
     url: TransportUrl,
+    rpc_response_timeout: Option<Duration>,
 }
+
+/// oslo's `rpc_response_timeout` default: how long a call waits for its reply unless its
+/// client or its transport says otherwise.
+pub const DEFAULT_RPC_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Transport {
     /// Opens a transport for a URL with the drivers linked into the program
@@ -218,7 +224,29 @@ impl Transport {
     /// A transport over a driver.
     pub fn new(driver: Arc<dyn Driver>, url: TransportUrl) -> Self {
         Transport {
-            inner: Arc::new(TransportInner { driver, url }),
+            inner: Arc::new(TransportInner {
+                driver,
+                url,
+                rpc_response_timeout: Some(DEFAULT_RPC_RESPONSE_TIMEOUT),
+            }),
+        }
+    }
+
+    /// The call timeout clients made on this transport start with (oslo's transport option
+    /// `rpc_response_timeout`, 60 s unless set; `None`: calls wait forever).
+    pub fn rpc_response_timeout(&self) -> Option<Duration> {
+        self.inner.rpc_response_timeout
+    }
+
+    /// The same connection, with another `rpc_response_timeout` for the clients made on it
+    /// from now on (oslo's `[DEFAULT] rpc_response_timeout`); see `RpcClient::new`.
+    pub fn with_rpc_response_timeout(&self, timeout: impl Into<Option<Duration>>) -> Self {
+        Transport {
+            inner: Arc::new(TransportInner {
+                driver: self.inner.driver.clone(),
+                url: self.inner.url.clone(),
+                rpc_response_timeout: timeout.into(),
+            }),
         }
     }
 
@@ -248,6 +276,7 @@ impl fmt::Debug for Transport {
         f.debug_struct("Transport")
             .field("driver", &self.inner.driver.name())
             .field("url", &self.inner.url)
+            .field("rpc_response_timeout", &self.inner.rpc_response_timeout)
             .finish()
     }
 }

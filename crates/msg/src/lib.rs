@@ -18,9 +18,10 @@
 #![warn(missing_docs)]
 
 pub use msg_core::{
-    Capabilities, Capability, Context, EnvelopeVersion, Error, ErrorKind, Failure, JsonSerializer,
-    NoOpSerializer, Notification, Priority, Refusal, RemoteClass, RemoteError, Result, Retry, Role,
-    RpcRequest, SendOptions, Serializer, Target, TransportUrl, Version,
+    Capabilities, Capability, Context, DEFAULT_RPC_RESPONSE_TIMEOUT, EnvelopeVersion, Error,
+    ErrorKind, Failure, JsonSerializer, NoOpSerializer, Notification, Priority, Refusal,
+    RemoteClass, RemoteError, Result, Retry, Role, RpcRequest, SendOptions, Serializer, Target,
+    TransportUrl, Version,
 };
 
 /// What a driver author uses: the [`Driver`](driver::Driver) contract, its listeners and

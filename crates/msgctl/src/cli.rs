@@ -6,9 +6,6 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use msg::{Executor, Priority};
 
-/// The default RPC call timeout, as oslo's `rpc_response_timeout`.
-pub const DEFAULT_CALL_TIMEOUT: &str = "60";
-
 /// The transport when neither `--url` nor `MSG_TRANSPORT_URL` names one.
 pub const DEFAULT_URL: &str = "memory://";
 
@@ -240,9 +237,10 @@ pub struct CallArgs {
     #[command(flatten)]
     pub rpc: RpcArgs,
 
-    /// Seconds to wait for the reply (fractions allowed, e.g. 0.5).
-    #[arg(long, value_name = "SECS", default_value = DEFAULT_CALL_TIMEOUT, value_parser = parse_secs)]
-    pub timeout: Duration,
+    /// Seconds to wait for the reply (fractions allowed, e.g. 0.5); by default the
+    /// transport's rpc_response_timeout (60 s unless a config file sets it).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<Duration>,
 
     /// Seconds without a heartbeat from the server after which the call fails; the server
     /// heartbeats every half of it while the method runs.

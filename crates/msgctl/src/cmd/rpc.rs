@@ -45,9 +45,11 @@ fn client(transport: Transport, global: &Global, rpc: &RpcArgs) -> RpcClient {
 pub async fn call(global: &Global, args: CallArgs) -> Result<(), CliError> {
     let req = read(&args.rpc)?;
     let transport = input::open_transport(global).await?;
-    let client = client(transport.clone(), global, &args.rpc)
-        .timeout(args.timeout)
+    let mut client = client(transport.clone(), global, &args.rpc)
         .call_monitor_timeout(args.call_monitor_timeout);
+    if let Some(timeout) = args.timeout {
+        client = client.timeout(timeout);
+    }
     let result = client
         .call::<Value>(&req.context, &req.method, &req.args)
         .await;
