@@ -20,6 +20,7 @@ mod batch;
 mod call_monitor;
 mod capabilities;
 pub mod codec;
+pub mod config;
 mod context;
 mod driver;
 mod error;
@@ -50,8 +51,8 @@ pub use inventory;
 pub use notification::{Notification, format_timestamp, parse_timestamp};
 pub use priority::{Priority, UnknownPriority};
 pub use registry::{
-    DEFAULT_RPC_RESPONSE_TIMEOUT, DriverFactory, DriverRegistry, LinkedDriver, Transport,
-    TransportBuilder,
+    DEFAULT_RPC_RESPONSE_TIMEOUT, DriverFactory, DriverRegistry, LinkedDriver, OptionCheck,
+    Transport, TransportBuilder,
 };
 pub use remote_error::{RemoteClass, RemoteError};
 pub use reply::{PendingReply, ReplyWaiters};

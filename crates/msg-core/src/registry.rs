@@ -18,6 +18,31 @@ pub trait DriverFactory: Send + Sync + fmt::Debug {
     fn schemes(&self) -> &[&'static str];
     /// Connects (or prepares to connect) a driver for the URL.
     async fn connect(&self, url: &TransportUrl) -> Result<Arc<dyn Driver>>;
+    /// Checks one option of the URL's query on its own, without connecting: whether the
+    /// driver knows the key and takes the value. A configuration reader calls it for each
+    /// option of the driver's section, to warn about names the driver does not know and to
+    /// say where a bad value was written. The default knows every key.
+    fn check_option(&self, key: &str, value: &str) -> OptionCheck {
+        let _ = (key, value);
+        OptionCheck::Known
+    }
+}
+
+/// What a driver says of one URL option ([`DriverFactory::check_option`]).
+///
+/// ```
+/// use msg_core::OptionCheck;
+/// let check = OptionCheck::Invalid("option `ssl` wants true or false, not `maybe`".into());
+/// assert!(!matches!(check, OptionCheck::Known));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionCheck {
+    /// The driver reads it, and the value is good (on its own).
+    Known,
+    /// The driver has no option of that name.
+    Unknown,
+    /// The driver reads it, but not that value: why.
+    Invalid(String),
 }
 
 /// A driver linked into the program, found by [`DriverRegistry::linked`] and so by

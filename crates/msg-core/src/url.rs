@@ -237,6 +237,37 @@ impl TransportUrl {
             .map(|(_, v)| v.as_str())
     }
 
+    /// This URL with `defaults` added to its query where it does not set the key itself
+    /// (they go first, so the URL's own values still win for readers that take the last
+    /// value): how options from configuration files reach a driver.
+    ///
+    /// ```
+    /// use msg_core::TransportUrl;
+    ///
+    /// let url = TransportUrl::parse("rabbit://h/?ssl=false")?
+    ///     .with_query_defaults([("ssl", "true"), ("amqp_durable_queues", "true")]);
+    /// assert_eq!(url.query_value("ssl"), Some("false"));
+    /// assert_eq!(url.to_string(), "rabbit://h?amqp_durable_queues=true&ssl=false");
+    /// # Ok::<(), msg_core::Error>(())
+    /// ```
+    pub fn with_query_defaults<I, K, V>(mut self, defaults: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut added: Vec<(String, String)> = Vec::new();
+        for (k, v) in defaults {
+            let k = k.into();
+            if !self.query.iter().any(|(q, _)| *q == k) && !added.iter().any(|(a, _)| *a == k) {
+                added.push((k, v.into()));
+            }
+        }
+        added.append(&mut self.query);
+        self.query = added;
+        self
+    }
+
     /// The default port of the scheme: 5672 for `rabbit` and `amqp`, 5671 for `amqps`, 4222 for
     /// `nats` and `tls`, `None` for any other scheme.
     pub fn default_port(&self) -> Option<u16> {

@@ -122,6 +122,10 @@ impl DriverFactory for AmqpDriverFactory {
             AmqpDriver::connect_with(url, self.options.clone()).await?,
         ))
     }
+
+    fn check_option(&self, key: &str, value: &str) -> msg_core::OptionCheck {
+        RabbitOptions::check_option(key, value)
+    }
 }
 
 /// A connection to RabbitMQ.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use msg_core::{Error, Result, TransportUrl};
+use msg_core::{Error, OptionCheck, Result, TransportUrl};
 
 /// The RabbitMQ driver's options, named and defaulted as oslo.messaging's
 /// `[oslo_messaging_rabbit]` group, so an operator can paste a Python service's
@@ -189,10 +189,16 @@ impl RabbitOptions {
             o.ssl = true;
         }
         for (key, value) in &url.options() {
-            o.set(key, value).map_err(|reason| Error::InvalidUrl {
+            let known = o.set(key, value).map_err(|reason| Error::InvalidUrl {
                 url: url.to_string(),
                 reason,
             })?;
+            if !known {
+                return Err(Error::InvalidUrl {
+                    url: url.to_string(),
+                    reason: format!("unknown option `{key}` for the rabbit driver"),
+                });
+            }
         }
         if o.rabbit_ha_queues && o.rabbit_quorum_queue {
             return Err(Error::InvalidUrl {
@@ -217,7 +223,8 @@ impl RabbitOptions {
         Ok(o)
     }
 
-    fn set(&mut self, key: &str, value: &str) -> std::result::Result<(), String> {
+    /// Sets one option; `Ok(false)` when there is none of that name.
+    fn set(&mut self, key: &str, value: &str) -> std::result::Result<bool, String> {
         fn flag(key: &str, v: &str) -> std::result::Result<bool, String> {
             match v.to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" | "on" => Ok(true),
@@ -300,9 +307,27 @@ impl RabbitOptions {
             "max_decompressed_bytes" => self.max_decompressed_bytes = num(key, value)?,
             "connection_timeout" => self.connection_timeout = seconds(key, value)?,
             k if ACCEPTED_AND_IGNORED.contains(&k) => {}
-            other => return Err(format!("unknown option `{other}` for the rabbit driver")),
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Checks one option on its own (for a configuration file's `[oslo_messaging_rabbit]`):
+    /// known with a good value, unknown, or known with a bad value.
+    ///
+    /// ```
+    /// use msg_core::OptionCheck;
+    /// use msg_driver_amqp::RabbitOptions;
+    /// assert_eq!(RabbitOptions::check_option("ssl", "true"), OptionCheck::Known);
+    /// assert_eq!(RabbitOptions::check_option("rabbit_pasword", "x"), OptionCheck::Unknown);
+    /// assert!(matches!(RabbitOptions::check_option("ssl", "maybe"), OptionCheck::Invalid(_)));
+    /// ```
+    pub fn check_option(key: &str, value: &str) -> OptionCheck {
+        match RabbitOptions::default().set(key, value) {
+            Ok(true) => OptionCheck::Known,
+            Ok(false) => OptionCheck::Unknown,
+            Err(reason) => OptionCheck::Invalid(reason),
+        }
     }
 
     /// What no single option shows: options that need others, names that can't be used.

@@ -93,6 +93,10 @@ impl DriverFactory for NatsDriverFactory {
     async fn connect(&self, url: &TransportUrl) -> Result<Arc<dyn Driver>> {
         Ok(Arc::new(NatsDriver::connect(url).await?))
     }
+
+    fn check_option(&self, key: &str, value: &str) -> msg_core::OptionCheck {
+        NatsOptions::check_option(key, value)
+    }
 }
 
 /// A connection to NATS.

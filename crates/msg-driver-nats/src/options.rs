@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use msg_core::{Error, Result, TransportUrl};
+use msg_core::{Error, OptionCheck, Result, TransportUrl};
 
 /// The URL as it may be shown: passwords as `****` (as msg-core shows them) and a user
 /// name without a password (NATS's `nats://TOKEN@host` form: a token) as `****` too.
@@ -223,10 +223,16 @@ impl NatsOptions {
             ..NatsOptions::default()
         };
         for (key, value) in &url.options() {
-            o.set(key, value).map_err(|reason| Error::InvalidUrl {
+            let known = o.set(key, value).map_err(|reason| Error::InvalidUrl {
                 url: display_url(url),
                 reason,
             })?;
+            if !known {
+                return Err(Error::InvalidUrl {
+                    url: display_url(url),
+                    reason: format!("unknown option `{key}` for the nats driver"),
+                });
+            }
             o.given.insert(key.to_string());
         }
         if o.tls_cert_file.is_some() != o.tls_key_file.is_some() {
@@ -250,7 +256,8 @@ impl NatsOptions {
         Ok(o)
     }
 
-    fn set(&mut self, key: &str, value: &str) -> std::result::Result<(), String> {
+    /// Sets one option; `Ok(false)` when there is none of that name.
+    fn set(&mut self, key: &str, value: &str) -> std::result::Result<bool, String> {
         fn flag(key: &str, v: &str) -> std::result::Result<bool, String> {
             match v.to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" | "on" => Ok(true),
@@ -341,9 +348,27 @@ impl NatsOptions {
             "creds_file" => self.creds_file = text(value),
             "nkey_file" => self.nkey_file = text(value),
             "token_file" => self.token_file = text(value),
-            other => return Err(format!("unknown option `{other}` for the nats driver")),
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Checks one option on its own (for a configuration file's `[oslo_messaging_nats]`):
+    /// known with a good value, unknown, or known with a bad value.
+    ///
+    /// ```
+    /// use msg_core::OptionCheck;
+    /// use msg_driver_nats::NatsOptions;
+    /// assert_eq!(NatsOptions::check_option("ack_wait", "60"), OptionCheck::Known);
+    /// assert_eq!(NatsOptions::check_option("ackwait", "60"), OptionCheck::Unknown);
+    /// assert!(matches!(NatsOptions::check_option("ack_wait", "x"), OptionCheck::Invalid(_)));
+    /// ```
+    pub fn check_option(key: &str, value: &str) -> OptionCheck {
+        match NatsOptions::default().set(key, value) {
+            Ok(true) => OptionCheck::Known,
+            Ok(false) => OptionCheck::Unknown,
+            Err(reason) => OptionCheck::Invalid(reason),
+        }
     }
 
     /// Whether the URL's query sets the option `key`.

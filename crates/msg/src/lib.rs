@@ -41,8 +41,8 @@ pub mod driver {
     pub use msg_core::{
         Acknowledger, Batched, Capabilities, Capability, Driver, DriverFactory, DriverRegistry,
         IncomingNotification, IncomingRequest, ListenOptions, Listener, NotificationListener,
-        PendingReply, ReplyHandle, ReplyWaiters, Responder, RpcListener, StopListening,
-        async_trait, codec, heartbeat_interval, naming,
+        OptionCheck, PendingReply, ReplyHandle, ReplyWaiters, Responder, RpcListener,
+        StopListening, async_trait, codec, heartbeat_interval, naming,
     };
 }
 
@@ -79,6 +79,9 @@ pub use msg_driver_nats as nats;
 pub use msg_driver_memory as memory;
 
 pub use msg_core::{Transport, TransportBuilder};
+
+pub mod config;
+pub use config::Config;
 
 /// The drivers of this build: those of the features turned on (and any other driver crate
 /// linked in that submits itself), with hints for msg's drivers that are off.

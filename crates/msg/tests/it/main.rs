@@ -2,6 +2,8 @@
 //! in-process broker can't join them).
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+mod config;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
