@@ -179,6 +179,29 @@ impl Config {
         &self.notification_transport_url
     }
 
+    /// Another transport URL (given on a command line, say) with the files' options for its
+    /// driver and `control_exchange` under its query, as [`transport_url`](Self::transport_url)
+    /// has them.
+    ///
+    /// ```
+    /// use msg::Config;
+    /// use msg::config::ConfigFiles;
+    /// let files = ConfigFiles::empty().text("a.conf", "[DEFAULT]\ncontrol_exchange = nova\n")?;
+    /// let config = Config::load(files)?;
+    /// let url = config.url_with_files("memory://elsewhere")?;
+    /// assert_eq!(url.query_value("control_exchange"), Some("nova"));
+    /// # Ok::<(), msg::Error>(())
+    /// ```
+    pub fn url_with_files(&self, url: &str) -> Result<TransportUrl> {
+        let control_exchange = self.files.get("DEFAULT", "control_exchange")?;
+        with_files(
+            &self.files,
+            &self.registry,
+            TransportUrl::parse(url)?,
+            control_exchange.as_ref(),
+        )
+    }
+
     /// Opens the RPC transport.
     pub async fn transport(&self) -> Result<Transport> {
         self.registry.open_url(self.transport_url.clone()).await
@@ -287,8 +310,8 @@ fn driver_section(driver_name: &str) -> String {
     }
 }
 
-/// A transport URL with its driver section's options (each checked by the driver, a bad
-/// one named where it was written) and `control_exchange` under its own query.
+/// A transport URL as written in a file (else oslo's default), with its driver section's
+/// options and `control_exchange` under its query.
 fn driver_url(
     files: &ConfigFiles,
     registry: &DriverRegistry,
@@ -299,9 +322,20 @@ fn driver_url(
         Some(v) => TransportUrl::parse(v.as_str()).map_err(|e| v.invalid(e.to_string()))?,
         None => TransportUrl::parse(DEFAULT_TRANSPORT_URL)?,
     };
+    with_files(files, registry, parsed, control_exchange)
+}
+
+/// `url` with its driver section's options (each checked by the driver, a bad one named
+/// where it was written) and `control_exchange` under its own query.
+fn with_files(
+    files: &ConfigFiles,
+    registry: &DriverRegistry,
+    url: TransportUrl,
+    control_exchange: Option<&ConfigValue>,
+) -> Result<TransportUrl> {
     // a scheme this build lacks fails when the transport is opened, with its hint
-    let Some(factory) = registry.lookup(parsed.scheme()) else {
-        return Ok(parsed);
+    let Some(factory) = registry.lookup(url.scheme()) else {
+        return Ok(url);
     };
     let section = driver_section(factory.name());
     let mut defaults: Vec<(String, String)> = Vec::new();
@@ -326,7 +360,7 @@ fn driver_url(
             OptionCheck::Invalid(reason) => return Err(value.invalid(reason).into()),
         }
     }
-    Ok(parsed.with_query_defaults(defaults))
+    Ok(url.with_query_defaults(defaults))
 }
 
 /// A `driver` value as [`Notifier::driver_names`] takes it.

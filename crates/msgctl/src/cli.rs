@@ -26,6 +26,8 @@ pub const DEFAULT_URL: &str = "memory://";
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
+    #[command(flatten)]
+    pub config: ConfigArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -59,6 +61,33 @@ pub struct Global {
     /// Machine-readable output: JSON objects on stdout, one per line.
     #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
+}
+
+/// The oslo.config files of a Python service to take options from (see `config.rs`).
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// An oslo.config file to read, as a Python service's `--config-file` (repeatable; later
+    /// files win): `[DEFAULT] transport_url` is the URL when neither --url nor
+    /// MSG_TRANSPORT_URL gives one, and the driver's section (`[oslo_messaging_rabbit]`) adds
+    /// options under the URL's query; `control_exchange`, `rpc_response_timeout` (call's
+    /// --timeout) and `executor_thread_pool_size` (serve's --executor) are defaults.
+    #[arg(
+        long = "config-file",
+        global = true,
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
+    pub config_file: Vec<std::path::PathBuf>,
+
+    /// A directory whose `*.conf` files are read in name order, after the --config-file
+    /// options before it, as oslo.config's `--config-dir` (repeatable).
+    #[arg(
+        long = "config-dir",
+        global = true,
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
+    pub config_dir: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

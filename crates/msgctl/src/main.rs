@@ -7,6 +7,7 @@
 
 mod cli;
 mod cmd;
+mod config;
 mod endpoint;
 mod errors;
 mod input;
@@ -16,19 +17,27 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command, DEFAULT_URL};
 use crate::errors::EXIT_FAILED;
 
 fn main() -> ExitCode {
-    let mut cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     if cli.global.url.trim().is_empty() {
         // an empty `MSG_TRANSPORT_URL=` (or `--url ''`) counts as unset
         cli.global.url = DEFAULT_URL.to_string();
     }
     init_logging(&cli);
+    if let Err(e) = config::apply(&mut cli, &matches) {
+        eprintln!("msgctl: {}", e.line);
+        return ExitCode::from(e.code);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

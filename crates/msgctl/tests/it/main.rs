@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod config;
+
 const BIN: &str = env!("CARGO_BIN_EXE_msgctl");
 
 /// Runs msgctl with these arguments, without `MSG_TRANSPORT_URL` from the environment.
@@ -331,16 +333,14 @@ struct Server {
 
 impl Server {
     fn start(url: &str, topic: &str) -> Server {
+        Server::start_with(&["--url", url], topic)
+    }
+
+    /// `serve` with these global options (`--url`, `--config-file`, ...) first.
+    fn start_with(global: &[&str], topic: &str) -> Server {
         let mut child = Command::new(BIN)
-            .args([
-                "--url",
-                url,
-                "serve",
-                "--topic",
-                topic,
-                "--server",
-                "it-server",
-            ])
+            .args(global)
+            .args(["serve", "--topic", topic, "--server", "it-server"])
             .env_remove("MSG_TRANSPORT_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,0 +1,82 @@
+//! `--config-file` and `--config-dir`: a Python service's oslo.config files as the source of
+//! the URL and of defaults the command line did not set.
+
+use clap::ArgMatches;
+use clap::parser::ValueSource;
+use msg::Config;
+use msg::config::ConfigFiles;
+
+use crate::cli::{Cli, Command};
+use crate::errors::CliError;
+
+/// Reads the files the command line names, in its order, and applies them: the URL (from
+/// `[DEFAULT] transport_url` unless --url or MSG_TRANSPORT_URL gave one; either way with the
+/// driver's section and `control_exchange` under its query), call's --timeout
+/// (`rpc_response_timeout`) and serve's --executor (`executor_thread_pool_size`) unless
+/// given. Nothing to do without files.
+pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<(), CliError> {
+    let Some(files) = files_in_order(matches)? else {
+        return Ok(());
+    };
+    let config = Config::load(files).map_err(|e| CliError::usage(e.to_string()))?;
+    // an empty --url or MSG_TRANSPORT_URL counts as unset
+    let url_given = given(matches, "url")
+        && matches
+            .get_one::<String>("url")
+            .is_some_and(|u| !u.trim().is_empty());
+    let url = if url_given {
+        config
+            .url_with_files(&cli.global.url)
+            .map_err(|e| CliError::usage(e.to_string()))?
+    } else {
+        config.transport_url().clone()
+    };
+    cli.global.url = url.to_string_with_password();
+    let sub = matches.subcommand().map(|(_, m)| m);
+    match &mut cli.command {
+        Command::Call(args) if !sub.is_some_and(|m| given(m, "timeout")) => {
+            args.timeout = config.rpc_response_timeout();
+        }
+        Command::Serve(args) if !sub.is_some_and(|m| given(m, "executor")) => {
+            args.executor = config.executor();
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Whether the user set the argument (on the command line or through its variable).
+fn given(matches: &ArgMatches, id: &str) -> bool {
+    matches!(
+        matches.value_source(id),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    )
+}
+
+/// The files and directories as the command line orders them (a directory's files come
+/// after the files named before it, as oslo.config reads them); `None` when there are none.
+fn files_in_order(matches: &ArgMatches) -> Result<Option<ConfigFiles>, CliError> {
+    let mut given: Vec<(usize, bool, std::path::PathBuf)> = Vec::new();
+    for (id, is_dir) in [("config_file", false), ("config_dir", true)] {
+        if let (Some(values), Some(indices)) = (
+            matches.get_many::<std::path::PathBuf>(id),
+            matches.indices_of(id),
+        ) {
+            given.extend(indices.zip(values).map(|(i, p)| (i, is_dir, p.clone())));
+        }
+    }
+    if given.is_empty() {
+        return Ok(None);
+    }
+    given.sort_by_key(|(i, _, _)| *i);
+    let mut files = ConfigFiles::new();
+    for (_, is_dir, path) in given {
+        files = if is_dir {
+            files.dir(&path)
+        } else {
+            files.file(&path)
+        }
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    }
+    Ok(Some(files))
+}
