@@ -6,11 +6,19 @@
 //! serve: servers and listeners live in `msg-server`.
 #![warn(missing_docs)]
 
+mod error_notifications;
+mod event_loggers;
+mod log_driver;
+mod mask;
 mod notifier;
 mod rpc;
 
+pub use error_notifications::NotificationLayer;
+pub use event_loggers::LOGGER_BASE;
+pub use log_driver::LogDriver;
+pub use mask::{MASK, is_secret_name, mask_password, mask_value};
 pub use notifier::{
-    Captured, DEFAULT_SEND_TIMEOUT, LogDriver, MessagingDriver, NoopDriver, Notifier, NotifyDriver,
+    Captured, DEFAULT_SEND_TIMEOUT, MessagingDriver, NoopDriver, Notifier, NotifyDriver,
     RoutingConfig, RoutingDriver, TestNotifications,
 };
 pub use rpc::RpcClient;

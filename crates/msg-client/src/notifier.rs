@@ -137,6 +137,11 @@ impl Notifier {
         Ok(self.drivers(drivers))
     }
 
+    /// Whether one of the drivers has this name (`log`, `messagingv2`, ...).
+    pub fn has_driver(&self, name: &str) -> bool {
+        self.drivers.iter().any(|d| d.name() == name)
+    }
+
     /// Whether any driver sends anywhere.
     pub fn is_enabled(&self) -> bool {
         self.drivers.iter().any(|d| d.is_enabled())
@@ -264,7 +269,7 @@ fn named_driver(name: &str, transport: Option<&Transport>) -> Result<Arc<dyn Not
     Ok(match name {
         "messagingv2" => Arc::new(MessagingDriver::new(need_transport()?, EnvelopeVersion::V2)),
         "messaging" => Arc::new(MessagingDriver::new(need_transport()?, EnvelopeVersion::V1)),
-        "log" => Arc::new(LogDriver),
+        "log" => Arc::new(crate::LogDriver),
         "noop" => Arc::new(NoopDriver),
         other => match other.strip_prefix("routing:") {
             Some(path) => {
@@ -332,37 +337,6 @@ impl NotifyDriver for MessagingDriver {
             }
         }
         first_error.map_or(Ok(()), Err)
-    }
-}
-
-/// Writes notifications to the log (`tracing`, target `msg::notification`), secrets masked.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LogDriver;
-
-#[async_trait]
-impl NotifyDriver for LogDriver {
-    fn name(&self) -> &str {
-        "log"
-    }
-
-    async fn notify(
-        &self,
-        context: &Context,
-        n: &Notification,
-        _: &[String],
-        _: Retry,
-    ) -> Result<()> {
-        let body = serde_json::json!({
-            "message_id": n.message_id,
-            "publisher_id": n.publisher_id,
-            "event_type": n.event_type,
-            "priority": n.priority.wire_name(),
-            "payload": n.payload,
-            "timestamp": n.timestamp,
-            "context": context.redacted(),
-        });
-        tracing::info!(target: "msg::notification", priority = n.priority.wire_name(), "{body}");
-        Ok(())
     }
 }
 

@@ -53,8 +53,8 @@ pub use msg_server::{Executor, RpcServer, RpcServerBuilder, ServerState};
 /// Notifications: the notifier, its drivers, listeners, endpoints, filters and results.
 pub mod notify {
     pub use msg_client::{
-        Captured, LogDriver, MessagingDriver, NoopDriver, Notifier, NotifyDriver, RoutingConfig,
-        RoutingDriver, TestNotifications,
+        Captured, LOGGER_BASE, LogDriver, MessagingDriver, NoopDriver, NotificationLayer, Notifier,
+        NotifyDriver, RoutingConfig, RoutingDriver, TestNotifications, mask_password, mask_value,
     };
     pub use msg_dispatch::{
         BatchResult, Handled, IntoBatchResult, IntoNotificationResult, NotificationDispatcher,
