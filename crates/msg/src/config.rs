@@ -268,6 +268,13 @@ impl Config {
         self.configure(notifier)
     }
 
+    /// oslo's `PublishErrorsHandler` for this service: a `tracing` layer that sends each
+    /// ERROR event as an `error_notification` through [`notifier`](Self::notifier) (nothing
+    /// when the drivers include `log`, or when there are none). Made inside a Tokio runtime.
+    pub async fn publish_errors_layer(&self) -> Result<msg_client::NotificationLayer> {
+        msg_client::NotificationLayer::publish_errors(self.notifier().await?)
+    }
+
     /// A notifier on `transport` with the configured drivers, topics and retry.
     pub fn notifier_on(&self, transport: &Transport) -> Result<Notifier> {
         self.configure(Notifier::new(transport.clone()))
