@@ -418,3 +418,95 @@ for group, opts in oslo_messaging.opts.list_opts():
         );
     }
 }
+
+/// The warnings logged while `f` runs (on this thread).
+fn warnings_during(f: impl FnOnce()) -> Vec<String> {
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
+
+    #[derive(Clone, Default)]
+    struct Warnings(Arc<Mutex<Vec<String>>>);
+    struct Line(String);
+    impl tracing::field::Visit for Line {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!("{}={value:?} ", field.name()));
+        }
+    }
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+        fn on_event(&self, event: &tracing::Event<'_>, _: LayerContext<'_, S>) {
+            if *event.metadata().level() == tracing::Level::WARN {
+                let mut line = Line(String::new());
+                event.record(&mut line);
+                self.0.lock().unwrap().push(line.0);
+            }
+        }
+    }
+    let warnings = Warnings::default();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(warnings.clone()), f);
+    warnings.0.lock().unwrap().clone()
+}
+
+#[cfg(feature = "amqp")]
+#[test]
+fn driver_sections_reach_the_url_under_its_query_and_unknown_options_warn() {
+    let files = ConfigFiles::empty()
+        .text(
+            "svc.conf",
+            "[DEFAULT]\ntransport_url = rabbit://u:p@h1:5672/?heartbeat_rate=5\n\
+             [oslo_messaging_rabbit]\nheartbeat_rate = 2\nrabbit_qos_prefetch_count = 4\n\
+             rabbit_no_such_option = 1\n[oslo_messaging_notifications]\nno_such = 1\n",
+        )
+        .unwrap()
+        .environment([("OS_OSLO_MESSAGING_RABBIT__RABBIT_QOS_PREFETCH_COUNT", "9")]);
+    let mut config = None;
+    let warnings = warnings_during(|| config = Some(Config::load(files).unwrap()));
+    let config = config.unwrap();
+    let url = config.transport_url();
+    // the URL's own query wins over the file; the environment over the file
+    assert_eq!(url.query_value("heartbeat_rate"), Some("5"));
+    assert_eq!(url.query_value("rabbit_qos_prefetch_count"), Some("9"));
+    assert_eq!(url.query_value("rabbit_no_such_option"), None);
+    assert!(
+        warnings.iter().any(|w| w.contains("svc.conf:6")
+            && w.contains("[oslo_messaging_rabbit] rabbit_no_such_option")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("[oslo_messaging_notifications] no_such")),
+        "{warnings:?}"
+    );
+    // [DEFAULT] is not ours: nova's options there are not warned about
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+}
+
+#[cfg(feature = "nats")]
+#[test]
+fn the_nats_section_is_read_for_nats_urls() {
+    let files = ConfigFiles::empty()
+        .text(
+            "svc.conf",
+            "[DEFAULT]\ntransport_url = nats://127.0.0.1:4222\n\
+             [oslo_messaging_nats]\nack_wait = 60\nsubject_prefix = nova\n\
+             [oslo_messaging_rabbit]\nrabbit_qos_prefetch_count = not-read-for-nats\n",
+        )
+        .unwrap();
+    let config = Config::load(files).unwrap();
+    assert_eq!(config.transport_url().query_value("ack_wait"), Some("60"));
+    assert_eq!(
+        config.transport_url().query_value("subject_prefix"),
+        Some("nova")
+    );
+    let files = ConfigFiles::empty()
+        .text(
+            "svc.conf",
+            "[DEFAULT]\ntransport_url = nats://127.0.0.1:4222\n[oslo_messaging_nats]\nack_wait = soon\n",
+        )
+        .unwrap();
+    let err = Config::load(files).unwrap_err().to_string();
+    assert!(
+        err.contains("svc.conf:4: [oslo_messaging_nats] ack_wait: "),
+        "{err}"
+    );
+}
