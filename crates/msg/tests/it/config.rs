@@ -452,8 +452,8 @@ fn driver_sections_reach_the_url_under_its_query_and_unknown_options_warn() {
     let files = ConfigFiles::empty()
         .text(
             "svc.conf",
-            "[DEFAULT]\ntransport_url = rabbit://u:p@h1:5672/?heartbeat_rate=5\n\
-             [oslo_messaging_rabbit]\nheartbeat_rate = 2\nrabbit_qos_prefetch_count = 4\n\
+            "[DEFAULT]\ntransport_url = rabbit://u:p@h1:5672/?kombu_reconnect_delay=5\n\
+             [oslo_messaging_rabbit]\nkombu_reconnect_delay = 2\nrabbit_qos_prefetch_count = 4\n\
              rabbit_no_such_option = 1\n[oslo_messaging_notifications]\nno_such = 1\n",
         )
         .unwrap()
@@ -463,7 +463,7 @@ fn driver_sections_reach_the_url_under_its_query_and_unknown_options_warn() {
     let config = config.unwrap();
     let url = config.transport_url();
     // the URL's own query wins over the file; the environment over the file
-    assert_eq!(url.query_value("heartbeat_rate"), Some("5"));
+    assert_eq!(url.query_value("kombu_reconnect_delay"), Some("5"));
     assert_eq!(url.query_value("rabbit_qos_prefetch_count"), Some("9"));
     assert_eq!(url.query_value("rabbit_no_such_option"), None);
     assert!(

@@ -91,13 +91,13 @@ fn a_bad_value_in_a_file_is_bad_input_naming_file_section_and_key() {
     let dir = TempDir::new("config-bad");
     let conf = dir.write(
         "bad.conf",
-        "[DEFAULT]\ntransport_url = rabbit://u:s3cret@127.0.0.1:1/\n\n[oslo_messaging_rabbit]\nheartbeat_rate = lots\n",
+        "[DEFAULT]\ntransport_url = rabbit://u:s3cret@127.0.0.1:1/\n\n[oslo_messaging_rabbit]\nrabbit_qos_prefetch_count = lots\n",
     );
     let o = msgctl(&["--config-file", &conf, "call", "--topic", "t", "echo"]);
     let err = fails_with(&o, 2);
     assert!(
         err.contains(&format!(
-            "{conf}:5: [oslo_messaging_rabbit] heartbeat_rate: "
+            "{conf}:5: [oslo_messaging_rabbit] rabbit_qos_prefetch_count: "
         )),
         "{err}"
     );
