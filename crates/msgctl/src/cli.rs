@@ -69,8 +69,10 @@ pub struct ConfigArgs {
     /// An oslo.config file to read, as a Python service's `--config-file` (repeatable; later
     /// files win): `[DEFAULT] transport_url` is the URL when neither --url nor
     /// MSG_TRANSPORT_URL gives one, and the driver's section (`[oslo_messaging_rabbit]`) adds
-    /// options under the URL's query; `control_exchange`, `rpc_response_timeout` (call's
-    /// --timeout) and `executor_thread_pool_size` (serve's --executor) are defaults.
+    /// options under the URL's query (notify and listen: the notifications' `transport_url`);
+    /// `control_exchange`, `rpc_response_timeout` (call's --timeout),
+    /// `executor_thread_pool_size` (serve's --executor), `[oslo_messaging_notifications]`
+    /// `topics` (--topic) and `driver` (notify's --driver) are defaults.
     #[arg(
         long = "config-file",
         global = true,

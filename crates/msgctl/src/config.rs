@@ -6,14 +6,16 @@ use clap::parser::ValueSource;
 use msg::Config;
 use msg::config::ConfigFiles;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, NotifyDriverName};
 use crate::errors::CliError;
 
 /// Reads the files the command line names, in its order, and applies them: the URL (from
-/// `[DEFAULT] transport_url` unless --url or MSG_TRANSPORT_URL gave one; either way with the
-/// driver's section and `control_exchange` under its query), call's --timeout
-/// (`rpc_response_timeout`) and serve's --executor (`executor_thread_pool_size`) unless
-/// given. Nothing to do without files.
+/// `[DEFAULT] transport_url`, for notify and listen the notifications' `transport_url`,
+/// unless --url or MSG_TRANSPORT_URL gave one; either way with the driver's section and
+/// `control_exchange` under its query), and unless given: call's --timeout
+/// (`rpc_response_timeout`), serve's --executor (`executor_thread_pool_size`), notify's and
+/// listen's --topic (`topics`) and notify's --driver (the first of `driver` that is
+/// `messagingv2` or `messaging`). Nothing to do without files.
 pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<(), CliError> {
     let Some(files) = files_in_order(matches)? else {
         return Ok(());
@@ -24,21 +26,45 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<(), CliError> {
         && matches
             .get_one::<String>("url")
             .is_some_and(|u| !u.trim().is_empty());
+    // notify and listen use the notifications' transport, as oslo's notifiers and listeners
+    let notifications = matches!(cli.command, Command::Notify(_) | Command::Listen(_));
     let url = if url_given {
         config
             .url_with_files(&cli.global.url)
             .map_err(|e| CliError::usage(e.to_string()))?
+    } else if notifications {
+        config.notification_transport_url().clone()
     } else {
         config.transport_url().clone()
     };
     cli.global.url = url.to_string_with_password();
     let sub = matches.subcommand().map(|(_, m)| m);
+    let unset = |id: &str| !sub.is_some_and(|m| given(m, id));
     match &mut cli.command {
-        Command::Call(args) if !sub.is_some_and(|m| given(m, "timeout")) => {
+        Command::Call(args) if unset("timeout") => {
             args.timeout = config.rpc_response_timeout();
         }
-        Command::Serve(args) if !sub.is_some_and(|m| given(m, "executor")) => {
+        Command::Serve(args) if unset("executor") => {
             args.executor = config.executor();
+        }
+        Command::Notify(args) => {
+            if unset("topics") {
+                args.topics = config.notification_topics().to_vec();
+            }
+            let configured = config
+                .notification_drivers()
+                .iter()
+                .find_map(|d| match d.as_str() {
+                    "messagingv2" => Some(NotifyDriverName::Messagingv2),
+                    "messaging" => Some(NotifyDriverName::Messaging),
+                    _ => None,
+                });
+            if let (true, Some(driver)) = (unset("driver"), configured) {
+                args.driver = driver;
+            }
+        }
+        Command::Listen(args) if unset("topics") => {
+            args.topics = config.notification_topics().to_vec();
         }
         _ => {}
     }

@@ -113,3 +113,48 @@ fn a_bad_value_in_a_file_is_bad_input_naming_file_section_and_key() {
     let err = fails_with(&o, 2);
     assert!(err.contains("/nonexistent/nova.conf"), "{err}");
 }
+
+#[test]
+fn notify_and_listen_use_the_files_notification_transport_and_topics_on_rabbitmq() {
+    let Some(url) = broker_url("MSG_RABBIT_URL") else {
+        return;
+    };
+    let dir = TempDir::new("config-notify");
+    let id = std::process::id();
+    // RPC on an in-process broker: only the notifications' URL reaches RabbitMQ
+    let conf = dir.write(
+        "svc.conf",
+        &format!(
+            "[DEFAULT]\ntransport_url = memory://config-{id}\ncontrol_exchange = msgctl-config-{id}\n\
+             [oslo_messaging_notifications]\ntransport_url = {url}\ndriver = messaging\n\
+             topics = msgctl-config-{id}-notes\n"
+        ),
+    );
+    let o = msgctl(&[
+        "--config-file",
+        &conf,
+        "notify",
+        "--priority",
+        "info",
+        "--publisher-id",
+        "p",
+        "--event-type",
+        "volume.create",
+        r#"{"size": 1}"#,
+    ]);
+    assert!(o.status.success(), "notify: {}", stderr(&o));
+    let o = msgctl(&[
+        "--config-file",
+        &conf,
+        "listen",
+        "--count",
+        "1",
+        "--timeout",
+        "20",
+        "--json",
+    ]);
+    assert!(o.status.success(), "listen: {}", stderr(&o));
+    let line: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(line["event_type"], "volume.create");
+    assert_eq!(line["payload"], serde_json::json!({"size": 1}));
+}
