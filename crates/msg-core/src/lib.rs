@@ -4,9 +4,10 @@
 //! This crate is what driver authors and the other msg crates build on: targets, transport
 //! URLs, request contexts, priorities, notifications, the one [`Error`] type, the
 //! dyn-compatible [`Driver`] contract with its listeners and incoming messages, the generic
-//! [`Batched`] stream combinator, the [`DriverFactory`] registry, [`Serializer`] hooks, and
-//! the oslo envelope [`codec`]. It has no broker dependency and starts no executor: an
-//! application wants the `msg` facade instead.
+//! [`Batched`] stream combinator, the [`DriverFactory`] registry, [`Serializer`] hooks, the
+//! oslo envelope [`codec`], and oslo.config files read by oslo.config's rules ([`config`]).
+//! It has no broker dependency and starts no executor: an application wants the `msg`
+//! facade instead.
 //!
 //! ```
 //! use msg_core::{Role, Target, TransportUrl};

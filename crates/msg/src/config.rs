@@ -99,10 +99,22 @@ impl Config {
             &registry,
             rpc_url.as_ref(),
             control_exchange.as_ref(),
+            true,
         )?;
         let notify_url = files.get(NOTIFICATIONS, "transport_url")?;
         let notification_transport_url = match notify_url {
-            Some(v) => driver_url(&files, &registry, Some(&v), control_exchange.as_ref())?,
+            Some(v) => {
+                let same_driver = TransportUrl::parse(v.as_str())
+                    .ok()
+                    .is_some_and(|u| same_factory(&registry, u.scheme(), transport_url.scheme()));
+                driver_url(
+                    &files,
+                    &registry,
+                    Some(&v),
+                    control_exchange.as_ref(),
+                    !same_driver,
+                )?
+            }
             None => transport_url.clone(),
         };
         let rpc_response_timeout = match files.get("DEFAULT", "rpc_response_timeout")? {
@@ -194,11 +206,15 @@ impl Config {
     /// ```
     pub fn url_with_files(&self, url: &str) -> Result<TransportUrl> {
         let control_exchange = self.files.get("DEFAULT", "control_exchange")?;
+        let url = TransportUrl::parse(url)?;
+        // the section of the files' own URL was checked (and warned about) when loading
+        let warn = !same_factory(&self.registry, url.scheme(), self.transport_url.scheme());
         with_files(
             &self.files,
             &self.registry,
-            TransportUrl::parse(url)?,
+            url,
             control_exchange.as_ref(),
+            warn,
         )
     }
 
@@ -324,12 +340,21 @@ fn driver_url(
     registry: &DriverRegistry,
     url: Option<&ConfigValue>,
     control_exchange: Option<&ConfigValue>,
+    warn_unknown: bool,
 ) -> Result<TransportUrl> {
     let parsed = match url {
         Some(v) => TransportUrl::parse(v.as_str()).map_err(|e| v.invalid(e.to_string()))?,
         None => TransportUrl::parse(DEFAULT_TRANSPORT_URL)?,
     };
-    with_files(files, registry, parsed, control_exchange)
+    with_files(files, registry, parsed, control_exchange, warn_unknown)
+}
+
+/// Whether two schemes are served by the same driver (so by the same section).
+fn same_factory(registry: &DriverRegistry, a: &str, b: &str) -> bool {
+    match (registry.lookup(a), registry.lookup(b)) {
+        (Some(x), Some(y)) => x.name() == y.name(),
+        _ => false,
+    }
 }
 
 /// `url` with its driver section's options (each checked by the driver, a bad one named
@@ -339,6 +364,7 @@ fn with_files(
     registry: &DriverRegistry,
     url: TransportUrl,
     control_exchange: Option<&ConfigValue>,
+    warn_unknown: bool,
 ) -> Result<TransportUrl> {
     // a scheme this build lacks fails when the transport is opened, with its hint
     let Some(factory) = registry.lookup(url.scheme()) else {
@@ -359,11 +385,12 @@ fn with_files(
         };
         match factory.check_option(&key, value.as_str()) {
             OptionCheck::Known => defaults.push((key, value.as_str().to_string())),
-            OptionCheck::Unknown => tracing::warn!(
+            OptionCheck::Unknown if warn_unknown => tracing::warn!(
                 %origin,
                 "[{section}] {key}: the {} driver has no such option; ignored",
                 factory.name()
             ),
+            OptionCheck::Unknown => {}
             OptionCheck::Invalid(reason) => return Err(value.invalid(reason).into()),
         }
     }

@@ -38,6 +38,22 @@ fn python_on_rabbit(suite: &str) -> Option<PythonEnv> {
     }
 }
 
+/// The Python of `MSG_PYTHON`, or `None` after a SKIPPED line (a failure with
+/// `MSG_REQUIRE_BROKERS=1`).
+fn python(suite: &str) -> Option<String> {
+    match std::env::var("MSG_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            assert!(
+                std::env::var("MSG_REQUIRE_BROKERS").as_deref() != Ok("1"),
+                "MSG_REQUIRE_BROKERS=1 but MSG_PYTHON is not set"
+            );
+            eprintln!("SKIPPED: {suite} (no MSG_PYTHON)");
+            None
+        }
+    }
+}
+
 /// A directory of its own under the temporary directory, removed on drop.
 struct TempDir(PathBuf);
 
@@ -289,16 +305,8 @@ async fn the_urls_query_wins_over_the_files_and_no_driver_sends_nothing() {
 /// The oslo.config rules on a tricky file, against oslo.config itself.
 #[test]
 fn tricky_files_read_as_oslo_config_reads_them() {
-    let python = match std::env::var("MSG_PYTHON") {
-        Ok(p) if !p.is_empty() => p,
-        _ => {
-            assert!(
-                std::env::var("MSG_REQUIRE_BROKERS").as_deref() != Ok("1"),
-                "MSG_REQUIRE_BROKERS=1 but MSG_PYTHON is not set"
-            );
-            eprintln!("SKIPPED: config: oslo.config parity (no MSG_PYTHON)");
-            return;
-        }
+    let Some(python) = python("config: oslo.config parity") else {
+        return;
     };
     let dir = TempDir::new();
     let first = dir.write(
@@ -387,8 +395,7 @@ print(json.dumps(out))
 #[cfg(feature = "amqp")]
 #[test]
 fn every_oslo_rabbit_option_is_known_to_the_driver() {
-    let Ok(python) = std::env::var("MSG_PYTHON") else {
-        eprintln!("SKIPPED: config: oslo's rabbit options (no MSG_PYTHON)");
+    let Some(python) = python("config: oslo's rabbit options") else {
         return;
     };
     let script = r#"
@@ -454,7 +461,7 @@ fn driver_sections_reach_the_url_under_its_query_and_unknown_options_warn() {
             "svc.conf",
             "[DEFAULT]\ntransport_url = rabbit://u:p@h1:5672/?kombu_reconnect_delay=5\n\
              [oslo_messaging_rabbit]\nkombu_reconnect_delay = 2\nrabbit_qos_prefetch_count = 4\n\
-             rabbit_no_such_option = 1\n[oslo_messaging_notifications]\nno_such = 1\n",
+             rabbit_no_such_option = 1\n[oslo_messaging_notifications]\nno_such = 1\ntransport_url = rabbit://u:p@h2:5672/\n",
         )
         .unwrap()
         .environment([("OS_OSLO_MESSAGING_RABBIT__RABBIT_QOS_PREFETCH_COUNT", "9")]);
@@ -466,6 +473,10 @@ fn driver_sections_reach_the_url_under_its_query_and_unknown_options_warn() {
     assert_eq!(url.query_value("kombu_reconnect_delay"), Some("5"));
     assert_eq!(url.query_value("rabbit_qos_prefetch_count"), Some("9"));
     assert_eq!(url.query_value("rabbit_no_such_option"), None);
+    // the notifications' own URL gets the section too (and its unknown option is warned once)
+    let notify = config.notification_transport_url();
+    assert_eq!(notify.hosts()[0].hostname, "h2");
+    assert_eq!(notify.query_value("rabbit_qos_prefetch_count"), Some("9"));
     assert!(
         warnings.iter().any(|w| w.contains("svc.conf:6")
             && w.contains("[oslo_messaging_rabbit] rabbit_no_such_option")),
