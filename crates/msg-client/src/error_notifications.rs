@@ -155,7 +155,8 @@ impl NotificationLayer {
         self.inner.tx.is_some()
     }
 
-    /// Waits until every event queued before this call was sent (or failed).
+    /// Waits until every event queued before this call was sent (or failed). A notifier that
+    /// retries forever (oslo's `retry = -1`) makes this wait as long as the broker is away.
     pub async fn flush(&self) {
         let Some(tx) = &self.inner.tx else {
             return;
