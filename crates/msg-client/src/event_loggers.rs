@@ -85,8 +85,10 @@ fn metadata_for(event_type: &str, level: Level) -> Option<&'static Metadata<'sta
             Kind::EVENT,
         )
     });
-    tracing::callsite::register(callsite);
     loggers.insert((event_type.to_string(), level), meta);
+    // registering calls into the subscribers, which may log: not under the lock
+    drop(loggers);
+    tracing::callsite::register(callsite);
     Some(meta)
 }
 
