@@ -521,3 +521,65 @@ fn the_nats_section_is_read_for_nats_urls() {
         "{err}"
     );
 }
+
+/// The `configured_service` example, run as a newcomer runs it: pointed at a service's file.
+#[test]
+fn the_configured_service_example_runs_from_a_services_file() {
+    let Some(url) = std::env::var("MSG_RABBIT_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("SKIPPED: configured_service example (no MSG_RABBIT_URL)");
+        return;
+    };
+    if msg::builtin_registry().lookup("rabbit").is_none() {
+        eprintln!("SKIPPED: configured_service example (built without the amqp feature)");
+        return;
+    }
+    let dir = TempDir::new();
+    let exchange = unique("exchange");
+    let notify_topic = unique("notifications");
+    let conf = dir.write(
+        "svc.conf",
+        &format!(
+            "[DEFAULT]\ntransport_url = {url}\ncontrol_exchange = {exchange}\n\
+             rpc_response_timeout = 10\nexecutor_thread_pool_size = 3\n\
+             [oslo_messaging_notifications]\ndriver = messagingv2\ntopics = {notify_topic}\n"
+        ),
+    );
+    let topic = unique("svc");
+    let run = crate::Running::start(
+        "configured_service",
+        &["--config-file", conf.to_str().unwrap(), "--topic", &topic],
+    );
+    run.expect_line("serving topic");
+    run.expect_line(r#"echo -> {"hello":"world"} (timeout 10s)"#);
+    run.expect_line("notified service.started");
+    run.exits_ok();
+
+    // the notification waits in the files' exchange, on the files' topic
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let transport = msg::Transport::open(&url).await.unwrap();
+        let (tx, mut got) = tokio::sync::mpsc::unbounded_channel();
+        let target = Target::topic(notify_topic.as_str()).with_exchange(exchange.as_str());
+        let listener = msg::notify::NotificationListener::builder(transport.clone(), [target])
+            .endpoint(msg::notify::NotificationEndpoint::new().on_all(move |m| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(m);
+                    msg::notify::Handled
+                }
+            }))
+            .start()
+            .await
+            .unwrap();
+        let m = tokio::time::timeout(Duration::from_secs(30), got.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.event_type, "service.started");
+        listener.shutdown(Duration::from_secs(5)).await.unwrap();
+        transport.cleanup().await.unwrap();
+    });
+}
