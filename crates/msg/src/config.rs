@@ -218,16 +218,20 @@ impl Config {
         )
     }
 
-    /// Opens the RPC transport.
+    /// Opens the RPC transport, with `rpc_response_timeout` as the timeout of the clients
+    /// made on it ([`Transport::rpc_response_timeout`]).
     pub async fn transport(&self) -> Result<Transport> {
-        self.registry.open_url(self.transport_url.clone()).await
+        let transport = self.registry.open_url(self.transport_url.clone()).await?;
+        Ok(transport.with_rpc_response_timeout(self.rpc_response_timeout))
     }
 
     /// Opens the notifications' transport.
     pub async fn notification_transport(&self) -> Result<Transport> {
-        self.registry
+        let transport = self
+            .registry
             .open_url(self.notification_transport_url.clone())
-            .await
+            .await?;
+        Ok(transport.with_rpc_response_timeout(self.rpc_response_timeout))
     }
 
     /// `rpc_response_timeout`: how long a call waits for its reply.
@@ -255,7 +259,7 @@ impl Config {
         self.notification_retry
     }
 
-    /// An RPC client with `rpc_response_timeout`.
+    /// An RPC client with `rpc_response_timeout` (whatever transport it is given).
     pub fn rpc_client(&self, transport: &Transport, target: Target) -> RpcClient {
         RpcClient::new(transport.clone(), target).timeout(self.rpc_response_timeout)
     }

@@ -42,7 +42,7 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<(), CliError> {
     let unset = |id: &str| !sub.is_some_and(|m| given(m, id));
     match &mut cli.command {
         Command::Call(args) if unset("timeout") => {
-            args.timeout = config.rpc_response_timeout();
+            args.timeout = Some(config.rpc_response_timeout());
         }
         Command::Serve(args) if unset("executor") => {
             args.executor = config.executor();

@@ -289,7 +289,7 @@ async fn the_urls_query_wins_over_the_files_and_no_driver_sends_nothing() {
         .text(
             "a.conf",
             "[DEFAULT]\ntransport_url = memory://config-query?control_exchange=from-url\n\
-             control_exchange = from-file\n",
+             control_exchange = from-file\nrpc_response_timeout = 7\n",
         )
         .unwrap();
     let config = Config::load(files).unwrap();
