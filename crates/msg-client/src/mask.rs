@@ -2,7 +2,7 @@
 //! `mask_dict_password`): by key in JSON objects, and by pattern (`password=...`,
 //! `"token": "..."`, `--password ...`, `<password>...</password>`) inside strings.
 
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 
 use regex::Regex;
 use serde_json::Value;
@@ -49,7 +49,7 @@ const SECRET_KEYS: &[&str] = &[
     "chapsecret",
 ];
 
-/// oslo.utils' patterns, in its order, `KEY` standing for any secret name, with what a match
+/// oslo.utils' patterns, in its order, `KEY` standing for a secret name, with what a match
 /// becomes: the value between the kept groups is masked (the last pattern keeps the first
 /// group only, as oslo's does).
 const PATTERNS: &[(&str, &str)] = &[
@@ -79,18 +79,22 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
 ];
 
-static COMPILED: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
-    let keys = format!("(?:{})", SECRET_KEYS.join("|"));
+/// Each secret name's patterns, compiled the first time a text holds the name.
+static COMPILED: [OnceLock<Vec<(Regex, &'static str)>>; SECRET_KEYS.len()] =
+    [const { OnceLock::new() }; SECRET_KEYS.len()];
+
+/// The patterns of one secret name, compiled.
+fn compile(key: &str) -> Vec<(Regex, &'static str)> {
     PATTERNS
         .iter()
         .filter_map(|(pattern, replacement)| {
             // the patterns are constants, checked by a test: none fails to compile
-            Regex::new(&format!("(?si){}", pattern.replace("KEY", &keys)))
+            Regex::new(&format!("(?si){}", pattern.replace("KEY", key)))
                 .ok()
                 .map(|re| (re, *replacement))
         })
         .collect()
-});
+}
 
 /// Whether a key names a secret (oslo.utils' list, as a part of the key, in any case).
 pub fn is_secret_name(key: &str) -> bool {
@@ -107,14 +111,19 @@ pub fn is_secret_name(key: &str) -> bool {
 /// assert_eq!(mask_password("nothing to hide"), "nothing to hide");
 /// ```
 pub fn mask_password(text: &str) -> String {
-    let lower = text.to_lowercase();
-    if !SECRET_KEYS.iter().any(|k| lower.contains(k)) {
+    if !SECRET_KEYS.iter().any(|k| text.to_lowercase().contains(k)) {
         return text.to_string();
     }
+    // oslo's order: name by name, each name's patterns in turn, so the results are oslo's
     let mut out = text.to_string();
-    for (re, replacement) in COMPILED.iter() {
-        if let std::borrow::Cow::Owned(masked) = re.replace_all(&out, *replacement) {
-            out = masked;
+    for (key, compiled) in SECRET_KEYS.iter().zip(&COMPILED) {
+        if !out.to_lowercase().contains(key) {
+            continue;
+        }
+        for (re, replacement) in compiled.get_or_init(|| compile(key)) {
+            if let std::borrow::Cow::Owned(masked) = re.replace_all(&out, *replacement) {
+                out = masked;
+            }
         }
     }
     out
@@ -158,7 +167,9 @@ mod tests {
 
     #[test]
     fn every_pattern_compiles() {
-        assert_eq!(COMPILED.len(), PATTERNS.len());
+        for key in SECRET_KEYS {
+            assert_eq!(compile(key).len(), PATTERNS.len(), "{key}");
+        }
     }
 
     #[test]
