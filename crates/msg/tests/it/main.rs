@@ -1,10 +1,10 @@
 //! The examples, run as users run them, on RabbitMQ (they are separate processes, so the
 //! in-process broker can't join them); oslo.config files (`config`) and oslo's logging pieces
-//! (`error_notifications`) through the facade.
+//! (`logging`) through the facade.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod config;
-mod error_notifications;
+mod logging;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

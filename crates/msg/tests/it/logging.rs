@@ -1,5 +1,6 @@
-//! oslo's logging pieces on RabbitMQ: an application's ERROR log event reaches a listener
-//! as oslo's `error_notification`, and nothing else does.
+//! oslo's logging pieces: an application's ERROR log event reaches a listener on RabbitMQ
+//! as oslo's `error_notification`, and nothing else does; passwords are masked as
+//! oslo.utils masks them.
 
 use std::time::Duration;
 
