@@ -10,6 +10,7 @@ mod error_notifications;
 mod event_loggers;
 mod log_driver;
 mod mask;
+mod metrics;
 mod notifier;
 mod rpc;
 

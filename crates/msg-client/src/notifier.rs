@@ -176,6 +176,9 @@ impl Notifier {
                     }),
                 },
             };
+            if driver.is_enabled() {
+                crate::metrics::notification_sent(priority, result.is_ok());
+            }
             if let Err(e) = result {
                 tracing::warn!(driver = driver.name(), event_type, error = %e, "notification not sent");
                 first_error.get_or_insert(e);

@@ -11,6 +11,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::metrics;
+
 /// Calls and casts RPC methods on a target. Cheap to clone; [`RpcClient::prepare`] returns a
 /// copy to modify (server, namespace, version, timeout, ...).
 ///
@@ -251,11 +253,14 @@ impl RpcClient {
     ) -> Result<R> {
         self.target.validate(Role::RpcCall)?;
         let (context, request) = self.request(context, method, args)?;
+        let invocation = metrics::Invocation::start(metrics::CALL, &self.target, method);
         let result = self
             .transport
             .driver()
             .call(&self.target, &context, &request, &self.options())
-            .await?;
+            .await;
+        invocation.finish(&result);
+        let result = result?;
         let result = self.serializer.deserialize_entity(&context, result)?;
         serde_json::from_value(result).map_err(|e| {
             Error::InvalidArgument(format!(
@@ -268,9 +273,13 @@ impl RpcClient {
     pub async fn cast(&self, context: &Context, method: &str, args: impl Serialize) -> Result<()> {
         self.target.validate(Role::RpcCast)?;
         let (context, request) = self.request(context, method, args)?;
-        self.transport
+        let invocation = metrics::Invocation::start(metrics::CAST, &self.target, method);
+        let result = self
+            .transport
             .driver()
             .cast(&self.target, &context, &request, &self.options())
-            .await
+            .await;
+        invocation.finish(&result);
+        result
     }
 }

@@ -26,6 +26,7 @@ mod context;
 mod driver;
 mod error;
 pub mod feed;
+pub mod metrics;
 pub mod naming;
 mod notification;
 mod priority;

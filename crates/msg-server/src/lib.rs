@@ -13,6 +13,7 @@
 
 mod dedup;
 mod executor;
+mod metrics;
 mod notify;
 mod rpc;
 mod server;

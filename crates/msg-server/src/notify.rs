@@ -15,6 +15,7 @@ use msg_dispatch::{
 
 use crate::dedup::{Dedup, Id};
 use crate::executor::Executor;
+use crate::metrics::ListenerMetrics;
 use crate::server::{Handle, MessageHandlingServer, Opened, Source};
 
 /// What both listener builders share.
@@ -111,13 +112,22 @@ impl NotificationSource {
 struct Settle {
     /// The `_unique_id` as dedup keeps it (`None`: empty, never a duplicate).
     id: Option<Id>,
+    priority: Priority,
     acker: Box<dyn Acknowledger>,
 }
 
 /// Settles a notification after dispatch: Requeue requeues only with `allow_requeue`,
 /// otherwise it is acked (with a warning, as oslo); an ack records the id for dedup.
-async fn settle(s: Settle, requeue: bool, allow_requeue: bool, dedup: &Dedup) {
-    let result = if requeue && allow_requeue {
+async fn settle(
+    s: Settle,
+    requeue: bool,
+    allow_requeue: bool,
+    dedup: &Dedup,
+    metrics: &ListenerMetrics,
+) {
+    let requeued = requeue && allow_requeue;
+    let priority = s.priority;
+    let result = if requeued {
         s.acker.requeue(None).await
     } else {
         if requeue {
@@ -133,8 +143,11 @@ async fn settle(s: Settle, requeue: bool, allow_requeue: bool, dedup: &Dedup) {
         }
         r
     };
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "settling a notification failed (the broker will redeliver it)");
+    match result {
+        Ok(()) => metrics.settled(priority, requeued),
+        Err(e) => {
+            tracing::warn!(error = %e, "settling a notification failed (the broker will redeliver it)");
+        }
     }
 }
 
@@ -145,6 +158,7 @@ async fn take(
 ) -> Option<(NotificationMessage, Settle)> {
     let (context, notification, unique_id, acker) = incoming.into_parts();
     let id = Id::of(&unique_id);
+    let priority = notification.priority;
     if id.as_ref().is_some_and(|id| dedup.contains(id)) {
         tracing::info!(unique_id, "duplicate notification dropped");
         if let Err(e) = acker.ack().await {
@@ -154,7 +168,11 @@ async fn take(
     }
     Some((
         NotificationMessage::new(context, notification),
-        Settle { id, acker },
+        Settle {
+            id,
+            priority,
+            acker,
+        },
     ))
 }
 
@@ -277,6 +295,7 @@ impl NotificationListenerBuilder {
             dispatcher,
             allow_requeue: self.common.allow_requeue,
             dedup: Dedup::new(capacity.max(prefetch as usize) * 2),
+            metrics: ListenerMetrics::new(self.common.pool.as_deref()),
         });
         Ok(NotificationListener {
             server: MessageHandlingServer::new(source, handler, self.common.executor),
@@ -315,6 +334,7 @@ struct SingleHandler {
     dispatcher: Arc<NotificationDispatcher>,
     allow_requeue: bool,
     dedup: Dedup,
+    metrics: ListenerMetrics,
 }
 
 impl Handle<IncomingNotification> for SingleHandler {
@@ -325,7 +345,7 @@ impl Handle<IncomingNotification> for SingleHandler {
             };
             let result = self.dispatcher.dispatch(message).await;
             let requeue = result == NotificationResult::Requeue;
-            settle(s, requeue, self.allow_requeue, &self.dedup).await;
+            settle(s, requeue, self.allow_requeue, &self.dedup, &self.metrics).await;
         }
         .boxed()
     }
@@ -425,6 +445,7 @@ impl BatchNotificationListenerBuilder {
             allow_requeue: self.common.allow_requeue,
             dedup: Dedup::new(remembered),
             requeued: Dedup::new(remembered),
+            metrics: ListenerMetrics::new(self.common.pool.as_deref()),
         });
         Ok(BatchNotificationListener {
             server: MessageHandlingServer::new(source, handler, self.common.executor),
@@ -478,6 +499,7 @@ struct BatchHandler {
     dedup: Dedup,
     /// The last notifications this listener requeued (by `_unique_id`, else `message_id`).
     requeued: Dedup,
+    metrics: ListenerMetrics,
 }
 
 impl BatchHandler {
@@ -517,7 +539,7 @@ impl BatchHandler {
             {
                 self.requeued.insert_id(id);
             }
-            settle(s, requeue, self.allow_requeue, &self.dedup).await;
+            settle(s, requeue, self.allow_requeue, &self.dedup, &self.metrics).await;
         }
     }
 }

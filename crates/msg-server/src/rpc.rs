@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::dedup::Dedup;
 use crate::executor::Executor;
+use crate::metrics::ServerMetrics;
 use crate::server::{Handle, MessageHandlingServer, Opened, Source};
 
 /// Serves RPC endpoints on a server target: its topic (load-balanced with the other servers
@@ -131,6 +132,7 @@ impl RpcServerBuilder {
     /// Builds the server without starting it.
     pub fn build(self) -> Result<RpcServer> {
         self.target.validate(Role::RpcServer)?;
+        let metrics = ServerMetrics::new(&self.target, &self.endpoints, self.ping);
         let mut dispatcher = RpcDispatcher::new(self.endpoints)?
             .access_policy(self.policy)
             .ping(self.ping);
@@ -149,6 +151,7 @@ impl RpcServerBuilder {
         let handler = Arc::new(RpcHandler {
             dispatcher: Arc::new(dispatcher),
             dedup: Dedup::new(capacity.max(prefetch as usize) * 2),
+            metrics,
         });
         Ok(RpcServer {
             server: MessageHandlingServer::new(source, handler, self.executor),
@@ -187,6 +190,7 @@ impl Source<IncomingRequest> for RpcSource {
 struct RpcHandler {
     dispatcher: Arc<RpcDispatcher>,
     dedup: Dedup,
+    metrics: ServerMetrics,
 }
 
 impl Handle<IncomingRequest> for RpcHandler {
@@ -226,7 +230,14 @@ impl RpcHandler {
         };
         let is_call = req.is_call();
         let method = req.request.method.clone();
+        let invocation = match self.dispatcher.route(&req.request) {
+            Ok(route) => self.metrics.start(&route),
+            Err(_) => None,
+        };
         let result = self.dispatcher.dispatch(req.context, req.request).await;
+        if let Some(invocation) = invocation {
+            invocation.finish(&result);
+        }
         if let Some(h) = heartbeat {
             h.abort();
         }
@@ -318,7 +329,9 @@ mod tests {
                 Ok::<_, HandlerError>(1)
             }
         });
+        let target = Target::server("t", "s");
         Arc::new(RpcHandler {
+            metrics: ServerMetrics::new(&target, std::slice::from_ref(&endpoint), false),
             dispatcher: Arc::new(RpcDispatcher::new(vec![endpoint]).unwrap()),
             dedup: Dedup::new(16),
         })
