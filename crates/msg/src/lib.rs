@@ -46,6 +46,8 @@ pub mod driver {
     };
 }
 
+pub mod metrics;
+
 pub use msg_client::RpcClient;
 pub use msg_dispatch::{AccessPolicy, Endpoint, HandlerError, PING_METHOD, RpcDispatcher};
 pub use msg_server::{Executor, RpcServer, RpcServerBuilder, ServerState};

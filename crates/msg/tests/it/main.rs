@@ -1,10 +1,11 @@
 //! The examples, run as users run them, on RabbitMQ (they are separate processes, so the
-//! in-process broker can't join them); oslo.config files (`config`) and oslo's logging pieces
-//! (`logging`) through the facade.
+//! in-process broker can't join them); oslo.config files (`config`), oslo's logging pieces
+//! (`logging`) and the metrics of a known workload (`metrics`) through the facade.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod config;
 mod logging;
+mod metrics;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
