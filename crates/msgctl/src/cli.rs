@@ -229,6 +229,31 @@ pub struct ServeArgs {
     /// once); also `blocking:N`.
     #[arg(long, default_value = "pool:64", value_name = "sequential|pool:N")]
     pub executor: Executor,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// Where `serve` and `listen` publish metrics (`docs/operations.md` lists them).
+#[derive(Debug, Clone, Args)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics over HTTP on HOST:PORT (scrape http://HOST:PORT/metrics).
+    #[arg(long, value_name = "HOST:PORT", value_parser = crate::metrics::parse_addr, help_heading = "Metrics")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Send oslo.messaging's RPC metrics to oslo.metrics's unix socket at PATH, as Python
+    /// services do (oslo's default: /var/tmp/metrics_collector.sock).
+    #[arg(long, value_name = "PATH", help_heading = "Metrics")]
+    pub oslo_metrics_socket: Option<std::path::PathBuf>,
+
+    /// The `process` label of what goes to oslo.metrics (oslo's metrics_process_name).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "oslo_metrics_socket",
+        help_heading = "Metrics"
+    )]
+    pub metrics_process_name: Option<String>,
 }
 
 /// The target and message of a call or a cast.
@@ -389,6 +414,9 @@ pub struct ListenArgs {
     /// Exit after this many seconds (fractions allowed).
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub timeout: Option<Duration>,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// What `msgctl bench` measures.

@@ -11,6 +11,7 @@ mod config;
 mod endpoint;
 mod errors;
 mod input;
+mod metrics;
 mod output;
 
 use std::io::IsTerminal;

@@ -156,6 +156,7 @@ impl Running {
 }
 
 pub async fn run(global: &Global, args: ListenArgs) -> Result<(), CliError> {
+    crate::metrics::install(&args.metrics)?;
     listen(global, args, Box::new(output::line)).await
 }
 
@@ -315,6 +316,11 @@ mod tests {
             requeue_event_type: None,
             count: None,
             timeout: Some(Duration::from_millis(300)),
+            metrics: crate::cli::MetricsArgs {
+                metrics_addr: None,
+                oslo_metrics_socket: None,
+                metrics_process_name: None,
+            },
         }
     }
 

@@ -49,6 +49,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<(), CliError> {
         Version::parse(version).map_err(|e| CliError::usage(format!("--version: {e}")))?;
     }
 
+    crate::metrics::install(&args.metrics)?;
     let transport = input::open_transport(global).await?;
     let recorder = Recorder::default();
     let mut builder = RpcServer::builder(transport.clone(), target)

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod config;
+mod metrics;
 
 const BIN: &str = env!("CARGO_BIN_EXE_msgctl");
 
@@ -338,9 +339,15 @@ impl Server {
 
     /// `serve` with these global options (`--url`, `--config-file`, ...) first.
     fn start_with(global: &[&str], topic: &str) -> Server {
+        Server::start_args(global, topic, &[])
+    }
+
+    /// `start_with`, and `extra` options for `serve`.
+    fn start_args(global: &[&str], topic: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(global)
             .args(["serve", "--topic", topic, "--server", "it-server"])
+            .args(extra)
             .env_remove("MSG_TRANSPORT_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
