@@ -18,8 +18,8 @@
 //! metrics::reconnected("amqp");
 //! metrics::dead_lettered("amqp");
 //! let in_use = metrics::PrefetchInUse::new("amqp");
-//! in_use.delivered();
-//! in_use.settled();
+//! let delivered = in_use.hold(); // counted until dropped, once the message is settled
+//! drop(delivered);
 //! assert!(metrics::RPC_CLIENT_PROCESSING_SECONDS.starts_with("oslo_messaging_"));
 //! ```
 
@@ -185,13 +185,10 @@ pub fn dead_lettered(driver: &'static str) {
     ::metrics::counter!(NOTIFICATIONS_DEAD_LETTERED_TOTAL, "driver" => driver).increment(1);
 }
 
-/// The [`PREFETCH_IN_USE`] gauge of one driver: a consumer calls [`delivered`] for each
-/// message it hands out and [`settled`] when that message is acknowledged, requeued or
-/// rejected. Register it once per consumer (registration looks the gauge up; the calls
-/// after are an atomic add).
-///
-/// [`delivered`]: PrefetchInUse::delivered
-/// [`settled`]: PrefetchInUse::settled
+/// The [`PREFETCH_IN_USE`] gauge of one driver. A consumer registers it once and
+/// [`hold`](PrefetchInUse::hold)s it for each message it is delivered; the message counts
+/// until that hold is dropped, with the message, once settled (acknowledged, requeued,
+/// rejected, or gone with its connection).
 #[derive(Clone)]
 pub struct PrefetchInUse(::metrics::Gauge);
 
@@ -207,20 +204,24 @@ impl PrefetchInUse {
         PrefetchInUse(::metrics::gauge!(PREFETCH_IN_USE, "driver" => driver))
     }
 
-    /// One more message delivered and not yet settled.
-    pub fn delivered(&self) {
+    /// Counts one message delivered until the returned hold is dropped.
+    pub fn hold(&self) -> InUse {
         self.0.increment(1.0);
+        InUse(self.0.clone())
     }
+}
 
-    /// One message settled.
-    pub fn settled(&self) {
+/// One delivered message counted in [`PREFETCH_IN_USE`] until dropped.
+pub struct InUse(::metrics::Gauge);
+
+impl std::fmt::Debug for InUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InUse")
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
         self.0.decrement(1.0);
-    }
-
-    /// `n` messages settled at once (a listener's stop gave them back).
-    pub fn settled_many(&self, n: usize) {
-        // a count of messages is far below 2^53: exact as f64
-        #[allow(clippy::cast_precision_loss)]
-        self.0.decrement(n as f64);
     }
 }

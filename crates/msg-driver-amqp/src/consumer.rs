@@ -18,6 +18,7 @@ use lapin::message::{Delivery, DeliveryResult};
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use msg_core::codec::WireReply;
 use msg_core::feed::{Feed, Intake, feed, log_rejected};
+use msg_core::metrics::{InUse, PrefetchInUse};
 use msg_core::{Error, Listener, ReplyWaiters, Result};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -64,6 +65,8 @@ pub(crate) struct Received {
     pub(crate) decompressed: Option<Result<Vec<u8>>>,
     /// A stream delivery's offset, in flight until this is dropped.
     _stream: Option<StreamMark>,
+    /// Counted in the prefetch in use until this is dropped (not on a no-ack consumer).
+    _in_use: Option<InUse>,
 }
 
 impl Received {
@@ -113,6 +116,8 @@ pub(crate) struct ConsumerCore {
     sink: Sink,
     /// The fanout stream among `queues` (`rabbit_stream_fanout`), and where it reads from.
     stream: Option<Arc<StreamCursor>>,
+    /// The prefetch-in-use gauge (`None` on a no-ack consumer: nothing to settle).
+    in_use: Option<PrefetchInUse>,
     state: Mutex<CoreState>,
     stopped: AtomicBool,
 }
@@ -152,6 +157,7 @@ impl ConsumerCore {
             max_body,
             sink,
             stream,
+            in_use: (!no_ack).then(|| PrefetchInUse::new(crate::DRIVER_NAME)),
             state: Mutex::default(),
             stopped: AtomicBool::new(false),
         })
@@ -188,6 +194,7 @@ impl ConsumerCore {
             queue: queue.clone(),
             decompressed: None,
             _stream: mark,
+            _in_use: self.in_use.as_ref().map(PrefetchInUse::hold),
         };
         match body::compression(&received.delivery.properties) {
             None => self.take(received),
@@ -406,7 +413,9 @@ impl Resumable for ConsumerCore {
             }
             let (guard, tags) = self.consume_on(&conn).await?;
             // what it replaces was on a connection that is gone
-            drop(self.install(guard, tags));
+            if self.install(guard, tags).is_some() {
+                msg_core::metrics::consumer_restarted(crate::DRIVER_NAME);
+            }
             Ok(())
         }
         .boxed()

@@ -80,5 +80,6 @@ pub(crate) async fn dead_letter(sup: &Arc<Supervisor>, r: &Received, count: u32)
         bound: Bound::new(Retry::Attempts(2), None),
     })
     .await?;
+    msg_core::metrics::dead_lettered(crate::DRIVER_NAME);
     Ok(())
 }

@@ -52,6 +52,9 @@ use msg_core::{
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
+/// The driver's name, as its metrics are labelled.
+pub(crate) const DRIVER_NAME: &str = "amqp";
+
 use consumer::{ConsumerCore, Shared, Sink, StreamCursor};
 use notification_listener::decode_notification;
 pub use options::RabbitOptions;

@@ -470,6 +470,7 @@ impl EventSink {
             Event::Connected => {
                 let n = self.counters.connects.fetch_add(1, Ordering::Relaxed) + 1;
                 if n > 1 {
+                    msg_core::metrics::reconnected(crate::DRIVER_NAME);
                     tracing::info!(url = %self.label, connects = n, "reconnected to NATS");
                 }
                 self.connected.send_replace(true);

@@ -65,6 +65,7 @@ pub(crate) async fn dead_letter(
         || async { topo.dead_letter_stream(&exchange).await.map(|_| ()) },
     )
     .await?;
+    msg_core::metrics::dead_lettered(crate::DRIVER_NAME);
     tracing::warn!(
         consumer = source.spec.name,
         topic = source.topic,

@@ -69,6 +69,9 @@ use publish::NotifyPaths;
 use reply::ReplyInbox;
 use topology::{ConsumerSpec, Topology};
 
+/// The driver's name, as its metrics are labelled.
+pub(crate) const DRIVER_NAME: &str = "nats";
+
 /// The factory for `nats://` and `tls://`.
 pub fn factory() -> Arc<dyn DriverFactory> {
     Arc::new(NatsDriverFactory)

@@ -7,6 +7,7 @@
 //! are over (see [`ListenerState::give_back`]), so nothing waits for the ack wait to come
 //! back.
 
+use msg_core::metrics::{InUse, PrefetchInUse};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub(crate) struct HeldEntry {
     pub(crate) ack: String,
     /// When it came, or was last reported in progress.
     pub(crate) since: Instant,
+    /// Counted in the prefetch in use while held.
+    _in_use: InUse,
 }
 
 /// What the engine, the feed's intake and the ackers share.
@@ -53,6 +56,7 @@ pub(crate) struct ListenerState {
     pub(crate) hungry: AtomicBool,
     /// What the listener holds unsettled, by key.
     pub(crate) held: Mutex<HashMap<u64, HeldEntry>>,
+    in_use: PrefetchInUse,
     next_key: AtomicU64,
     /// One message settled: its slot is free.
     settled_tx: mpsc::UnboundedSender<()>,
@@ -135,6 +139,7 @@ impl ListenerState {
             HeldEntry {
                 ack: ack.clone(),
                 since: Instant::now(),
+                _in_use: self.in_use.hold(),
             },
         );
         JsAcker {
@@ -307,6 +312,7 @@ pub(crate) async fn listen(
         wake: Notify::new(),
         hungry: AtomicBool::new(true),
         held: Mutex::default(),
+        in_use: PrefetchInUse::new(crate::DRIVER_NAME),
         next_key: AtomicU64::new(0),
         settled_tx,
         deferred: Mutex::new(None),

@@ -451,6 +451,7 @@ impl Engine {
         let s = &mut self.sources[idx];
         match remade {
             Ok((spec, created, same_stream)) => {
+                msg_core::metrics::consumer_restarted(crate::DRIVER_NAME);
                 tracing::info!(
                     consumer = spec.name,
                     stream = spec.stream,

@@ -109,6 +109,7 @@ impl ConsumerCore {
                 }
                 match core.restart_on(&conn).await {
                     Ok(()) => {
+                        msg_core::metrics::consumer_restarted(crate::DRIVER_NAME);
                         tracing::info!(queues = ?core.queues, attempt, "consuming again");
                         return;
                     }

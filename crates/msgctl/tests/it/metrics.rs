@@ -154,12 +154,59 @@ fn serve_counts_calls_casts_and_failures_on_rabbitmq() {
     assert!(status.success(), "serve exited with {status:?}");
 }
 
+/// A background `msgctl listen`, its stdout lines, and the process, killed when dropped.
+struct Listening {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Listening {
+    fn start(url: &str, args: &[&str]) -> Listening {
+        let mut child = Command::new(BIN)
+            .args(["--url", url, "listen"])
+            .args(args)
+            .env_remove("MSG_TRANSPORT_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Listening { child, lines }
+    }
+
+    /// The next notification printed, within 30 s.
+    fn next(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("listen prints a notification within 30 s")
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
-fn listen_counts_handled_and_requeued_notifications_on_rabbitmq() {
+fn listen_counts_handled_requeued_dead_lettered_and_restarts_on_rabbitmq() {
     let Some(url) = broker_url("MSG_RABBIT_URL") else {
         return;
     };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}max_redeliveries=2");
     let topic = format!("msgctl-metrics-listen-{}", std::process::id());
+    let queue = format!("{topic}.info");
     let notify = |event: &str, count: &str| {
         let o = msgctl(&[
             "--url",
@@ -182,11 +229,9 @@ fn listen_counts_handled_and_requeued_notifications_on_rabbitmq() {
     notify("keep.it", "3");
     notify("skip.it", "1");
     let addr = free_addr();
-    let mut child = Command::new(BIN)
-        .args([
-            "--url",
-            &url,
-            "listen",
+    let listening = Listening::start(
+        &url,
+        &[
             "--topic",
             &topic,
             "--priority",
@@ -194,40 +239,45 @@ fn listen_counts_handled_and_requeued_notifications_on_rabbitmq() {
             "--requeue-event-type",
             "skip",
             "--timeout",
-            "30",
+            "60",
             "--metrics-addr",
             &addr,
-        ])
-        .env_remove("MSG_TRANSPORT_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+        ],
+    );
     for _ in 0..3 {
-        let line = lines
-            .recv_timeout(Duration::from_secs(30))
-            .expect("listen prints the 3 notifications");
+        let line = listening.next();
         assert!(line.contains("keep.it"), "{line}");
     }
     let handled = "msg_notifications_handled_total";
     let requeued = "msg_notifications_requeued_total";
+    let dead = "msg_notifications_dead_lettered_total";
+    let in_use = "msg_prefetch_in_use";
     let info = [r#"pool="None""#, r#"priority="info""#];
+    let amqp = [r#"driver="amqp""#];
     let text = scrape_until(&addr, |t| {
-        value(t, handled, &info) >= 3.0 && value(t, requeued, &info) >= 1.0
+        value(t, handled, &info) >= 3.0 && value(t, dead, &amqp) >= 1.0
     });
-    let _ = child.kill();
-    let _ = child.wait();
     assert_eq!(value(&text, handled, &info), 3.0, "{text}");
-    // `skip.it` comes back again and again while this listener is the only one
-    assert!(value(&text, requeued, &info) >= 1.0, "{text}");
+    // the listener sent `skip.it` back 3 times; the driver requeued it twice
+    // (max_redeliveries) and dead-lettered it the third time
+    assert_eq!(value(&text, requeued, &info), 3.0, "{text}");
+    assert_eq!(value(&text, dead, &amqp), 1.0, "{text}");
+    assert!(
+        text.contains(&format!("{in_use}{{driver=\"amqp\"}} 0")),
+        "{text}"
+    );
+
+    // the broker cancels the consumer when its queue goes: the listener consumes again
+    assert!(super::queue_exists(&url, &queue, true));
+    let restarts = "msg_consumer_restarts_total";
+    let text = scrape_until(&addr, |t| value(t, restarts, &amqp) >= 1.0);
+    assert_eq!(value(&text, restarts, &amqp), 1.0, "{text}");
+    notify("keep.again", "1");
+    assert!(listening.next().contains("keep.again"));
+    let text = scrape_until(&addr, |t| value(t, handled, &info) >= 4.0);
+    assert_eq!(value(&text, handled, &info), 4.0, "{text}");
+    drop(listening);
+    for q in [queue.clone(), format!("{queue}.dead-letter")] {
+        super::queue_exists(&url, &q, true);
+    }
 }
