@@ -11,6 +11,14 @@ use crate::util;
 /// The oslo.messaging release the interop tests are written against.
 pub const OSLO_MESSAGING: &str = "oslo.messaging==18.3.1";
 
+/// What pip installs into the venv: oslo.messaging, and the oslo.metrics collector the
+/// metrics test hands msg's datagrams to (oslo.messaging needs it too; pinned to the release
+/// the test was written against).
+pub const PACKAGES: [&str; 2] = [OSLO_MESSAGING, "oslo.metrics==0.17.0"];
+
+/// The imports that say the venv is ready.
+const IMPORTS: &str = "import oslo_messaging, oslo_metrics";
+
 const VENV_LIMIT: Duration = Duration::from_secs(180);
 const PIP_LIMIT: Duration = Duration::from_secs(15 * 60);
 const IMPORT_LIMIT: Duration = Duration::from_secs(60);
@@ -32,8 +40,8 @@ pub fn venv_dir(root: &Path) -> PathBuf {
     root.join("target").join("interop-venv")
 }
 
-/// Makes sure `target/interop-venv` exists and can `import oslo_messaging`,
-/// creating it with `python3 -m venv` and installing oslo.messaging with pip
+/// Makes sure `target/interop-venv` exists and can import oslo.messaging and oslo.metrics,
+/// creating it with `python3 -m venv` and installing [`PACKAGES`] with pip
 /// if needed. Returns the absolute path of the venv's python (not resolved
 /// through its symlink, so that it keeps using the venv).
 pub fn ensure_python_venv(root: &Path) -> Result<PathBuf> {
@@ -61,12 +69,14 @@ pub fn ensure_python_venv(root: &Path) -> Result<PathBuf> {
     }
 
     eprintln!(
-        "interop: pip install {OSLO_MESSAGING} into {} ...",
+        "interop: pip install {} into {} ...",
+        PACKAGES.join(" "),
         venv.display()
     );
     let mut pip = Command::new(&python);
     pip.args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
-        .args(["--no-input", "--timeout", "60", OSLO_MESSAGING])
+        .args(["--no-input", "--timeout", "60"])
+        .args(PACKAGES)
         .env("PIP_NO_INPUT", "1")
         .stdin(Stdio::null());
     let shown = util::display_cmd(&pip);
@@ -76,7 +86,7 @@ pub fn ensure_python_venv(root: &Path) -> Result<PathBuf> {
     }
     if !imports_oslo(&python) {
         bail!(
-            "`{} -c \"import oslo_messaging\"` still fails after pip install",
+            "`{} -c \"{IMPORTS}\"` still fails after pip install",
             python.display()
         );
     }
@@ -86,7 +96,7 @@ pub fn ensure_python_venv(root: &Path) -> Result<PathBuf> {
 fn imports_oslo(python: &Path) -> bool {
     python.is_file()
         && util::succeeds_quietly(
-            Command::new(python).args(["-c", "import oslo_messaging"]),
+            Command::new(python).args(["-c", IMPORTS]),
             IMPORT_LIMIT,
         )
 }
