@@ -95,8 +95,5 @@ pub fn ensure_python_venv(root: &Path) -> Result<PathBuf> {
 
 fn imports_oslo(python: &Path) -> bool {
     python.is_file()
-        && util::succeeds_quietly(
-            Command::new(python).args(["-c", IMPORTS]),
-            IMPORT_LIMIT,
-        )
+        && util::succeeds_quietly(Command::new(python).args(["-c", IMPORTS]), IMPORT_LIMIT)
 }

@@ -1,13 +1,17 @@
 //! What the sending side records: oslo's RPC client metrics and the notifications sent (names
 //! in [`msg_core::metrics`]).
 
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::time::Instant;
 
-use ::metrics::{Label, SharedString, counter, histogram};
+use ::foldhash::fast::FixedState;
+use ::metrics::{Counter, Histogram, Label, SharedString, counter, histogram};
 use msg_core::metrics::{
     NONE, NOTIFICATIONS_SEND_FAILED_TOTAL, NOTIFICATIONS_SENT_TOTAL, RPC_CLIENT_EXCEPTION_TOTAL,
     RPC_CLIENT_INVOCATION_END_TOTAL, RPC_CLIENT_INVOCATION_START_TOTAL, RPC_CLIENT_LABELS,
-    RPC_CLIENT_PROCESSING_SECONDS,
+    RPC_CLIENT_PROCESSING_SECONDS, recorder_epoch,
 };
 use msg_core::{Error, Priority, Target};
 
@@ -16,16 +20,20 @@ pub(crate) const CALL: &str = "call";
 /// oslo's `call_type` of a cast.
 pub(crate) const CAST: &str = "cast";
 
-/// One call or cast being measured, as oslo's `measure_metrics`: started when made; on
-/// success its duration and an end are recorded, on failure an exception.
-pub(crate) struct Invocation {
+/// The handles of one series of client metrics (a call type, target and method), with
+/// what it was registered for.
+struct Series {
+    call_type: &'static str,
+    target: Target,
+    method: String,
     labels: [Label; 9],
-    started: Instant,
+    start: Counter,
+    end: Counter,
+    seconds: Histogram,
 }
 
-impl Invocation {
-    /// Counts the start of a call or cast of `method` on `target`.
-    pub(crate) fn start(call_type: &'static str, target: &Target, method: &str) -> Self {
+impl Series {
+    fn new(call_type: &'static str, target: &Target, method: &str) -> Self {
         let owned = |v: Option<&String>| -> SharedString {
             match v {
                 Some(v) => v.clone().into(),
@@ -56,9 +64,86 @@ impl Invocation {
             // oslo's measure_metrics never passes the timeout
             Label::from_static_parts(timeout, NONE),
         ];
-        counter!(RPC_CLIENT_INVOCATION_START_TOTAL, labels.iter()).increment(1);
-        Invocation {
+        Series {
+            call_type,
+            target: target.clone(),
+            method: method.to_owned(),
+            start: counter!(RPC_CLIENT_INVOCATION_START_TOTAL, labels.iter()),
+            end: counter!(RPC_CLIENT_INVOCATION_END_TOTAL, labels.iter()),
+            seconds: histogram!(RPC_CLIENT_PROCESSING_SECONDS, labels.iter()),
             labels,
+        }
+    }
+
+    fn is_for(&self, call_type: &str, target: &Target, method: &str) -> bool {
+        self.call_type == call_type && self.method == method && self.target == *target
+    }
+}
+
+/// The series registered so far, by a hash of what they are for, so that a call or cast
+/// looks its handles up instead of building labels (a few allocations each) every time.
+/// Dropped when the recorder in effect is another one, when an application says it installed
+/// one ([`msg_core::metrics::describe`]), and when it grows past [`MAX_SERIES`] (a program
+/// making up topics or methods).
+struct Cache {
+    /// The recorder the handles came from (its address) and the [`recorder_epoch`].
+    recorder: (usize, u64),
+    series: HashMap<u64, Vec<Arc<Series>>>,
+    len: usize,
+}
+
+/// How many series the cache keeps at most before it starts over.
+const MAX_SERIES: usize = 10_000;
+
+static CACHE: LazyLock<RwLock<Cache>> = LazyLock::new(|| {
+    RwLock::new(Cache {
+        recorder: (0, 0),
+        series: HashMap::new(),
+        len: 0,
+    })
+});
+
+fn series(call_type: &'static str, target: &Target, method: &str) -> Arc<Series> {
+    // a fast hash: the key is the application's own targets and methods, never the wire's
+    let hash = FixedState::default().hash_one((call_type, target, method));
+    let recorder = recorder_key();
+    {
+        let cache = CACHE.read().unwrap_or_else(PoisonError::into_inner);
+        if cache.recorder == recorder
+            && let Some(found) = cache
+                .series
+                .get(&hash)
+                .and_then(|v| v.iter().find(|s| s.is_for(call_type, target, method)))
+        {
+            return found.clone();
+        }
+    }
+    let made = Arc::new(Series::new(call_type, target, method));
+    let mut cache = CACHE.write().unwrap_or_else(PoisonError::into_inner);
+    if cache.recorder != recorder || cache.len >= MAX_SERIES {
+        cache.series.clear();
+        cache.len = 0;
+        cache.recorder = recorder;
+    }
+    cache.series.entry(hash).or_default().push(made.clone());
+    cache.len += 1;
+    made
+}
+
+/// One call or cast being measured, as oslo's `measure_metrics`: started when made; on
+/// success its duration and an end are recorded, on failure an exception.
+pub(crate) struct Invocation {
+    series: Arc<Series>,
+    started: Instant,
+}
+
+impl Invocation {
+    /// Counts the start of a call or cast of `method` on `target`.
+    pub(crate) fn start(call_type: &'static str, target: &Target, method: &str) -> Self {
+        let series = series(call_type, target, method);
+        series.start.increment(1);
+        Invocation {
+            series,
             started: Instant::now(),
         }
     }
@@ -67,15 +152,15 @@ impl Invocation {
     pub(crate) fn finish<T>(self, result: &Result<T, Error>) {
         match result {
             Ok(_) => {
-                histogram!(RPC_CLIENT_PROCESSING_SECONDS, self.labels.iter())
-                    .record(self.started.elapsed());
-                counter!(RPC_CLIENT_INVOCATION_END_TOTAL, self.labels.iter()).increment(1);
+                self.series.seconds.record(self.started.elapsed());
+                self.series.end.increment(1);
             }
             Err(e) => {
                 let exception = Label::from_static_parts("exception", exception_name(e));
                 counter!(
                     RPC_CLIENT_EXCEPTION_TOTAL,
-                    self.labels
+                    self.series
+                        .labels
                         .iter()
                         .cloned()
                         .chain([exception])
@@ -110,14 +195,51 @@ pub(crate) fn exception_name(e: &Error) -> &'static str {
     }
 }
 
+/// The recorder in effect, as the caches here know it: its address and the
+/// [`recorder_epoch`].
+fn recorder_key() -> (usize, u64) {
+    (
+        ::metrics::with_recorder(|r| std::ptr::from_ref(r).cast::<()>() as usize),
+        recorder_epoch(),
+    )
+}
+
+/// The notification counters, sent and failed by priority, of one recorder.
+struct NotifyCounters {
+    recorder: (usize, u64),
+    sent: [Counter; 7],
+    failed: [Counter; 7],
+}
+
+static NOTIFY: RwLock<Option<NotifyCounters>> = RwLock::new(None);
+
 /// Counts one notification a notify driver sent, or failed to send.
 pub(crate) fn notification_sent(priority: Priority, ok: bool) {
-    let name = if ok {
-        NOTIFICATIONS_SENT_TOTAL
-    } else {
-        NOTIFICATIONS_SEND_FAILED_TOTAL
+    let count = |c: &NotifyCounters| {
+        let counters = if ok { &c.sent } else { &c.failed };
+        if let Some(counter) = counters.get(priority as usize) {
+            counter.increment(1);
+        }
     };
-    counter!(name, "priority" => priority.routing_name()).increment(1);
+    let recorder = recorder_key();
+    if let Some(c) = NOTIFY
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .filter(|c| c.recorder == recorder)
+    {
+        count(c);
+        return;
+    }
+    let by_priority =
+        |name: &'static str| Priority::ALL.map(|p| counter!(name, "priority" => p.routing_name()));
+    let made = NotifyCounters {
+        recorder,
+        sent: by_priority(NOTIFICATIONS_SENT_TOTAL),
+        failed: by_priority(NOTIFICATIONS_SEND_FAILED_TOTAL),
+    };
+    count(&made);
+    *NOTIFY.write().unwrap_or_else(PoisonError::into_inner) = Some(made);
 }
 
 #[cfg(test)]
@@ -184,7 +306,10 @@ mod tests {
             find(RPC_CLIENT_INVOCATION_START_TOTAL, CAST).unwrap().1,
             DebugValue::Counter(1)
         ));
-        assert!(find(RPC_CLIENT_INVOCATION_END_TOTAL, CAST).is_none());
+        assert!(matches!(
+            find(RPC_CLIENT_INVOCATION_END_TOTAL, CAST).unwrap().1,
+            DebugValue::Counter(0)
+        ));
         let (labels, value) = find(RPC_CLIENT_EXCEPTION_TOTAL, CAST).unwrap();
         assert!(matches!(value, DebugValue::Counter(1)));
         assert_eq!(

@@ -23,6 +23,8 @@
 //! assert!(metrics::RPC_CLIENT_PROCESSING_SECONDS.starts_with("oslo_messaging_"));
 //! ```
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 /// Calls and casts started (oslo: counted before the send).
 pub const RPC_CLIENT_INVOCATION_START_TOTAL: &str =
     "oslo_messaging_rpc_client_invocation_start_total";
@@ -101,10 +103,21 @@ pub fn or_none(value: Option<&str>) -> &str {
     value.unwrap_or(NONE)
 }
 
+static RECORDER_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// How many times [`describe`] was called: handles msg keeps between calls (the RPC
+/// client's) are registered again when this changes.
+pub fn recorder_epoch() -> u64 {
+    RECORDER_EPOCH.load(Ordering::Relaxed)
+}
+
 /// Describes every metric (help text, unit) to the installed recorder; call it once after
-/// installing one (a Prometheus exporter prints the help text).
+/// installing one (a Prometheus exporter prints the help text). It also makes the RPC client
+/// register its series again, with this recorder (servers and listeners register theirs when
+/// they are built).
 pub fn describe() {
     use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    RECORDER_EPOCH.fetch_add(1, Ordering::Relaxed);
     describe_counter!(
         RPC_CLIENT_INVOCATION_START_TOTAL,
         "Total number of RPC invocation start."

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use ::foldhash::fast::FixedState;
 use ::metrics::{Counter, Histogram, Label, SharedString, counter, histogram};
 use msg_core::metrics::{
     NOTIFICATIONS_HANDLED_TOTAL, NOTIFICATIONS_REQUEUED_TOTAL, RPC_SERVER_EXCEPTION_TOTAL,
@@ -28,7 +29,8 @@ struct MethodMetrics {
 
 /// The RPC server metrics of every method a server serves, by endpoint position and name.
 pub(crate) struct ServerMetrics {
-    endpoints: Vec<HashMap<String, MethodMetrics>>,
+    /// Keyed by method name with a fast hash: the names are the server's own.
+    endpoints: Vec<HashMap<String, MethodMetrics, FixedState>>,
 }
 
 impl ServerMetrics {
@@ -68,7 +70,7 @@ impl ServerMetrics {
                 labels,
             }
         };
-        let mut all: Vec<HashMap<String, MethodMetrics>> = endpoints
+        let mut all: Vec<HashMap<String, MethodMetrics, FixedState>> = endpoints
             .iter()
             .enumerate()
             .map(|(i, ep)| {
@@ -85,7 +87,7 @@ impl ServerMetrics {
             .collect();
         if ping {
             let mm = method_metrics(endpoints.len(), None, "1.0".to_owned(), PING_METHOD);
-            all.push(HashMap::from([(PING_METHOD.to_owned(), mm)]));
+            all.push([(PING_METHOD.to_owned(), mm)].into_iter().collect());
         }
         ServerMetrics { endpoints: all }
     }

@@ -300,6 +300,7 @@ async fn oslo_metrics_takes_our_datagrams() {
     let sink = OsloMetricsSink::new(&socket).process("msg-it");
     {
         let _guard = ::metrics::set_default_local_recorder(&sink);
+        msg::metrics::describe();
         workload("memory://metrics-oslo").await;
     }
     let mut stdin = collector.stdin.take().unwrap();
