@@ -281,3 +281,79 @@ fn listen_counts_handled_requeued_dead_lettered_and_restarts_on_rabbitmq() {
         super::queue_exists(&url, &q, true);
     }
 }
+
+#[test]
+fn listen_counts_dead_lettered_and_prefetch_on_nats() {
+    let Some(url) = broker_url("MSG_NATS_URL") else {
+        return;
+    };
+    // a prefix of the test's own: its streams are deleted at the end
+    let prefix = format!("msgctl-metrics-{}", std::process::id());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}subject_prefix={prefix}&max_deliveries=2");
+    let notify = |event: &str, count: &str| {
+        let o = msgctl(&[
+            "--url",
+            &url,
+            "notify",
+            "--topic",
+            "metrics",
+            "--priority",
+            "info",
+            "--publisher-id",
+            "p",
+            "--event-type",
+            event,
+            "--count",
+            count,
+            "{}",
+        ]);
+        assert!(o.status.success(), "notify: {}", stderr(&o));
+    };
+    notify("keep.it", "2");
+    notify("skip.it", "1");
+    let addr = free_addr();
+    let listening = Listening::start(
+        &url,
+        &[
+            "--topic",
+            "metrics",
+            "--priority",
+            "info",
+            "--requeue-event-type",
+            "skip",
+            "--timeout",
+            "60",
+            "--metrics-addr",
+            &addr,
+        ],
+    );
+    for _ in 0..2 {
+        assert!(listening.next().contains("keep.it"));
+    }
+    let handled = "msg_notifications_handled_total";
+    let dead = "msg_notifications_dead_lettered_total";
+    let in_use = r#"msg_prefetch_in_use{driver="nats"} 0"#;
+    let info = [r#"pool="None""#, r#"priority="info""#];
+    let nats = [r#"driver="nats""#];
+    let text = scrape_until(&addr, |t| {
+        value(t, handled, &info) >= 2.0 && value(t, dead, &nats) >= 1.0 && t.contains(in_use)
+    });
+    drop(listening);
+    assert_eq!(value(&text, handled, &info), 2.0, "{text}");
+    assert_eq!(value(&text, dead, &nats), 1.0, "{text}");
+    assert!(text.contains(in_use), "{text}");
+    let streams = [
+        msg::nats::encode_name(&[&prefix, "notify", "openstack"]),
+        msg::nats::encode_name(&[&prefix, "dlq", "openstack"]),
+    ];
+    let raw = url.split('?').next().unwrap().to_string();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let js = async_nats::jetstream::new(async_nats::connect(raw).await.unwrap());
+            for s in streams {
+                let _ = js.delete_stream(&s).await;
+            }
+        });
+}
