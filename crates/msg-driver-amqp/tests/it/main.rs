@@ -9,6 +9,7 @@ mod conformance;
 mod faults;
 mod hostile;
 mod interop;
+mod metrics;
 mod proxy;
 mod queue_manager;
 mod stream_fanout;
