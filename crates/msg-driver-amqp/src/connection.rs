@@ -570,6 +570,7 @@ impl Supervisor {
                     match tokio::time::timeout(self.restore_limit(), self.restore(&conn)).await {
                         Ok(Ok(())) => {
                             self.install(conn);
+                            msg_core::metrics::reconnected(crate::DRIVER_NAME);
                             return;
                         }
                         Ok(Err(e)) => {

@@ -234,11 +234,12 @@ async fn a_rust_service_given_a_python_services_files_reaches_it() {
 #[test]
 fn bad_values_name_the_file_the_section_and_the_key() {
     let dir = TempDir::new();
-    for (text, wanted) in [
-        (
-            "[DEFAULT]\ntransport_url = rabbit://h/\n[oslo_messaging_rabbit]\n\nrabbit_qos_prefetch_count = many\n",
-            ":5: [oslo_messaging_rabbit] rabbit_qos_prefetch_count: ",
-        ),
+    // the RabbitMQ driver judges its own options: only when it is built in (feature `amqp`)
+    let rabbit = cfg!(feature = "amqp").then_some((
+        "[DEFAULT]\ntransport_url = rabbit://h/\n[oslo_messaging_rabbit]\n\nrabbit_qos_prefetch_count = many\n",
+        ":5: [oslo_messaging_rabbit] rabbit_qos_prefetch_count: ",
+    ));
+    for (text, wanted) in rabbit.into_iter().chain([
         (
             "[DEFAULT]\nrpc_response_timeout = soon\n",
             ":2: [DEFAULT] rpc_response_timeout: wants an integer, not `soon`",
@@ -255,7 +256,7 @@ fn bad_values_name_the_file_the_section_and_the_key() {
             "[oslo_messaging_notifications]\nretry = $nope\n",
             ":2: [oslo_messaging_notifications] retry: `$nope` names no option",
         ),
-    ] {
+    ]) {
         let path = dir.write("bad.conf", text);
         let files = ConfigFiles::empty().file(&path).unwrap();
         let err = Config::load(files).unwrap_err().to_string();
