@@ -157,13 +157,14 @@ fn rust_endpoints(server: &str, records: Records) -> Vec<Endpoint> {
                 Ok::<_, HandlerError>(())
             }
         });
-    let calc = Endpoint::new().namespace("calc").version("1.2").method(
-        "whoami",
-        move |_c: Context, _: ()| {
+    let calc = Endpoint::new()
+        .namespace("calc")
+        .legacy_namespaces([Some("calculator")])
+        .version("1.2")
+        .method("whoami", move |_c: Context, _: ()| {
             let info = json!({"server": name, "namespace": "calc", "version": "1.2"});
             async move { Ok::<_, HandlerError>(info) }
-        },
-    );
+        });
     vec![base, calc]
 }
 
@@ -270,6 +271,10 @@ async fn python_client_calls_rust_server() {
         {"method": "sleep", "args": {"seconds": 2.5}, "timeout": 20, "call_monitor_timeout": 2},
         {"op": "cast", "method": "record", "args": {"value": "cast-1"}, "context": {"user": "bob"}},
         {"method": "oslo_rpc_server_ping"},
+        // oslo parity: an endpoint's legacy namespace, and a three-part version
+        {"method": "whoami", "namespace": "calculator", "version": "1.1"},
+        {"method": "whoami", "namespace": "calc", "version": "1.1.7"},
+        {"method": "whoami", "namespace": "calc", "version": "1.2.1"},
     ]);
     let mut client = Peer::spawn(
         &env,
@@ -284,7 +289,7 @@ async fn python_client_calls_rust_server() {
             &ops.to_string(),
         ],
     );
-    let r = PythonPeer::client_results(&mut client, 12).await;
+    let r = PythonPeer::client_results(&mut client, 15).await;
     let ctx = format!("{client}");
 
     assert_eq!(r[0]["ok"], payload, "echo: {ctx}");
@@ -331,6 +336,17 @@ async fn python_client_calls_rust_server() {
     assert!(r[9]["elapsed"].as_f64().unwrap() >= 2.4, "{ctx}");
     assert_eq!(r[10]["ok"], Value::Null, "cast: {ctx}");
     assert_eq!(r[11]["ok"], "pong", "ping: {ctx}");
+    let calc = json!({"server": "rust-1", "namespace": "calc", "version": "1.2"});
+    assert_eq!(r[12]["ok"], calc, "legacy namespace: {ctx}");
+    assert_eq!(r[13]["ok"], calc, "1.1.7 is served by 1.2: {ctx}");
+    // 1.2.1 asks for a revision the 1.2 endpoint (1.2.0) lacks, as oslo compares them
+    assert!(
+        r[14]["error"]["type"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("UnsupportedVersion"),
+        "1.2.1: {ctx}"
+    );
 
     let got = recv_n(&mut records, 1, "the cast").await;
     assert_eq!(got[0].1, "cast-1");
