@@ -13,7 +13,7 @@ use msg_client::RpcClient;
 use msg_core::{Context, Target, Transport, TransportUrl};
 use msg_dispatch::{Endpoint, HandlerError};
 use msg_driver_amqp::RabbitOptions;
-use msg_server::RpcServer;
+use msg_server::{Executor, RpcServer};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -37,7 +37,9 @@ pub(crate) async fn recording_server(
     tx: mpsc::UnboundedSender<(String, Value)>,
 ) -> RpcServer {
     let me = name.to_string();
+    // one at a time: the tests check the stream's order, which a pool of handlers may not keep
     RpcServer::builder(transport, Target::server(topic, name))
+        .executor(Executor::Sequential)
         .endpoint(
             Endpoint::new().method("record", move |_c: Context, v: Value| {
                 let tx = tx.clone();
