@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use msg_core::{
-    Context, EnvelopeVersion, Error, Notification, Priority, Result, Retry, Target, Transport,
+    Context, EnvelopeVersion, Error, Notification, Payload, Priority, Result, Retry, Target,
+    Transport,
 };
 use serde::Serialize;
 
@@ -156,7 +157,7 @@ impl Notifier {
         priority: Priority,
         payload: impl Serialize,
     ) -> Result<()> {
-        let payload = serde_json::to_value(payload)?;
+        let payload = Payload::from_serialize(&payload)?;
         let notification = Notification::new(&self.publisher_id, event_type, priority, payload);
         let context = context.redacted();
         let retry = self.retry.unwrap_or(Retry::Forever);
@@ -650,7 +651,7 @@ mod tests {
             caps[n]
                 .take()
                 .iter()
-                .map(|c| c.notification.payload.as_i64().unwrap())
+                .map(|c| c.notification.payload.deserialize::<i64>().unwrap())
                 .collect()
         };
         assert_eq!(got("a"), vec![1]);

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use msg_core::{
-    Context, Error, JsonSerializer, Result, Retry, Role, RpcRequest, SendOptions, Serializer,
-    Target, Transport, Version,
+    Context, Error, JsonSerializer, Payload, Result, Retry, Role, RpcRequest, SendOptions,
+    Serializer, Target, Transport, Version,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -212,19 +212,33 @@ impl RpcClient {
     ) -> Result<(Context, RpcRequest)> {
         self.check_version_cap()?;
         let context = self.serializer.serialize_context(context.clone())?;
-        let args = match serde_json::to_value(args)? {
-            Value::Object(m) => m,
-            Value::Null => Map::new(),
-            other => {
-                return Err(Error::InvalidArgument(format!(
-                    "the arguments of `{method}` must be a JSON object of keyword arguments, not `{other}`"
-                )));
-            }
+        let not_an_object = |what: &dyn std::fmt::Display| {
+            Error::InvalidArgument(format!(
+                "the arguments of `{method}` must be a JSON object of keyword arguments, not `{what}`"
+            ))
         };
-        let mut serialized = Map::with_capacity(args.len());
-        for (k, v) in args {
-            serialized.insert(k, self.serializer.serialize_entity(&context, v)?);
-        }
+        let serialized = if self.serializer.passes_entities_through() {
+            // serialized once, into the text that travels
+            let args = Payload::from_serialize(&args)?;
+            if args.is_null() {
+                Payload::from(Map::new())
+            } else if args.is_object() {
+                args
+            } else {
+                return Err(not_an_object(&args));
+            }
+        } else {
+            let args = match serde_json::to_value(args)? {
+                Value::Object(m) => m,
+                Value::Null => Map::new(),
+                other => return Err(not_an_object(&other)),
+            };
+            let mut serialized = Map::with_capacity(args.len());
+            for (k, v) in args {
+                serialized.insert(k, self.serializer.serialize_entity(&context, v)?);
+            }
+            Payload::from(serialized)
+        };
         let mut request = RpcRequest::new(method, serialized);
         request.namespace = self.target.namespace.clone();
         request.version = self.target.version.clone();

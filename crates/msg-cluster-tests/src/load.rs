@@ -150,7 +150,7 @@ impl Load {
                 .endpoint(NotificationEndpoint::new().on(Priority::Info, move |m| {
                     let received = received.clone();
                     async move {
-                        if let Some(i) = m.payload["i"].as_u64() {
+                        if let Some(i) = m.payload.get("i").and_then(|v| v.as_u64()) {
                             received.record(i);
                         }
                         NotificationResult::Handled

@@ -11,11 +11,15 @@ use serde::de::{self, MapAccess};
 use serde::ser::{SerializeMap, Serializer as _};
 use serde_json::{Map, Value};
 
-use crate::{Context, Error, Notification, Priority, RemoteError, Result};
+use serde_json::value::RawValue;
+
+use crate::{Context, Error, Notification, Payload, Priority, RemoteError, Result};
 
 mod bounds;
 mod compression;
 mod fields;
+
+pub(crate) use fields::Str;
 
 pub use bounds::{MAX_CALL_MONITOR_TIMEOUT, MAX_NAME_BYTES, MAX_ROUTING_BYTES};
 pub use compression::{Compression, DEFAULT_MAX_DECOMPRESSED_BYTES};
@@ -49,8 +53,9 @@ pub fn new_unique_id() -> String {
 pub struct RpcRequest {
     /// The method's name.
     pub method: String,
-    /// The keyword arguments.
-    pub args: Map<String, Value>,
+    /// The keyword arguments: a JSON object, kept as the text it came as until the handler
+    /// deserializes its arguments from it.
+    pub args: Payload,
     /// The endpoint namespace, when set.
     pub namespace: Option<String>,
     /// The requested version, when set (`None` asks for `1.0`).
@@ -58,11 +63,12 @@ pub struct RpcRequest {
 }
 
 impl RpcRequest {
-    /// A request for `method` with `args`.
-    pub fn new(method: impl Into<String>, args: Map<String, Value>) -> Self {
+    /// A request for `method` with `args` (a JSON object: a `Map`, or a [`Payload`] holding
+    /// one).
+    pub fn new(method: impl Into<String>, args: impl Into<Payload>) -> Self {
         RpcRequest {
             method: method.into(),
-            args,
+            args: args.into(),
             namespace: None,
             version: None,
         }
@@ -147,7 +153,9 @@ impl WireRequest {
             context: Context::from_map(f.context),
             request: RpcRequest {
                 method,
-                args: f.args.unwrap_or_default(),
+                args: f
+                    .args
+                    .map_or_else(|| Payload::from(Map::new()), Payload::from_raw),
                 namespace: f.namespace,
                 version: f.version,
             },
@@ -160,7 +168,7 @@ impl WireRequest {
 #[derive(Default)]
 struct RequestFields {
     method: Option<String>,
-    args: Option<Map<String, Value>>,
+    args: Option<Box<RawValue>>,
     namespace: Option<String>,
     version: Option<String>,
     unique_id: Option<String>,
@@ -175,9 +183,16 @@ impl fields::Fields for RequestFields {
         match key {
             "method" => self.method = fields::opt_string(key, map)?,
             "args" => {
-                self.args = map
-                    .next_value::<Option<Map<String, Value>>>()
-                    .map_err(|e| de::Error::custom(format!("`args` is not an object: {e}")))?
+                // kept as text; checked to be an object (or null: no arguments)
+                let raw = map.next_value::<Box<RawValue>>()?;
+                let text = raw.get().trim_start();
+                self.args = if text.starts_with('{') {
+                    Some(raw)
+                } else if text.starts_with("null") {
+                    None
+                } else {
+                    return Err(de::Error::custom("`args` is not an object"));
+                }
             }
             "namespace" => self.namespace = fields::opt_string(key, map)?,
             "version" => {
@@ -512,7 +527,6 @@ impl WireNotification {
         let priority = f
             .priority
             .ok_or_else(|| Error::malformed("a notification without `priority`"))?
-            .parse::<Priority>()
             .map_err(|e| Error::malformed(e.to_string()))?;
         Ok(WireNotification {
             context: Context::from_map(f.context),
@@ -523,7 +537,7 @@ impl WireNotification {
                     .event_type
                     .ok_or_else(|| Error::malformed("a notification without `event_type`"))?,
                 priority,
-                payload: f.payload,
+                payload: f.payload.map_or_else(Payload::default, Payload::from_raw),
                 timestamp: f.timestamp.unwrap_or_default(),
             },
             unique_id: f.unique_id.unwrap_or_default(),
@@ -536,8 +550,8 @@ struct NotificationFields {
     message_id: Option<String>,
     publisher_id: Option<String>,
     event_type: Option<String>,
-    priority: Option<String>,
-    payload: Value,
+    priority: Option<std::result::Result<Priority, crate::UnknownPriority>>,
+    payload: Option<Box<RawValue>>,
     timestamp: Option<String>,
     unique_id: Option<String>,
     context: Map<String, Value>,
@@ -549,8 +563,14 @@ impl fields::Fields for NotificationFields {
             "message_id" => self.message_id = fields::opt_string(key, map)?,
             "publisher_id" => self.publisher_id = fields::opt_string(key, map)?,
             "event_type" => self.event_type = fields::opt_string(key, map)?,
-            "priority" => self.priority = fields::opt_string(key, map)?,
-            "payload" => self.payload = map.next_value()?,
+            "priority" => {
+                // parsed where it is read: no copy of the text
+                self.priority = map
+                    .next_value::<Option<Str<'de>>>()
+                    .map_err(|e| de::Error::custom(format!("`priority` is not a string: {e}")))?
+                    .map(|p| p.0.parse::<Priority>())
+            }
+            "payload" => self.payload = Some(map.next_value()?),
             "timestamp" => self.timestamp = fields::opt_string(key, map)?,
             "_unique_id" => self.unique_id = fields::opt_string(key, map)?,
             k => return fields::context_entry(k, map, &mut self.context),
@@ -567,12 +587,17 @@ pub fn encode_request(
     unique_id: &str,
     call: Option<&CallInfo>,
 ) -> Result<Vec<u8>> {
-    let mut inner = Vec::with_capacity(128 + 16 * request.args.len());
+    let mut inner = Vec::with_capacity(160);
     {
         let mut ser = serde_json::Serializer::new(&mut inner);
         let mut map = ser.serialize_map(None)?;
         map.serialize_entry("method", &request.method)?;
-        map.serialize_entry("args", &request.args)?;
+        if request.args.is_null() {
+            // no arguments travel as an empty object, as Python sends them
+            map.serialize_entry("args", &Map::new())?;
+        } else {
+            map.serialize_entry("args", &request.args)?;
+        }
         if let Some(ns) = &request.namespace {
             map.serialize_entry("namespace", ns)?;
         }
@@ -836,7 +861,7 @@ mod tests {
                               cmt in proptest::option::of(1u32..400)) {
             let req = WireRequest {
                 context: Context::from_map(ctx),
-                request: RpcRequest { method, args, namespace: ns, version: Some("1.3".into()) },
+                request: RpcRequest { method, args: args.into(), namespace: ns, version: Some("1.3".into()) },
                 unique_id: new_unique_id(),
                 call: call.then(|| CallInfo { msg_id: new_unique_id(), reply_q: "reply_x".into(),
                                               call_monitor_timeout: cmt.map(|s| Duration::from_millis(u64::from(s) * 250)) }),

@@ -29,6 +29,7 @@ pub mod feed;
 pub mod metrics;
 pub mod naming;
 mod notification;
+mod payload;
 mod priority;
 mod registry;
 mod remote_error;
@@ -51,6 +52,7 @@ pub use error::{BoxError, Error, ErrorKind, MAX_MALFORMED_REASON, Refusal, Resul
 #[doc(hidden)]
 pub use inventory;
 pub use notification::{Notification, format_timestamp, parse_timestamp};
+pub use payload::Payload;
 pub use priority::{Priority, UnknownPriority};
 pub use registry::{
     DEFAULT_RPC_RESPONSE_TIMEOUT, DriverFactory, DriverRegistry, LinkedDriver, OptionCheck,

@@ -1,8 +1,6 @@
 //! A notification, as listeners see it.
 
-use serde_json::Value;
-
-use crate::Priority;
+use crate::{Payload, Priority};
 
 /// A notification: what a notifier sends and a listener receives.
 ///
@@ -23,26 +21,28 @@ pub struct Notification {
     pub event_type: String,
     /// Its priority.
     pub priority: Priority,
-    /// The payload.
-    pub payload: Value,
+    /// The payload, kept as the JSON text it came as: [`Payload::deserialize`] gives a typed
+    /// value straight from it, [`Payload::to_value`] a `serde_json::Value`.
+    pub payload: Payload,
     /// When it was sent: naive UTC, `YYYY-MM-DD HH:MM:SS.ffffff` (the fraction dropped when zero).
     pub timestamp: String,
 }
 
 impl Notification {
-    /// A notification stamped now, with a fresh message id.
+    /// A notification stamped now, with a fresh message id; `payload` is a
+    /// `serde_json::Value` or a [`Payload`].
     pub fn new(
         publisher_id: impl Into<String>,
         event_type: impl Into<String>,
         priority: Priority,
-        payload: Value,
+        payload: impl Into<Payload>,
     ) -> Self {
         Notification {
             message_id: uuid::Uuid::new_v4().to_string(),
             publisher_id: publisher_id.into(),
             event_type: event_type.into(),
             priority,
-            payload,
+            payload: payload.into(),
             timestamp: format_timestamp(chrono::Utc::now().naive_utc()),
         }
     }
@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn timestamp_round_trip() {
-        let n = Notification::new("p", "e", Priority::Info, Value::Null);
+        let n = Notification::new("p", "e", Priority::Info, serde_json::Value::Null);
         let t = parse_timestamp(&n.timestamp).unwrap();
         assert_eq!(format_timestamp(t), n.timestamp);
         assert!(parse_timestamp("2026-11-23 03:36:41").is_some());

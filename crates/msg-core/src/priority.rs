@@ -78,15 +78,19 @@ impl Priority {
 impl std::str::FromStr for Priority {
     type Err = UnknownPriority;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let p = match s.to_ascii_lowercase().as_str() {
-            "audit" => Priority::Audit,
-            "debug" => Priority::Debug,
-            "info" => Priority::Info,
-            "warn" | "warning" => Priority::Warn,
-            "error" => Priority::Error,
-            "critical" => Priority::Critical,
-            "sample" => Priority::Sample,
-            _ => return Err(UnknownPriority(s.to_string())),
+        // no copy: priorities are compared without regard to ASCII case
+        const NAMES: [(&str, Priority); 8] = [
+            ("info", Priority::Info),
+            ("audit", Priority::Audit),
+            ("debug", Priority::Debug),
+            ("warn", Priority::Warn),
+            ("warning", Priority::Warn),
+            ("error", Priority::Error),
+            ("critical", Priority::Critical),
+            ("sample", Priority::Sample),
+        ];
+        let Some(&(_, p)) = NAMES.iter().find(|(name, _)| name.eq_ignore_ascii_case(s)) else {
+            return Err(UnknownPriority(s.to_string()));
         };
         Ok(p)
     }

@@ -27,6 +27,13 @@ pub trait Serializer: Send + Sync + fmt::Debug {
         let _ = context;
         Ok(entity)
     }
+    /// Whether [`serialize_entity`](Serializer::serialize_entity) and
+    /// [`deserialize_entity`](Serializer::deserialize_entity) return every entity as it is
+    /// (the default ones do): then arguments, results and payloads are not parsed into
+    /// `Value`s for them, and stay the JSON text they travel as. `false` unless overridden.
+    fn passes_entities_through(&self) -> bool {
+        false
+    }
     /// A context on its way out.
     fn serialize_context(&self, context: Context) -> Result<Context> {
         Ok(context)
@@ -40,9 +47,17 @@ pub trait Serializer: Send + Sync + fmt::Debug {
 /// The default: values are JSON already (serde did the work), so entities pass as they are.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsonSerializer;
-impl Serializer for JsonSerializer {}
+impl Serializer for JsonSerializer {
+    fn passes_entities_through(&self) -> bool {
+        true
+    }
+}
 
 /// Passes everything through untouched (oslo's `NoOpSerializer`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoOpSerializer;
-impl Serializer for NoOpSerializer {}
+impl Serializer for NoOpSerializer {
+    fn passes_entities_through(&self) -> bool {
+        true
+    }
+}

@@ -7,7 +7,7 @@ use msg_client::Notifier;
 use msg_core::{Context, Priority, Target, Transport};
 use msg_dispatch::{BatchResult, Handled, NotificationEndpoint, NotificationMessage, Requeue};
 use msg_server::BatchNotificationListener;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::cases::{Case, CaseResult};
 use crate::e2e::{Log, Running, err, wait_until};
@@ -85,11 +85,11 @@ impl PoisonOutcome {
 type Call = (Vec<i64>, bool, Vec<i64>);
 
 fn is_poison(m: &NotificationMessage) -> bool {
-    m.payload.get("poison").and_then(Value::as_bool) == Some(true)
+    m.payload.get("poison").and_then(|v| v.as_bool()) == Some(true)
 }
 
 fn index(m: &NotificationMessage) -> i64 {
-    m.payload.get("i").and_then(Value::as_i64).unwrap_or(-1)
+    m.payload.get("i").and_then(|v| v.as_i64()).unwrap_or(-1)
 }
 
 /// Sends 7 good Info notifications and one poison (`i` 5, payload `"poison": true`) to

@@ -90,7 +90,7 @@ fn serve(mut listener: RpcListener, tag: &str, seen: Seen, hb: Option<Duration>)
         while let Some(req) = listener.next().await {
             let _ = req.ack().await;
             let method = req.request.method.clone();
-            let args = Value::Object(req.request.args.clone());
+            let args = req.request.args.to_value().unwrap_or_default();
             seen.lock().unwrap_or_else(|p| p.into_inner()).push((
                 tag.clone(),
                 method.clone(),
@@ -576,7 +576,11 @@ async fn listen(
 }
 
 fn n_index(n: &IncomingNotification) -> i64 {
-    n.notification.payload["i"].as_i64().unwrap_or(-1)
+    n.notification
+        .payload
+        .get("i")
+        .and_then(|v| v.as_i64())
+        .unwrap_or(-1)
 }
 
 async fn notify_store_and_forward(env: Env) -> CaseResult {
@@ -633,7 +637,7 @@ fn drain(mut l: NotificationListener, tag: &'static str, seen: Seen) -> JoinHand
             seen.lock().unwrap_or_else(|p| p.into_inner()).push((
                 tag.to_string(),
                 n.notification.event_type.clone(),
-                n.notification.payload.clone(),
+                n.notification.payload.to_value().unwrap_or_default(),
             ));
             let _ = n.ack().await;
         }

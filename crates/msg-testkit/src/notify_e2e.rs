@@ -81,7 +81,7 @@ impl Seen {
             priority: m.priority,
             event_type: m.event_type.clone(),
             message_id: message_id(m),
-            i: m.payload.get("i").and_then(Value::as_i64).unwrap_or(-1),
+            i: m.payload.get("i").and_then(|v| v.as_i64()).unwrap_or(-1),
         }
     }
 }
@@ -288,9 +288,8 @@ fn message_id(m: &NotificationMessage) -> String {
 fn tag_of(m: &NotificationMessage) -> String {
     m.payload
         .get("tag")
-        .and_then(Value::as_str)
+        .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
-        .to_string()
 }
 
 async fn e2e_notify_filters(env: Env) -> CaseResult {
@@ -574,9 +573,8 @@ async fn e2e_notify_error_or_panic_counts_as_requeue(env: Env) -> CaseResult {
                 let mode = m
                     .payload
                     .get("mode")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
                 let first = first_seen
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -634,7 +632,7 @@ fn batch_recorder(
         let priority = ms.first().map_or(Priority::Info, |m| m.priority);
         let is: Vec<i64> = ms
             .iter()
-            .map(|m| m.payload.get("i").and_then(Value::as_i64).unwrap_or(-1))
+            .map(|m| m.payload.get("i").and_then(|v| v.as_i64()).unwrap_or(-1))
             .collect();
         log.push((Instant::now(), priority, is));
         futures::future::ready(Handled)
@@ -770,7 +768,7 @@ async fn e2e_notify_batch_requeue_sends_the_group_back(env: Env) -> CaseResult {
         move |ms: Vec<NotificationMessage>| {
             let is: Vec<i64> = ms
                 .iter()
-                .map(|m| m.payload.get("i").and_then(Value::as_i64).unwrap_or(-1))
+                .map(|m| m.payload.get("i").and_then(|v| v.as_i64()).unwrap_or(-1))
                 .collect();
             log.push((Instant::now(), Priority::Info, is));
             let first = info_calls.fetch_add(1, Ordering::SeqCst) == 0;

@@ -19,7 +19,7 @@
 
 pub use msg_core::{
     Capabilities, Capability, Context, DEFAULT_RPC_RESPONSE_TIMEOUT, EnvelopeVersion, Error,
-    ErrorKind, Failure, JsonSerializer, NoOpSerializer, Notification, Priority, Refusal,
+    ErrorKind, Failure, JsonSerializer, NoOpSerializer, Notification, Payload, Priority, Refusal,
     RemoteClass, RemoteError, Result, Retry, Role, RpcRequest, SendOptions, Serializer, Target,
     TransportUrl, Version,
 };

@@ -174,7 +174,12 @@ async fn notifications_go_both_ways_through_a_quorum_queue() {
     while seen.len() < NOTIFICATIONS {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, rx.recv()).await {
-            Ok(Some(payload)) => seen.push(payload["i"].as_u64().unwrap_or(u64::MAX)),
+            Ok(Some(payload)) => seen.push(
+                payload
+                    .get("i")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(u64::MAX),
+            ),
             _ => panic!(
                 "msg received {} of {NOTIFICATIONS} python notifications: {seen:?}\n{py_notifier}",
                 seen.len()

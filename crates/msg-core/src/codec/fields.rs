@@ -1,6 +1,7 @@
 //! Single-pass decoding: the body's keys go straight into typed fields (no intermediate
 //! JSON map), and the envelope is recognised in the same pass as a bare message.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -69,19 +70,24 @@ fn plain_envelope(bytes: &[u8]) -> Option<Vec<u8>> {
 /// Unescapes a JSON string's contents; `None` on an unescaped quote or control character, a
 /// bad escape or a lone surrogate. UTF-8 is not checked here: the inner parse checks every
 /// string it reads, and bytes outside strings must be JSON's ASCII.
-fn unescape(mut s: &[u8]) -> Option<Vec<u8>> {
+///
+/// One pass with a table of the bytes that need a look (as serde_json's own reader does);
+/// the runs between escapes are copied whole.
+fn unescape(s: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len());
-    loop {
-        let Some(at) = s.iter().position(|b| matches!(b, b'\\' | b'"')) else {
-            push_run(&mut out, s)?;
-            return Some(out);
-        };
-        push_run(&mut out, &s[..at])?;
-        if s[at] == b'"' {
+    let (mut i, mut run) = (0, 0);
+    while let Some(&b) = s.get(i) {
+        if !SPECIAL[usize::from(b)] {
+            i += 1;
+            continue;
+        }
+        if b != b'\\' {
+            // an unescaped quote or control character
             return None;
         }
-        let esc = *s.get(at + 1)?;
-        s = &s[at + 2..];
+        out.extend_from_slice(&s[run..i]);
+        let esc = *s.get(i + 1)?;
+        i += 2;
         let byte = match esc {
             b'"' => b'"',
             b'\\' => b'\\',
@@ -92,25 +98,33 @@ fn unescape(mut s: &[u8]) -> Option<Vec<u8>> {
             b'r' => b'\r',
             b't' => b'\t',
             b'u' => {
-                let (c, used) = unicode_escape(s)?;
-                s = &s[used..];
+                let (c, used) = unicode_escape(&s[i..])?;
+                i += used;
                 out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                run = i;
                 continue;
             }
             _ => return None,
         };
         out.push(byte);
+        run = i;
     }
+    out.extend_from_slice(&s[run..]);
+    Some(out)
 }
 
-/// A run of unescaped bytes, refused when it holds a control character (JSON forbids them raw).
-fn push_run(out: &mut Vec<u8>, run: &[u8]) -> Option<()> {
-    if run.iter().any(|b| *b < 0x20) {
-        return None;
+/// The bytes [`unescape`] stops at: a backslash, a quote, a control character.
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
     }
-    out.extend_from_slice(run);
-    Some(())
-}
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
 
 /// The character of a `\uXXXX` escape (after its `\u`), with a surrogate pair's second half;
 /// and how many bytes it took.
@@ -174,8 +188,8 @@ impl<'de, F: Fields> de::Deserialize<'de> for Outer<F> {
                     message: None,
                     fields: F::default(),
                 };
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    match key.as_ref() {
+                while let Some(key) = map.next_key::<Str<'de>>()? {
+                    match &*key.0 {
                         VERSION_KEY => out.version = Some(map.next_value()?),
                         MESSAGE_KEY => out.message = Some(map.next_value()?),
                         k => {
@@ -205,8 +219,8 @@ impl<'de, F: Fields> de::Deserialize<'de> for Inner<F> {
                 mut map: A,
             ) -> std::result::Result<Inner<F>, A::Error> {
                 let mut fields = F::default();
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    if !fields.field(&key, &mut map)? {
+                while let Some(key) = map.next_key::<Str<'de>>()? {
+                    if !fields.field(&key.0, &mut map)? {
                         map.next_value::<IgnoredAny>()?;
                     }
                 }
@@ -214,6 +228,35 @@ impl<'de, F: Fields> de::Deserialize<'de> for Inner<F> {
             }
         }
         d.deserialize_map(V(PhantomData))
+    }
+}
+
+/// A string borrowed from the input when it has no escapes (serde's own `Cow<str>` always
+/// copies): object keys, read without an allocation each.
+pub(crate) struct Str<'de>(pub(crate) Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(
+                self,
+                s: &'de str,
+            ) -> std::result::Result<Str<'de>, E> {
+                Ok(Str(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> std::result::Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 

@@ -24,7 +24,13 @@ use crate::{BatchResult, NotificationEndpoint, NotificationMessage, Notification
 ///
 /// let dispatcher = NotificationDispatcher::new(vec![
 ///     NotificationEndpoint::new().on(Priority::Error, |m: NotificationMessage| async move {
-///         if m.payload["retry"] == true { NotificationResult::Requeue } else { NotificationResult::Handled }
+///         #[derive(serde::Deserialize)]
+///         struct Failed { retry: bool }
+///         // typed, straight from the payload's JSON text
+///         match m.payload.deserialize::<Failed>() {
+///             Ok(Failed { retry: true }) => NotificationResult::Requeue,
+///             _ => NotificationResult::Handled,
+///         }
 ///     }),
 /// ]);
 /// assert_eq!(dispatcher.supported_priorities(), vec![Priority::Error]);
@@ -79,21 +85,22 @@ impl NotificationDispatcher {
     /// otherwise the notification is [`Handled`](NotificationResult::Handled), also when no
     /// endpoint wanted it.
     pub async fn dispatch(&self, msg: NotificationMessage) -> NotificationResult {
-        let handlers: Vec<_> = self
+        let mut wanted = self
             .endpoints
             .iter()
             .filter_map(|ep| ep.handlers.get(&msg.priority).map(|h| (ep, h)))
             .filter(|(ep, _)| ep.filter.matches(&msg))
-            .map(|(_, h)| h)
-            .collect();
-        let Some((last, rest)) = handlers.split_last() else {
+            .map(|(_, h)| h);
+        let Some(mut last) = wanted.next() else {
             tracing::trace!(event_type = %msg.event_type, "no endpoint wants this notification");
             return NotificationResult::Handled;
         };
-        for handler in rest {
-            if run(&msg.event_type, handler(msg.clone())).await == NotificationResult::Requeue {
+        // each handler but the last gets a copy; no list of them is made
+        for next in wanted {
+            if run(&msg.event_type, last(msg.clone())).await == NotificationResult::Requeue {
                 return NotificationResult::Requeue;
             }
+            last = next;
         }
         let event_type = msg.event_type.clone();
         run(&event_type, last(msg)).await

@@ -96,7 +96,15 @@ impl NotificationFilter {
             && value_ok(&self.event_type, &msg.event_type)
             && map_matches(&self.context, Some(msg.context.as_map()))
             && map_matches(&self.metadata, Some(&msg.metadata))
-            && map_matches(&self.payload, msg.payload.as_object())
+            && self.payload_matches(&msg.payload)
+    }
+
+    /// Each payload filter against its key's string value, read from the payload's text
+    /// without parsing the rest into `Value`s.
+    fn payload_matches(&self, payload: &msg_core::Payload) -> bool {
+        self.payload
+            .iter()
+            .all(|(key, re)| payload.with_str(key, |v| re.is_match(v)).unwrap_or(false))
     }
 
     /// Whether the filter is empty (lets everything through).
@@ -161,7 +169,7 @@ mod tests {
         assert!(f.is_empty());
         assert!(f.matches(&msg()));
         let mut m = msg();
-        m.payload = json!("just a string");
+        m.payload = json!("just a string").into();
         assert!(f.matches(&m));
     }
 
@@ -258,7 +266,7 @@ mod tests {
         assert!(!object.matches(&msg()));
         for payload in [json!("state"), json!(["state"]), json!(null), json!(3)] {
             let mut m = msg();
-            m.payload = payload;
+            m.payload = payload.into();
             assert!(!f.matches(&m), "{:?}", m.payload);
         }
     }
@@ -278,7 +286,7 @@ mod tests {
             .unwrap();
         assert!(f.matches(&msg()));
         let mut m = msg();
-        m.payload = json!({"state": "b"});
+        m.payload = json!({"state": "b"}).into();
         assert!(!f.matches(&m));
         let mut m = msg();
         m.publisher_id = "network".into();

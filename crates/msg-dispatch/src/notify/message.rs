@@ -1,13 +1,13 @@
 //! A notification as notification handlers see it.
 
-use msg_core::{Context, Notification, Priority};
+use msg_core::{Context, Notification, Payload, Priority};
 use serde_json::{Map, Value};
 
 /// A notification as handlers see it: oslo's `(ctxt, publisher_id, event_type, payload,
 /// metadata)` plus its priority. `metadata` holds `message_id` and `timestamp`, as oslo's.
 ///
 /// ```
-/// use msg_core::{Context, Notification, Priority};
+/// use msg_core::{Context, Notification, Payload, Priority};
 /// use msg_dispatch::NotificationMessage;
 ///
 /// let n = Notification::new("compute.host1", "compute.instance.create.end", Priority::Info,
@@ -27,8 +27,9 @@ pub struct NotificationMessage {
     pub event_type: String,
     /// Its priority.
     pub priority: Priority,
-    /// The payload.
-    pub payload: Value,
+    /// The payload, kept as the JSON text it came as: `payload.deserialize::<T>()` gives a
+    /// typed value straight from it (see [`Payload`]).
+    pub payload: Payload,
     /// `message_id` and `timestamp`, as strings.
     pub metadata: Map<String, Value>,
 }

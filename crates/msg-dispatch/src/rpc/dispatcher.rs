@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::FutureExt as _;
 use msg_core::codec::DISPATCHER_MODULE;
-use msg_core::{Context, Error, Failure, JsonSerializer, RpcRequest, Serializer, Version};
+use msg_core::{Context, Error, Failure, JsonSerializer, Payload, RpcRequest, Serializer, Version};
 use serde_json::{Map, Value};
 
 use crate::handler_error::MSG_MODULE;
@@ -49,7 +49,7 @@ pub const PING_METHOD: &str = "oslo_rpc_server_ping";
 /// let reply = futures::executor::block_on(dispatcher.dispatch(Context::new(), req));
 /// assert_eq!(reply, Ok(json!(5)));
 ///
-/// let mut req = RpcRequest::new("add", Default::default());
+/// let mut req = RpcRequest::new("add", serde_json::Map::new());
 /// req.version = Some("2.0".into());
 /// let failure = futures::executor::block_on(dispatcher.dispatch(Context::new(), req)).unwrap_err();
 /// assert_eq!(failure.class, "UnsupportedVersion");
@@ -219,22 +219,28 @@ impl RpcDispatcher {
             .serializer
             .deserialize_context(ctx)
             .map_err(|e| serializer_failure(&req.method, "the context", &e))?;
-        let mut args = Map::with_capacity(req.args.len());
-        for (name, value) in req.args {
-            let value = self
-                .serializer
-                .deserialize_entity(&ctx, value)
-                .map_err(|e| serializer_failure(&req.method, &format!("argument `{name}`"), &e))?;
-            args.insert(name, value);
-        }
-        let outcome = AssertUnwindSafe(handler(ctx.clone(), args))
-            .catch_unwind()
-            .await;
+        let passes_through = self.serializer.passes_entities_through();
+        let args = if passes_through {
+            // the arguments go to the handler as the text they came as
+            req.args
+        } else {
+            self.deserialize_args(&ctx, &req.method, req.args)?
+        };
+        // the serializer sees the context again for the result, unless it passes it through
+        let result_ctx = (!passes_through).then(|| ctx.clone());
+        // a panic while the handler makes its future, or while the future runs
+        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, args))) {
+            Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
+            Err(panic) => Err(panic),
+        };
         match outcome {
-            Ok(Ok(result)) => self
-                .serializer
-                .serialize_entity(&ctx, result)
-                .map_err(|e| serializer_failure(&req.method, "the result", &e)),
+            Ok(Ok(result)) => match result_ctx {
+                None => Ok(result),
+                Some(ctx) => self
+                    .serializer
+                    .serialize_entity(&ctx, result)
+                    .map_err(|e| serializer_failure(&req.method, "the result", &e)),
+            },
             Ok(Err(err)) => {
                 if err.is_expected() {
                     tracing::debug!(method = %req.method, "expected error from RPC handler: {err}");
@@ -257,6 +263,36 @@ impl RpcDispatcher {
 /// names on every server and expects most to lack them).
 fn is_probe_miss(err: &Error) -> bool {
     matches!(err, Error::NoSuchMethod { method, .. } if method.ends_with("_ignore_errors"))
+}
+
+impl RpcDispatcher {
+    /// Each argument through the serializer's `deserialize_entity`.
+    // the failure is what `dispatch` returns anyway, on a path that is not hot
+    #[allow(clippy::result_large_err)]
+    fn deserialize_args(
+        &self,
+        ctx: &Context,
+        method: &str,
+        args: Payload,
+    ) -> Result<Payload, Failure> {
+        let map = match args.into_value() {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => Map::new(),
+            Err(e) => {
+                let e = Error::malformed(format!("`args`: {e}"));
+                return Err(serializer_failure(method, "the arguments", &e));
+            }
+        };
+        let mut args = Map::with_capacity(map.len());
+        for (name, value) in map {
+            let value = self
+                .serializer
+                .deserialize_entity(ctx, value)
+                .map_err(|e| serializer_failure(method, &format!("argument `{name}`"), &e))?;
+            args.insert(name, value);
+        }
+        Ok(Payload::from(args))
+    }
 }
 
 /// The failure oslo sends for a routing error.

@@ -5,19 +5,16 @@ use std::sync::Arc;
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use msg_core::Context;
+use msg_core::{Context, Payload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::HandlerError;
 
-/// A handler with its types erased: keyword arguments in, JSON out.
-pub(crate) type BoxedHandler = Arc<
-    dyn Fn(Context, Map<String, Value>) -> BoxFuture<'static, Result<Value, HandlerError>>
-        + Send
-        + Sync,
->;
+/// A handler with its types erased: keyword arguments (a JSON object) in, JSON out.
+pub(crate) type BoxedHandler =
+    Arc<dyn Fn(Context, Payload) -> BoxFuture<'static, Result<Value, HandlerError>> + Send + Sync>;
 
 /// An async RPC handler taking arguments of type `A`: any
 /// `Fn(Context, A) -> impl Future<Output = Result<R, E>>` where `A` deserializes from the
@@ -106,10 +103,11 @@ fn to_json<R: Serialize>(result: R) -> Result<Value, HandlerError> {
 /// Python's `TypeError` for bad keyword arguments.
 pub(crate) fn decode_args<A: DeserializeOwned>(
     method: &str,
-    args: Map<String, Value>,
+    args: Payload,
 ) -> Result<A, HandlerError> {
-    let empty = args.is_empty();
-    let err = match serde_json::from_value(Value::Object(args)) {
+    let empty = args.is_empty_object();
+    // straight from the request's text: no `Value` in between
+    let err = match args.into_deserialized() {
         Ok(a) => return Ok(a),
         Err(e) => e,
     };
@@ -129,16 +127,12 @@ where
     A: DeserializeOwned + 'static,
     H: RpcHandler<A>,
 {
-    let handler = Arc::new(handler);
     let method: Arc<str> = Arc::from(method);
-    Arc::new(move |ctx, args| {
-        let handler = Arc::clone(&handler);
-        let method = Arc::clone(&method);
-        async move {
-            let args = decode_args::<A>(&method, args)?;
-            handler.call(ctx, args).await
-        }
-        .boxed()
+    // the arguments are decoded before the handler's future exists, so a call is one box
+    // (the handler's); the dispatcher catches a panic in either step
+    Arc::new(move |ctx, args| match decode_args::<A>(&method, args) {
+        Ok(args) => handler.call(ctx, args),
+        Err(e) => Box::pin(std::future::ready(Err(e))),
     })
 }
 
@@ -173,7 +167,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Map, json};
 
     #[derive(Debug, PartialEq, serde::Deserialize)]
     struct Add {
@@ -181,20 +175,22 @@ mod tests {
         b: i64,
     }
 
-    fn args(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
+    fn args(v: Value) -> Payload {
+        Payload::from_json(&v.to_string()).unwrap()
+    }
+
+    fn none() -> Payload {
+        Payload::from(Map::new())
     }
 
     #[test]
     fn decoding_arguments() {
         let a: Add = decode_args("add", args(json!({"a": 1, "b": 2}))).unwrap();
         assert_eq!(a, Add { a: 1, b: 2 });
-        decode_args::<()>("ping", Map::new()).unwrap();
-        assert_eq!(decode_args::<Option<Add>>("f", Map::new()).unwrap(), None);
-        let m: Map<String, Value> = decode_args("any", Map::new()).unwrap();
+        decode_args::<()>("ping", none()).unwrap();
+        decode_args::<()>("ping", args(json!({}))).unwrap();
+        assert_eq!(decode_args::<Option<Add>>("f", none()).unwrap(), None);
+        let m: Map<String, Value> = decode_args("any", none()).unwrap();
         assert!(m.is_empty());
 
         let e = decode_args::<Add>("add", args(json!({"a": 1}))).unwrap_err();
@@ -202,7 +198,7 @@ mod tests {
         assert!(e.message().starts_with("add()"), "{}", e.message());
         assert!(e.message().contains("missing field `b`"), "{}", e.message());
 
-        let e = decode_args::<Add>("add", Map::new()).unwrap_err();
+        let e = decode_args::<Add>("add", none()).unwrap_err();
         assert!(e.message().contains("missing field `a`"), "{}", e.message());
 
         let e = decode_args::<()>("ping", args(json!({"x": 1}))).unwrap_err();

@@ -208,7 +208,7 @@ async fn notification_listeners_whose_queues_the_broker_deletes_keep_receiving()
             .endpoint(NotificationEndpoint::new().on(Priority::Info, move |m| {
                 let tx = tx.clone();
                 async move {
-                    if let Some(i) = m.payload["i"].as_u64() {
+                    if let Some(i) = m.payload.get("i").and_then(|v| v.as_u64()) {
                         let _ = tx.send(i);
                     }
                     NotificationResult::Handled

@@ -105,7 +105,7 @@ async fn counting_listener(
         .endpoint(NotificationEndpoint::new().on(Priority::Info, move |m| {
             let seen = seen.clone();
             async move {
-                if let Some(i) = m.payload["i"].as_u64() {
+                if let Some(i) = m.payload.get("i").and_then(|v| v.as_u64()) {
                     seen.record(i);
                 }
                 NotificationResult::Handled

@@ -153,7 +153,7 @@ async fn casts_at_least_once_get_a_receipt_or_undeliverable() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(got.request.args["k"], json!(1));
+    assert_eq!(got.request.args.get("k"), Some(json!(1)));
     // a call nobody serves is NoResponders (Undeliverable when at_least_once)
     let r = client
         .call(

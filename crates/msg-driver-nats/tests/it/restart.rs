@@ -25,7 +25,7 @@ fn serve(mut listener: msg_core::RpcListener) -> tokio::task::JoinHandle<()> {
         while let Some(req) = listener.next().await {
             let _ = req.ack().await;
             let handle = req.reply_handle();
-            let args = serde_json::Value::Object(req.request.args.clone());
+            let args = req.request.args.to_value().unwrap_or_default();
             let _ = handle.reply(Ok(args)).await;
         }
     })
@@ -88,7 +88,12 @@ async fn a_server_restart_loses_nothing_acked_and_rpc_resumes() {
         let received = received.clone();
         tokio::spawn(async move {
             while let Some(n) = notifications.next().await {
-                let i = n.notification.payload["i"].as_i64().unwrap_or(-1);
+                let i = n
+                    .notification
+                    .payload
+                    .get("i")
+                    .and_then(|v| v.as_i64())
+                    .unwrap_or(-1);
                 *received.lock().unwrap().entry(i).or_default() += 1;
                 let _ = n.ack().await;
             }

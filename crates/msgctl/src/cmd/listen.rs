@@ -34,7 +34,7 @@ struct Line<'a> {
     priority: &'static str,
     publisher_id: &'a str,
     event_type: &'a str,
-    payload: &'a Value,
+    payload: &'a msg::Payload,
     message_id: &'a Value,
     timestamp: &'a Value,
     ctxt: &'a Map<String, Value>,

@@ -49,7 +49,7 @@ async fn a_restarted_redis_is_reconnected_and_its_streams_made_again() {
                 .call(
                     &Target::topic("restart"),
                     &Context::new(),
-                    &msg_core::RpcRequest::new("ping", Default::default()),
+                    &msg_core::RpcRequest::new("ping", serde_json::Map::new()),
                     &SendOptions {
                         timeout: Some(timeout),
                         retry: Retry::Attempts(0),
@@ -127,7 +127,7 @@ async fn a_restarted_redis_is_reconnected_and_its_streams_made_again() {
         .cast(
             &Target::topic("restart").with_fanout(true),
             &Context::new(),
-            &msg_core::RpcRequest::new("ping", Default::default()),
+            &msg_core::RpcRequest::new("ping", serde_json::Map::new()),
             &SendOptions {
                 at_least_once: true,
                 ..SendOptions::default()

@@ -36,7 +36,7 @@ async fn rediss_with_auth_and_a_database_index() {
         .cast(
             &Target::topic("tls"),
             &Context::new(),
-            &msg_core::RpcRequest::new("ping", Default::default()),
+            &msg_core::RpcRequest::new("ping", serde_json::Map::new()),
             &SendOptions::default(),
         )
         .await

@@ -457,7 +457,7 @@ proptest! {
         let d = NotificationDispatcher::new(endpoints);
         let batch: Vec<NotificationMessage> = msgs.iter().map(|(p, event, bad)| {
             let mut m = msg(*p, event);
-            m.payload = if *bad { json!("bad") } else { Value::Null };
+            m.payload = if *bad { json!("bad") } else { Value::Null }.into();
             m
         }).collect();
         let once = block_on(d.dispatch_batch(batch.clone()));

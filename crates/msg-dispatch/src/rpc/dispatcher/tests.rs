@@ -29,17 +29,16 @@ fn ep(ns: Option<&str>, version: &str, methods: &[&'static str]) -> Endpoint {
 fn req(method: &str, ns: Option<&str>, version: Option<&str>) -> RpcRequest {
     RpcRequest {
         method: method.into(),
-        args: Map::new(),
+        args: Map::new().into(),
         namespace: ns.map(Into::into),
         version: version.map(Into::into),
     }
 }
 
-fn args(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        other => panic!("not an object: {other}"),
-    }
+/// Arguments as they come off the wire: JSON text.
+fn args(v: Value) -> Payload {
+    assert!(v.is_object(), "not an object: {v}");
+    Payload::from_json(&v.to_string()).unwrap()
 }
 
 fn index(d: &RpcDispatcher, r: &RpcRequest) -> CoreResult<usize> {
@@ -564,7 +563,7 @@ fn request() -> impl Strategy<Value = RpcRequest> {
     ];
     (method, namespace(), version).prop_map(|(m, ns, version)| RpcRequest {
         method: m.to_string(),
-        args: Map::new(),
+        args: Map::new().into(),
         namespace: ns.map(str::to_string),
         version,
     })

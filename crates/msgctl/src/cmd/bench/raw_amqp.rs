@@ -243,9 +243,9 @@ async fn serve(
     Ok(tokio::spawn(async move {
         let mut unacked = 0u64;
         while let Some(Ok(d)) = consumer.next().await {
-            if let Ok(mut req) = WireRequest::decode(&d.data) {
+            if let Ok(req) = WireRequest::decode(&d.data) {
                 if let Some(call) = req.call {
-                    let value = req.request.args.remove("value").unwrap_or(Value::Null);
+                    let value = req.request.args.get("value").unwrap_or(Value::Null);
                     if let Ok(body) = WireReply::result(call.msg_id, value).encode() {
                         let published = replies
                             .basic_publish(

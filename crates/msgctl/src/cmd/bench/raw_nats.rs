@@ -124,11 +124,11 @@ async fn rpc(
         let (server, handled) = (server.clone(), handled.clone());
         tasks.push(tokio::spawn(async move {
             while let Some(m) = requests.next().await {
-                let Ok(mut req) = WireRequest::decode(&m.payload) else {
+                let Ok(req) = WireRequest::decode(&m.payload) else {
                     continue;
                 };
                 if let (Some(reply), Some(call)) = (m.reply, req.call) {
-                    let value = req.request.args.remove("value").unwrap_or(Value::Null);
+                    let value = req.request.args.get("value").unwrap_or(Value::Null);
                     if let Ok(body) = WireReply::result(call.msg_id, value).encode() {
                         let _ = server.publish(reply, Bytes::from(body)).await;
                     }
