@@ -9,10 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use msg_client::{Notifier, RpcClient};
-use msg_core::{Context, DriverRegistry, Priority, Target, Transport};
+use msg_core::codec::{self, CallInfo, EnvelopeVersion, RpcRequest, WireNotification, WireRequest};
+use msg_core::{Context, DriverRegistry, Notification, Priority, Target, Transport};
 use msg_dispatch::{Endpoint, Handled, HandlerError, NotificationEndpoint};
+use msg_driver_memory::ceiling;
 use msg_server::{Executor, NotificationListener, RpcServer};
 use serde_json::json;
 
@@ -142,5 +145,71 @@ fn consume(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, consume);
+/// The ceiling: the same bodies through the in-process broker's queues, credit, listener
+/// feed and reply waiters, with no decoding, no dispatch and no encoding.
+fn ceiling(c: &mut Criterion) {
+    let rt = runtime();
+    let notification = Bytes::from(
+        WireNotification {
+            context: Context::new(),
+            notification: Notification::new(
+                "msg.bench",
+                "bench.event",
+                Priority::Info,
+                json!({"n": 12345}),
+            ),
+            unique_id: codec::new_unique_id(),
+        }
+        .encode(EnvelopeVersion::V2)
+        .unwrap(),
+    );
+    let mut args = serde_json::Map::new();
+    args.insert("n".into(), json!(12345));
+    let request = Bytes::from(
+        WireRequest {
+            context: Context::new(),
+            request: RpcRequest::new("echo", args),
+            unique_id: codec::new_unique_id(),
+            call: Some(CallInfo {
+                msg_id: codec::new_unique_id(),
+                reply_q: format!("reply_{}", codec::new_unique_id()),
+                call_monitor_timeout: None,
+            }),
+        }
+        .encode()
+        .unwrap(),
+    );
+    let mut g = c.benchmark_group("memory ceiling");
+    g.throughput(Throughput::Elements(BATCH));
+    g.sample_size(10);
+    g.bench_function("notification bodies consumed, no codec or dispatch", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    // the prefetch a default `NotificationListener` has (its executor, `Pool(64)`)
+                    total += ceiling::consume(notification.clone(), BATCH, 64).await;
+                }
+                total
+            })
+        })
+    });
+    g.bench_function(
+        "call bodies round trip, 32 in flight, no codec or dispatch",
+        |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += ceiling::calls(request.clone(), BATCH, 32).await;
+                    }
+                    total
+                })
+            })
+        },
+    );
+    g.finish();
+}
+
+criterion_group!(benches, consume, ceiling);
 criterion_main!(benches);

@@ -44,7 +44,7 @@ impl<M: Send + 'static> Intake for MemoryIntake<M> {
 }
 
 /// A listener over `consumer`, which starts handing it deliveries now.
-fn listener<M: Send + 'static>(
+pub(crate) fn listener<M: Send + 'static>(
     broker: &Arc<Broker>,
     consumer: &Arc<Consumer>,
     decode: Decode<M>,

@@ -22,6 +22,8 @@
 #![warn(missing_docs)]
 
 mod broker;
+#[doc(hidden)]
+pub mod ceiling;
 mod consumer;
 
 use std::sync::{Arc, OnceLock};
