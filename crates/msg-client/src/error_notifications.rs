@@ -81,7 +81,7 @@ enum Form {
 /// layer.flush().await;
 /// let sent = captured.take();
 /// assert_eq!(sent[0].notification.event_type, "error_notification");
-/// assert_eq!(sent[0].notification.payload["error"], "disk full, password=***");
+/// assert_eq!(sent[0].notification.payload.get("error").unwrap(), "disk full, password=***");
 /// # });
 /// ```
 #[derive(Clone)]
@@ -477,12 +477,13 @@ mod tests {
                 (n.event_type.as_str(), n.priority),
                 ("logrecord", Priority::Warn)
             );
-            assert_eq!(n.payload["name"], "app");
-            assert_eq!(n.payload["levelname"], "WARNING");
-            assert_eq!(n.payload["levelno"], 30);
-            assert_eq!(n.payload["msg"], "slow disk");
-            assert_eq!(n.payload["extra"], json!({"volume": 7, "password": "***"}));
-            assert_eq!(n.payload["process"], std::process::id());
+            let payload = n.payload.to_value().unwrap();
+            assert_eq!(payload["name"], "app");
+            assert_eq!(payload["levelname"], "WARNING");
+            assert_eq!(payload["levelno"], 30);
+            assert_eq!(payload["msg"], "slow disk");
+            assert_eq!(payload["extra"], json!({"volume": 7, "password": "***"}));
+            assert_eq!(payload["process"], std::process::id());
         });
     }
 
