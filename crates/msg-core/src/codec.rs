@@ -803,6 +803,43 @@ mod tests {
     }
 
     #[test]
+    fn arguments_and_payloads_stay_the_text_they_came_as() {
+        // Python's spacing is kept, and what is kept is what goes out again
+        let body = br#"{"method": "echo", "args": {"a": [1, 2], "b": "x"}, "_unique_id": "u1"}"#;
+        let req = WireRequest::decode(body).unwrap();
+        assert_eq!(req.request.args.raw(), r#"{"a": [1, 2], "b": "x"}"#);
+        assert_eq!(req.request.args, json!({"b": "x", "a": [1, 2]}));
+        let again = WireRequest::decode(&req.encode().unwrap()).unwrap();
+        assert_eq!(again.request.args.raw(), r#"{"a": [1, 2], "b": "x"}"#);
+        // no arguments (null) are an empty object, and go out as one
+        let req = WireRequest::decode(br#"{"method": "ping", "args": null}"#).unwrap();
+        assert!(req.request.args.is_empty_object());
+        let out = String::from_utf8(req.encode().unwrap()).unwrap();
+        assert!(out.contains(r#"\"args\":{}"#), "{out}");
+        // arguments that are not an object are refused, naming the field
+        for args in ["[1]", "\"a\"", "3", "true"] {
+            let body = format!(r#"{{"method": "m", "args": {args}}}"#);
+            let e = WireRequest::decode(body.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("`args`"), "{args}: {e}");
+        }
+        let n = WireNotification::decode(
+            br#"{"event_type": "e", "priority": "WARN", "payload": {"k": "v\u00e9"}}"#,
+        )
+        .unwrap();
+        assert_eq!(n.notification.priority, Priority::Warn);
+        assert_eq!(n.notification.payload.raw(), r#"{"k": "v\u00e9"}"#);
+        assert_eq!(n.notification.payload.get("k"), Some(json!("vé")));
+        let missing = WireNotification::decode(br#"{"event_type": "e", "priority": "info"}"#);
+        assert!(missing.unwrap().notification.payload.is_null());
+        let e = WireNotification::decode(br#"{"event_type": "e", "priority": "loud"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("loud"), "{e}");
+    }
+
+    #[test]
     fn an_envelope_whose_message_is_not_a_string_says_so() {
         let body = br#"{"oslo.version": "2.0", "oslo.message": {"method": "echo"}}"#;
         let e = WireRequest::decode(body).unwrap_err().to_string();
