@@ -9,6 +9,7 @@ mod ours;
 mod progress;
 mod raw_amqp;
 mod raw_nats;
+mod rss;
 mod stats;
 
 use std::future::Future;
@@ -28,6 +29,7 @@ use crate::errors::{CliError, Phase, classify};
 use crate::output;
 
 use progress::{Counter, Watch};
+use rss::RssFigures;
 use stats::{Latencies, human_ms, human_rate, median, ratio, spread, thousands};
 
 /// What a run does.
@@ -199,6 +201,7 @@ pub fn spec(global: &Global, args: &BenchArgs, stderr_is_terminal: bool) -> Resu
         watch: Watch {
             bar: stderr_is_terminal,
             stall: args.stall_timeout,
+            rss: rss::RssLog::default(),
         },
     })
 }
@@ -239,10 +242,14 @@ pub struct Report {
     pub handled_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub handled_rate: Option<f64>,
+    /// The process's resident set over the timed part (KiB; with `--vs-raw`, of the round
+    /// that grew most).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss: Option<RssFigures>,
 }
 
 impl Report {
-    fn new(spec: &Spec, raw: Option<RawClient>, m: &Measured) -> Self {
+    fn new(spec: &Spec, raw: Option<RawClient>, m: &Measured, rss: Option<RssFigures>) -> Self {
         let p = m.latencies.percentiles();
         Report {
             pattern: spec.work.pattern(),
@@ -263,6 +270,7 @@ impl Report {
             batch_size: spec.batch_size.filter(|_| raw.is_none()).map(|b| b as u64),
             handled_seconds: m.handled_seconds,
             handled_rate: m.handled_seconds.map(|s| stats::rate(spec.count, s)),
+            rss,
         }
     }
 }
@@ -296,6 +304,10 @@ impl Side {
                 max_ms: med(|r| r.max_ms),
                 handled_seconds: handled(|r| r.handled_seconds),
                 handled_rate: handled(|r| r.handled_rate),
+                rss: rounds
+                    .iter()
+                    .filter_map(|r| r.rss)
+                    .max_by(|a, b| a.growth_pct.total_cmp(&b.growth_pct)),
                 ..first.clone()
             },
             spread: spread(&rates),
@@ -324,8 +336,8 @@ pub async fn run(global: &Global, args: BenchArgs) -> Result<(), CliError> {
     match (args.vs_raw, client) {
         (true, Some(raw)) => vs_raw(&spec, raw, args.rounds).await,
         _ => {
-            let m = run_once(&spec, client, "").await?;
-            let report = Report::new(&spec, client, &m);
+            let (m, rss) = run_once(&spec, client, "").await?;
+            let report = Report::new(&spec, client, &m, rss);
             if global.json {
                 output::json_line(&report).map_err(stdout_error)
             } else {
@@ -335,18 +347,25 @@ pub async fn run(global: &Global, args: BenchArgs) -> Result<(), CliError> {
     }
 }
 
-/// One run of one side.
-async fn run_once(spec: &Spec, raw: Option<RawClient>, round: &str) -> Result<Measured, CliError> {
+/// One run of one side, and the process's resident set over its timed part.
+async fn run_once(
+    spec: &Spec,
+    raw: Option<RawClient>,
+    round: &str,
+) -> Result<(Measured, Option<RssFigures>), CliError> {
     let label = format!(
         "{} {}{round}",
         spec.work.phase(),
         raw.map_or("msg", RawClient::name)
     );
-    match raw {
+    let measured = match raw {
         None => ours::run(spec, &label).await,
         Some(RawClient::Lapin) => raw_amqp::run(spec, &label).await,
         Some(RawClient::AsyncNats) => raw_nats::run(spec, &label).await,
-    }
+    };
+    // the timed part is the phase watched under the run's own label
+    let rss = spec.watch.rss.take(&label);
+    measured.map(|m| (m, rss))
 }
 
 async fn vs_raw(spec: &Spec, raw: RawClient, rounds: u64) -> Result<(), CliError> {
@@ -361,8 +380,8 @@ async fn vs_raw(spec: &Spec, raw: RawClient, rounds: u64) -> Result<(), CliError
             [Some(raw), None]
         };
         for side in order {
-            let m = run_once(spec, side, &tag).await?;
-            let report = Report::new(spec, side, &m);
+            let (m, rss) = run_once(spec, side, &tag).await?;
+            let report = Report::new(spec, side, &m, rss);
             if !spec.global.json {
                 output::note(&format!(
                     "round {}/{rounds}: {:<10} {:>12}",
@@ -426,6 +445,19 @@ fn latency_line(r: &Report) -> String {
     )
 }
 
+fn rss_line(r: &RssFigures) -> String {
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    format!(
+        "  resident set: start {:.1} MiB, warm (a tenth done) {:.1} MiB, peak {:.1} MiB, end \
+         {:.1} MiB: {:+.1} % from warm to peak",
+        mib(r.start_kib),
+        mib(r.warm_kib),
+        mib(r.peak_kib),
+        mib(r.end_kib),
+        r.growth_pct
+    )
+}
+
 fn print_single(spec: &Spec, r: &Report) -> Result<(), CliError> {
     let mut lines = vec![
         headline(spec, r.client),
@@ -451,6 +483,9 @@ fn print_single(spec: &Spec, r: &Report) -> Result<(), CliError> {
             thousands(r.count),
             human_rate(rate)
         ));
+    }
+    if let Some(rss) = &r.rss {
+        lines.push(rss_line(rss));
     }
     for l in lines {
         output::line(&l).map_err(stdout_error)?;
@@ -790,6 +825,7 @@ mod tests {
             batch_size: None,
             handled_seconds: None,
             handled_rate: None,
+            rss: None,
         }
     }
 

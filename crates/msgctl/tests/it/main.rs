@@ -706,6 +706,23 @@ fn check_bench_object(v: &Value, pattern: &str, phase: &str, scheme: &str, raw: 
         p("p50_ms") <= p("p90_ms") && p("p90_ms") <= p("p99_ms") && p("p99_ms") <= p("max_ms"),
         "{v}"
     );
+    // the process's resident set over the timed part (Linux: /proc/self/status)
+    if cfg!(target_os = "linux") {
+        let rss = &v["rss"];
+        let kib = |k: &str| {
+            rss[k]
+                .as_u64()
+                .filter(|&x| x > 0)
+                .unwrap_or_else(|| panic!("rss.{k}: {v}"))
+        };
+        let peak = kib("peak_kib");
+        for k in ["start_kib", "warm_kib", "end_kib"] {
+            assert!(kib(k) <= peak, "rss.{k} above the peak: {v}");
+        }
+        assert!(rss["samples"].as_u64().is_some_and(|n| n >= 2), "{v}");
+        let growth = rss["growth_pct"].as_f64().unwrap();
+        assert!(growth.is_finite() && growth >= 0.0, "rss.growth_pct: {v}");
+    }
 }
 
 #[test]

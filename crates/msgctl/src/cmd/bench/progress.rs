@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::rss::{RssLog, RssTrack};
 use crate::errors::CliError;
 use crate::output::human_duration;
 
@@ -27,13 +28,15 @@ impl Counter {
     }
 }
 
-/// How a run shows and bounds its phases.
-#[derive(Debug, Clone, Copy)]
+/// How a run shows, bounds and samples its phases.
+#[derive(Debug, Clone)]
 pub struct Watch {
     /// Draw a progress bar (on stderr, when it is a terminal).
     pub bar: bool,
     /// Fail when the counter hasn't moved for this long.
     pub stall: Duration,
+    /// The resident set of each phase run, by label.
+    pub rss: RssLog,
 }
 
 /// How often the bar is redrawn and the watchdog looks.
@@ -41,7 +44,9 @@ const TICK: Duration = Duration::from_millis(100);
 
 impl Watch {
     /// Runs `work` while watching `counter`: a bar labelled `label` counting to `total`, and
-    /// an error when the counter stays still for `stall` (the work is then dropped).
+    /// an error when the counter stays still for `stall` (the work is then dropped). The
+    /// process's resident set is sampled at the start, at every tick and at the end, and
+    /// kept in `rss` under `label` when the work ends.
     pub async fn run<T>(
         &self,
         label: &str,
@@ -66,15 +71,20 @@ impl Watch {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last = counter.get();
         let mut moved = Instant::now();
+        let mut rss = RssTrack::start();
         loop {
             tokio::select! {
                 biased;
                 result = &mut work => {
                     bar.finish_and_clear();
+                    if let Some(figures) = rss.finish(counter.get(), total) {
+                        self.rss.keep(label, figures);
+                    }
                     return result;
                 }
                 _ = tick.tick() => {
                     let now = counter.get();
+                    rss.sample(now, total);
                     bar.set_position(now);
                     if now != last {
                         last = now;
@@ -120,19 +130,27 @@ mod tests {
         Watch {
             bar: false,
             stall: Duration::from_millis(stall_ms),
+            rss: RssLog::default(),
         }
     }
 
     #[tokio::test]
-    async fn a_run_that_finishes_returns_its_result() {
+    async fn a_run_that_finishes_returns_its_result_and_keeps_its_resident_set() {
         let c = Counter::default();
-        let r = watch(1000)
+        let w = watch(1000);
+        let r = w
             .run("work", 2, &c, async {
                 c.add(2);
                 Ok(7)
             })
             .await;
         assert_eq!(r, Ok(7));
+        #[cfg(target_os = "linux")]
+        {
+            let f = w.rss.take("work").unwrap();
+            assert!(f.samples >= 2 && f.end_kib > 0, "{f:?}");
+        }
+        assert_eq!(w.rss.take("other"), None);
     }
 
     #[tokio::test]
