@@ -57,6 +57,7 @@ macro_rules! case {
     };
 }
 
+mod backlog;
 mod batch_poison;
 mod cases;
 mod e2e;
@@ -69,6 +70,7 @@ mod python;
 mod rpc_e2e;
 mod suite;
 
+pub use backlog::{Backlog, BacklogReport, backlog_within_prefetch};
 pub use batch_poison::{PoisonAnswer, PoisonOutcome, batch_with_a_poison};
 pub use env::Env;
 pub use hostile::{

@@ -2,6 +2,7 @@
 //! and interop with Python oslo.messaging.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+mod backlog;
 mod broker_events;
 mod call_setup;
 mod cluster_options;

@@ -3,6 +3,7 @@
 //! nats-servers of its own (one, or a 3-node cluster).
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+mod backlog;
 mod cluster;
 mod conformance;
 mod driver;
