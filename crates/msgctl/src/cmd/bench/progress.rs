@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::rss::{RssLog, RssTrack};
+use super::rss::{RssLog, RssSampler};
 use crate::errors::CliError;
 use crate::output::human_duration;
 
@@ -45,8 +45,8 @@ const TICK: Duration = Duration::from_millis(100);
 impl Watch {
     /// Runs `work` while watching `counter`: a bar labelled `label` counting to `total`, and
     /// an error when the counter stays still for `stall` (the work is then dropped). The
-    /// process's resident set is sampled at the start, at every tick and at the end, and
-    /// kept in `rss` under `label` when the work ends.
+    /// process's resident set is sampled meanwhile ([`RssSampler`]) and kept in `rss` under
+    /// `label` when the work ends.
     pub async fn run<T>(
         &self,
         label: &str,
@@ -71,20 +71,19 @@ impl Watch {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last = counter.get();
         let mut moved = Instant::now();
-        let mut rss = RssTrack::start();
+        let rss = RssSampler::spawn(counter, total);
         loop {
             tokio::select! {
                 biased;
                 result = &mut work => {
                     bar.finish_and_clear();
-                    if let Some(figures) = rss.finish(counter.get(), total) {
+                    if let Some(figures) = rss.finish() {
                         self.rss.keep(label, figures);
                     }
                     return result;
                 }
                 _ = tick.tick() => {
                     let now = counter.get();
-                    rss.sample(now, total);
                     bar.set_position(now);
                     if now != last {
                         last = now;

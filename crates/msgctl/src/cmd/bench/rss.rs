@@ -1,11 +1,19 @@
-//! The process's resident set over a timed run: sampled when the run starts, at every tick
-//! of its watch and when it ends, and summed up as start, warm (once a tenth of the run is
-//! done: buffers, pools and caches filled), peak and end, and the growth from warm to the
-//! highest sample after it.
+//! The process's resident set over a timed run: sampled when the run starts, every
+//! `EVERY` on a task of its own (a run whose work never yields is sampled all the same) and
+//! when it ends, and summed up as start, warm (once a tenth of the run is done: buffers,
+//! pools and caches filled), peak and end, and the growth from warm to the highest sample
+//! after it.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
+use tokio::task::JoinHandle;
+
+use super::progress::Counter;
+
+/// How often the resident set is sampled.
+const EVERY: Duration = Duration::from_millis(100);
 
 /// The share of a run after which its resident set counts as warm: one tenth.
 const WARM_DIVISOR: u64 = 10;
@@ -110,6 +118,59 @@ impl RssTrack {
     }
 }
 
+/// A task sampling the resident set while a run counts up to its total; stopped when
+/// finished or dropped.
+#[derive(Debug)]
+pub struct RssSampler {
+    track: Arc<Mutex<RssTrack>>,
+    task: JoinHandle<()>,
+    counter: Counter,
+    total: u64,
+}
+
+impl RssSampler {
+    /// Starts sampling now (`counter` counts the run's progress to `total`).
+    pub fn spawn(counter: &Counter, total: u64) -> Self {
+        let track = Arc::new(Mutex::new(RssTrack::start()));
+        let task = {
+            let (track, counter) = (track.clone(), counter.clone());
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(EVERY);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    let done = counter.get();
+                    lock(&track).sample(done, total);
+                }
+            })
+        };
+        RssSampler {
+            track,
+            task,
+            counter: counter.clone(),
+            total,
+        }
+    }
+
+    /// Stops sampling, samples a last time and sums up.
+    pub fn finish(self) -> Option<RssFigures> {
+        self.task.abort();
+        let track = std::mem::take(&mut *lock(&self.track));
+        track.finish(self.counter.get(), self.total)
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock(track: &Mutex<RssTrack>) -> std::sync::MutexGuard<'_, RssTrack> {
+    track.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The figures of the runs watched so far, by label, for the bench to take once a run ended.
 #[derive(Debug, Clone, Default)]
 pub struct RssLog(Arc<Mutex<Vec<(String, RssFigures)>>>);
@@ -173,6 +234,23 @@ mod tests {
         let f = t.figures().unwrap();
         assert_eq!((f.warm_kib, f.end_kib, f.growth_pct), (2500, 2500, 0.0));
         assert_eq!(RssTrack::default().figures(), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_that_never_yields_is_sampled_all_the_same() {
+        let counter = Counter::default();
+        let sampler = RssSampler::spawn(&counter, 10);
+        // busy, never yielding, for three sampling periods
+        let busy = std::time::Instant::now();
+        while busy.elapsed() < EVERY * 3 {
+            std::hint::spin_loop();
+        }
+        counter.add(10);
+        let f = sampler.finish();
+        #[cfg(target_os = "linux")]
+        assert!(f.is_some_and(|f| f.samples >= 3), "{f:?}");
+        #[cfg(not(target_os = "linux"))]
+        assert_eq!(f, None);
     }
 
     #[test]
