@@ -123,7 +123,7 @@ where
                 let now = waiting.fetch_add(1, Ordering::SeqCst) + 1;
                 most_waiting.fetch_max(now, Ordering::SeqCst);
                 let _ = gated.wait_for(|open| *open).await;
-                seen.mark(n.payload["i"].as_u64());
+                seen.mark(n.payload.get("i").and_then(|v| v.as_u64()));
                 waiting.fetch_sub(1, Ordering::SeqCst);
                 handled.fetch_add(1, Ordering::SeqCst);
                 NotificationResult::Handled
