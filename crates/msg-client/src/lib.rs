@@ -13,6 +13,7 @@ mod mask;
 mod metrics;
 mod notifier;
 mod rpc;
+mod tracing_spans;
 
 pub use error_notifications::NotificationLayer;
 pub use event_loggers::LOGGER_BASE;

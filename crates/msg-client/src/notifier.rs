@@ -12,6 +12,8 @@ use msg_core::{
 };
 use serde::Serialize;
 
+use crate::tracing_spans;
+
 /// How long a send may take by default before it gives up (unlike Python's forever).
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -322,20 +324,21 @@ impl NotifyDriver for MessagingDriver {
         retry: Retry,
     ) -> Result<()> {
         // every topic gets it, as oslo's driver tries each; the first failure is returned
+        let driver = self.transport.driver();
         let mut first_error = None;
         for topic in topics {
-            let sent = self
-                .transport
-                .driver()
-                .send_notification(
-                    &Target::topic(topic),
-                    context,
-                    notification,
-                    self.version,
-                    retry,
-                )
-                .await;
-            if let Err(e) = sent {
+            let span =
+                tracing_spans::notify(driver.messaging_system(), topic, notification, context);
+            let traced = tracing_spans::traced_context(&span, context);
+            let target = Target::topic(topic);
+            let send = driver.send_notification(
+                &target,
+                traced.as_ref().unwrap_or(context),
+                notification,
+                self.version,
+                retry,
+            );
+            if let Err(e) = tracing_spans::traced(span, send).await {
                 tracing::warn!(topic, error = %e, "notification not sent to this topic");
                 first_error.get_or_insert(e);
             }

@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use msg_core::{
     Context, Error, JsonSerializer, Payload, Result, Retry, Role, RpcRequest, SendOptions,
-    Serializer, Target, Transport, Version,
+    Serializer, Target, Transport, Version, trace_context,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::metrics;
+use crate::tracing_spans;
 
 /// Calls and casts RPC methods on a target. Cheap to clone; [`RpcClient::prepare`] returns a
 /// copy to modify (server, namespace, version, timeout, ...).
@@ -266,13 +267,20 @@ impl RpcClient {
         args: impl Serialize,
     ) -> Result<R> {
         self.target.validate(Role::RpcCall)?;
-        let (context, request) = self.request(context, method, args)?;
+        let driver = self.transport.driver();
+        let span = tracing_spans::rpc_send(
+            driver.messaging_system(),
+            &self.target,
+            method,
+            "call",
+            context,
+        );
+        let (mut context, request) = self.request(context, method, args)?;
+        trace_context::inject(&span, &mut context);
         let invocation = metrics::Invocation::start(metrics::CALL, &self.target, method);
-        let result = self
-            .transport
-            .driver()
-            .call(&self.target, &context, &request, &self.options())
-            .await;
+        let options = self.options();
+        let call = driver.call(&self.target, &context, &request, &options);
+        let result = tracing_spans::traced(span, call).await;
         invocation.finish(&result);
         let result = result?;
         let result = self.serializer.deserialize_entity(&context, result)?;
@@ -286,13 +294,20 @@ impl RpcClient {
     /// Casts `method`: sent, nothing comes back (to every server with `fanout`).
     pub async fn cast(&self, context: &Context, method: &str, args: impl Serialize) -> Result<()> {
         self.target.validate(Role::RpcCast)?;
-        let (context, request) = self.request(context, method, args)?;
+        let driver = self.transport.driver();
+        let span = tracing_spans::rpc_send(
+            driver.messaging_system(),
+            &self.target,
+            method,
+            "cast",
+            context,
+        );
+        let (mut context, request) = self.request(context, method, args)?;
+        trace_context::inject(&span, &mut context);
         let invocation = metrics::Invocation::start(metrics::CAST, &self.target, method);
-        let result = self
-            .transport
-            .driver()
-            .cast(&self.target, &context, &request, &self.options())
-            .await;
+        let options = self.options();
+        let cast = driver.cast(&self.target, &context, &request, &options);
+        let result = tracing_spans::traced(span, cast).await;
         invocation.finish(&result);
         result
     }

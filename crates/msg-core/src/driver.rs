@@ -84,6 +84,12 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
     /// The driver's name (`memory`, `amqp`, `nats`, ...).
     fn name(&self) -> &'static str;
 
+    /// The broker as OpenTelemetry's messaging conventions name it (`messaging.system` of
+    /// msg's spans: `rabbitmq`, `nats`, ...). By default the driver's [`name`](Driver::name).
+    fn messaging_system(&self) -> &'static str {
+        self.name()
+    }
+
     /// What this driver can do.
     fn capabilities(&self) -> Capabilities;
 

@@ -36,6 +36,7 @@ mod remote_error;
 mod reply;
 mod serializer;
 mod target;
+pub mod trace_context;
 mod url;
 mod version;
 

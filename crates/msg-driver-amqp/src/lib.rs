@@ -239,6 +239,10 @@ impl Driver for AmqpDriver {
         "amqp"
     }
 
+    fn messaging_system(&self) -> &'static str {
+        "rabbitmq"
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::all().without(Capability::NoResponders)
     }

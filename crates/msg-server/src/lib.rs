@@ -17,6 +17,7 @@ mod metrics;
 mod notify;
 mod rpc;
 mod server;
+mod tracing_spans;
 
 pub use executor::Executor;
 pub use notify::{

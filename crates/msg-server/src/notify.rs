@@ -12,11 +12,13 @@ use msg_core::{
 use msg_dispatch::{
     NotificationDispatcher, NotificationEndpoint, NotificationMessage, NotificationResult,
 };
+use tracing::Instrument;
 
 use crate::dedup::{Dedup, Id};
 use crate::executor::Executor;
 use crate::metrics::ListenerMetrics;
 use crate::server::{Handle, MessageHandlingServer, Opened, Source};
+use crate::tracing_spans;
 
 /// What both listener builders share.
 #[derive(Debug)]
@@ -293,6 +295,7 @@ impl NotificationListenerBuilder {
         ));
         let handler = Arc::new(SingleHandler {
             dispatcher,
+            system: self.common.transport.driver().messaging_system(),
             allow_requeue: self.common.allow_requeue,
             dedup: Dedup::new(capacity.max(prefetch as usize) * 2),
             metrics: ListenerMetrics::new(self.common.pool.as_deref()),
@@ -332,6 +335,8 @@ impl Source<IncomingNotification> for SingleSource {
 
 struct SingleHandler {
     dispatcher: Arc<NotificationDispatcher>,
+    /// `messaging.system`, for the spans.
+    system: &'static str,
     allow_requeue: bool,
     dedup: Dedup,
     metrics: ListenerMetrics,
@@ -343,7 +348,8 @@ impl Handle<IncomingNotification> for SingleHandler {
             let Some((message, s)) = take(incoming, &self.dedup).await else {
                 return;
             };
-            let result = self.dispatcher.dispatch(message).await;
+            let span = tracing_spans::notification_receive(self.system, &message);
+            let result = self.dispatcher.dispatch(message).instrument(span).await;
             let requeue = result == NotificationResult::Requeue;
             settle(s, requeue, self.allow_requeue, &self.dedup, &self.metrics).await;
         }
@@ -442,6 +448,7 @@ impl BatchNotificationListenerBuilder {
         let remembered = (prefetch as usize).max(self.size) * 2;
         let handler = Arc::new(BatchHandler {
             dispatcher,
+            system: self.common.transport.driver().messaging_system(),
             allow_requeue: self.common.allow_requeue,
             dedup: Dedup::new(remembered),
             requeued: Dedup::new(remembered),
@@ -495,6 +502,8 @@ impl Source<Vec<IncomingNotification>> for BatchSource {
 /// to that one.
 struct BatchHandler {
     dispatcher: Arc<NotificationDispatcher>,
+    /// `messaging.system`, for the spans.
+    system: &'static str,
     allow_requeue: bool,
     dedup: Dedup,
     /// The last notifications this listener requeued (by `_unique_id`, else `message_id`).
@@ -527,10 +536,17 @@ impl BatchHandler {
         if messages.is_empty() {
             return;
         }
+        let span = tracing_spans::batch_receive(self.system, &messages);
         let requeue = if back {
-            self.dispatcher.dispatch_batch_halving(messages).await
+            self.dispatcher
+                .dispatch_batch_halving(messages)
+                .instrument(span)
+                .await
         } else {
-            self.dispatcher.dispatch_batch(messages).await
+            self.dispatcher
+                .dispatch_batch(messages)
+                .instrument(span)
+                .await
         };
         for ((s, requeue), id) in settles.into_iter().zip(requeue).zip(ids) {
             if requeue

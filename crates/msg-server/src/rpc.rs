@@ -10,11 +10,13 @@ use msg_core::{
 };
 use msg_dispatch::{AccessPolicy, Endpoint, RpcDispatcher};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::dedup::Dedup;
 use crate::executor::Executor;
 use crate::metrics::ServerMetrics;
 use crate::server::{Handle, MessageHandlingServer, Opened, Source};
+use crate::tracing_spans;
 
 /// Serves RPC endpoints on a server target: its topic (load-balanced with the other servers
 /// of the topic), `topic.server`, and fanout.
@@ -143,6 +145,7 @@ impl RpcServerBuilder {
         let prefetch = self
             .prefetch
             .unwrap_or_else(|| u32::try_from(capacity).unwrap_or(u32::MAX));
+        let system = self.transport.driver().messaging_system();
         let source = Arc::new(RpcSource {
             transport: self.transport,
             target: self.target.clone(),
@@ -152,6 +155,8 @@ impl RpcServerBuilder {
             dispatcher: Arc::new(dispatcher),
             dedup: Dedup::new(capacity.max(prefetch as usize) * 2),
             metrics,
+            system,
+            topic: self.target.topic.clone().unwrap_or_default(),
         });
         Ok(RpcServer {
             server: MessageHandlingServer::new(source, handler, self.executor),
@@ -191,6 +196,9 @@ struct RpcHandler {
     dispatcher: Arc<RpcDispatcher>,
     dedup: Dedup,
     metrics: ServerMetrics,
+    /// `messaging.system` and the topic served, for the spans.
+    system: &'static str,
+    topic: String,
 }
 
 impl Handle<IncomingRequest> for RpcHandler {
@@ -223,6 +231,13 @@ impl RpcHandler {
             );
             return;
         }
+        let span = tracing_spans::rpc_receive(self.system, &self.topic, &req);
+        self.dispatch_and_reply(req, &span)
+            .instrument(span.clone())
+            .await;
+    }
+
+    async fn dispatch_and_reply(&self, req: IncomingRequest, span: &tracing::Span) {
         let reply = req.reply_handle();
         let heartbeat = match req.call_monitor_timeout.filter(|_| req.is_call()) {
             Some(cmt) => heartbeats(reply.clone(), cmt, &req.request.method),
@@ -238,6 +253,7 @@ impl RpcHandler {
         if let Some(invocation) = invocation {
             invocation.finish(&result);
         }
+        tracing_spans::rpc_result(span, &result);
         if let Some(h) = heartbeat {
             h.abort();
         }
@@ -334,6 +350,8 @@ mod tests {
             metrics: ServerMetrics::new(&target, std::slice::from_ref(&endpoint), false),
             dispatcher: Arc::new(RpcDispatcher::new(vec![endpoint]).unwrap()),
             dedup: Dedup::new(16),
+            system: "test",
+            topic: "t".into(),
         })
     }
 

@@ -5,7 +5,9 @@
 //! This is the facade an application depends on: it re-exports the vocabulary of
 //! [`msg_core`] and opens a [`Transport`] for a URL with the drivers compiled in. Each driver
 //! sits behind a feature: `memory` (on by default), `amqp` (RabbitMQ), `nats` (NATS),
-//! `full` (all).
+//! `full` (all). Clients and servers make `tracing` spans named as oslo.messaging's; the
+//! `otel` feature carries them across the broker as W3C trace context and exports them over
+//! OTLP ([`TracingOptions`], `msg::otel`).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -16,6 +18,14 @@
 //! # });
 //! ```
 #![warn(missing_docs)]
+
+mod tracing_options;
+
+pub use tracing_options::{OtlpProtocol, TRACING_OPTION_KEYS, TracingOptions};
+
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub mod otel;
 
 pub use msg_core::{
     Capabilities, Capability, Context, DEFAULT_RPC_RESPONSE_TIMEOUT, EnvelopeVersion, Error,

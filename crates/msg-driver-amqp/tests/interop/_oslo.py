@@ -38,6 +38,10 @@ def parser(description):
                    help="transport URL (default: $MSG_RABBIT_URL)")
     p.add_argument("--lifetime", type=float, default=60.0,
                    help="seconds before the peer exits on its own (max %d)" % MAX_LIFETIME)
+    p.add_argument("--trace", action="store_true",
+                   help="turn on oslo's RPC tracing ([oslo_messaging_tracing] "
+                        "tracing_enabled) and print each span as it ends: "
+                        '{"event": "span", ...}')
     return p
 
 
@@ -79,7 +83,48 @@ def setup(args):
     # them registered (a bare cfg.ConfigOpts() fails every call with NoSuchOptError).
     conf = cfg.CONF
     conf([], project="msg-interop")
+    if getattr(args, "trace", False):
+        trace_to_stdout(conf)
     return conf
+
+
+def trace_to_stdout(conf):
+    """Turns on oslo's tracing with a tracer provider whose spans are printed as they end.
+
+    oslo.messaging reuses a tracer provider that is already set (it makes its own OTLP one
+    only when none is), so this one takes the place of the OTLP exporter; everything else
+    (span names, attributes, W3C propagation through the message context) is oslo's.
+    """
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    class Printer(SpanExporter):
+        def export(self, spans):
+            for span in spans:
+                ctx = span.get_span_context()
+                parent = span.parent
+                emit({
+                    "event": "span",
+                    "name": span.name,
+                    "kind": span.kind.name,
+                    "trace_id": "%032x" % ctx.trace_id,
+                    "span_id": "%016x" % ctx.span_id,
+                    "parent_span_id": ("%016x" % parent.span_id) if parent else None,
+                    "status": span.status.status_code.name,
+                    "attributes": dict(span.attributes or {}),
+                })
+            return SpanExportResult.SUCCESS
+
+        def shutdown(self):
+            pass
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(Printer()))
+    trace.set_tracer_provider(provider)
+    conf.set_override("tracing_enabled", True, group="oslo_messaging_tracing")
 
 
 def wait_for_stop(timeout=None):

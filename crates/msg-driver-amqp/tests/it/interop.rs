@@ -52,18 +52,18 @@ type Interop = PythonEnv;
 type Peer = PythonPeer;
 
 /// The broker URL and the Python with oslo.messaging, or `None` after a SKIPPED line.
-fn interop(suite: &str) -> Option<Interop> {
+pub(crate) fn interop(suite: &str) -> Option<Interop> {
     let url = rabbit_url(suite)?;
     PythonEnv::from_env(suite, &url, PEERS)
 }
 
 /// A name no other test (or run) uses.
-fn unique(what: &str) -> String {
+pub(crate) fn unique(what: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     format!("interop-{what}-{}", &id[..12])
 }
 
-async fn transport(url: &str) -> Transport {
+pub(crate) async fn transport(url: &str) -> Transport {
     DriverRegistry::new()
         .with(msg_driver_amqp::factory())
         .open(url)
@@ -1045,7 +1045,7 @@ fn notification_queues(topic: &str) -> Vec<String> {
 }
 
 /// Deletes a test's durable-by-name queues (best effort: oslo never deletes them itself).
-async fn cleanup(url: &str, queues: &[String]) {
+pub(crate) async fn cleanup(url: &str, queues: &[String]) {
     let conn = raw_connection(url).await;
     for q in queues {
         if let Ok(ch) = conn.create_channel().await {

@@ -15,6 +15,7 @@ mod proxy;
 mod queue_manager;
 mod stream_fanout;
 mod tls;
+mod trace_interop;
 
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use lapin::{Connection, ConnectionProperties};
