@@ -8,16 +8,20 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::util;
 
-/// The oslo.messaging release the interop tests are written against.
-pub const OSLO_MESSAGING: &str = "oslo.messaging==18.3.1";
+/// The oslo.messaging release the interop tests are written against, with its
+/// `tracing-http` extra (the OpenTelemetry SDK and OTLP/HTTP exporter its tracing imports;
+/// the cross-language trace test turns oslo's tracing on).
+pub const OSLO_MESSAGING: &str = "oslo.messaging[tracing-http]==18.3.1";
 
 /// What pip installs into the venv: oslo.messaging, and the oslo.metrics collector the
 /// metrics test hands msg's datagrams to (oslo.messaging needs it too; pinned to the release
 /// the test was written against).
 pub const PACKAGES: [&str; 2] = [OSLO_MESSAGING, "oslo.metrics==0.17.0"];
 
-/// The imports that say the venv is ready.
-const IMPORTS: &str = "import oslo_messaging, oslo_metrics";
+/// The imports that say the venv is ready: oslo.messaging with its tracing's OpenTelemetry
+/// SDK and OTLP/HTTP exporter, and oslo.metrics. A venv made before one of them was asked for
+/// fails this and gets it from pip.
+const IMPORTS: &str = "import oslo_messaging, oslo_metrics, opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.http";
 
 const VENV_LIMIT: Duration = Duration::from_secs(180);
 const PIP_LIMIT: Duration = Duration::from_secs(15 * 60);
@@ -40,7 +44,8 @@ pub fn venv_dir(root: &Path) -> PathBuf {
     root.join("target").join("interop-venv")
 }
 
-/// Makes sure `target/interop-venv` exists and can import oslo.messaging and oslo.metrics,
+/// Makes sure `target/interop-venv` exists and can import oslo.messaging (with its
+/// tracing) and oslo.metrics,
 /// creating it with `python3 -m venv` and installing [`PACKAGES`] with pip
 /// if needed. Returns the absolute path of the venv's python (not resolved
 /// through its symlink, so that it keeps using the venv).

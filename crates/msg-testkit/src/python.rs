@@ -64,13 +64,13 @@ impl PythonEnv {
                 assert!(
                     !brokers_required(),
                     "MSG_REQUIRE_BROKERS=1 but MSG_PYTHON is not set: run `cargo xtask test` \
-                     (it prepares target/interop-venv with oslo.messaging==18.3.1)"
+                     (it prepares target/interop-venv with oslo.messaging[tracing-http]==18.3.1)"
                 );
                 #[allow(clippy::print_stderr)]
                 {
                     eprintln!(
                         "SKIPPED: {suite}: no Python oslo.messaging (set MSG_PYTHON to a python \
-                         with oslo.messaging==18.3.1, or run `cargo xtask test`)"
+                         with oslo.messaging[tracing-http]==18.3.1, or run `cargo xtask test`)"
                     );
                 }
                 return None;
