@@ -1,8 +1,9 @@
 //! The `tracing` spans of the sending side, named and attributed as oslo.messaging's
 //! OpenTelemetry tracing names them (`_tracing/client.py`): a PRODUCER span
-//! `"{topic}.{method}"` per call or cast, and, where oslo traces nothing, one per
-//! notification sent, after OpenTelemetry's messaging conventions
-//! (`"{topic}.{priority} publish"`).
+//! `"{topic}.{method}"` per call or cast (`messaging.operation` `call` or `cast`), and, where
+//! oslo traces nothing, one per notification sent, in the same shape: `"{topic}.{event_type}"`,
+//! `messaging.operation` `notify`, `messaging.destination.name` the routing key
+//! `"{topic}.{priority}"`, `messaging.message.id` the notification's `message_id`.
 //!
 //! Each span is parented on the current span, or else on the `traceparent` the caller's
 //! context carries, and its own W3C trace context goes into the message's context
@@ -55,17 +56,18 @@ pub(crate) fn notify(
     context: &Context,
 ) -> Span {
     let priority = notification.priority.routing_name();
+    let event_type = notification.event_type.as_str();
     let span = tracing::info_span!(
         "notify.send",
-        otel.name = %format_args!("{topic}.{priority} publish"),
+        otel.name = %format_args!("{topic}.{event_type}"),
         otel.kind = "producer",
         otel.status_code = Empty,
         otel.status_description = Empty,
         messaging.system = system,
-        messaging.operation = "publish",
+        messaging.operation = "notify",
         messaging.destination.name = %format_args!("{topic}.{priority}"),
         messaging.message.id = notification.message_id.as_str(),
-        openstack.event_type = notification.event_type.as_str(),
+        openstack.event_type = event_type,
         openstack.request_id = Empty,
     );
     if !span.is_disabled() {

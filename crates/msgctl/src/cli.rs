@@ -61,6 +61,19 @@ pub struct Global {
     /// Machine-readable output: JSON objects on stdout, one per line.
     #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
+
+    /// An `[oslo_messaging_tracing]` option, by oslo's name (repeatable):
+    /// `--tracing tracing_enabled=true --tracing otel_exporter_otlp_endpoint=http://127.0.0.1:4318`
+    /// exports msg's spans over OTLP (keys: tracing_enabled, tracing_service_name,
+    /// otel_exporter_otlp_endpoint, otlp_protocol, insecure; needs the `otel` feature, on by
+    /// default).
+    #[arg(
+        long,
+        global = true,
+        value_name = "KEY=VALUE",
+        help_heading = "Global options"
+    )]
+    pub tracing: Vec<String>,
 }
 
 /// The oslo.config files of a Python service to take options from (see `config.rs`).

@@ -6,6 +6,8 @@
 mod config;
 mod logging;
 mod metrics;
+#[cfg(feature = "otel")]
+mod otel;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -301,6 +301,7 @@ mod tests {
             url: url.to_string(),
             exchange: None,
             json: false,
+            tracing: Vec::new(),
         }
     }
 
