@@ -7,7 +7,8 @@
 //! [`Batched`] stream combinator, the [`DriverFactory`] registry, [`Serializer`] hooks, the
 //! oslo envelope [`codec`], and oslo.config files read by oslo.config's rules ([`config`]).
 //! It has no broker dependency and starts no executor: an application wants the `msg`
-//! facade instead.
+//! facade instead. Its one feature, `otel`, carries the W3C trace context of msg's spans
+//! through message contexts with OpenTelemetry ([`trace_context`]).
 //!
 //! ```
 //! use msg_core::{Role, Target, TransportUrl};
