@@ -288,6 +288,93 @@ async fn a_python_trace_continues_in_a_msg_server() {
     .await;
 }
 
+/// A msg client calls and casts to a Python server with oslo's tracing: Python's receive
+/// spans continue our traces.
+#[tokio::test]
+async fn a_msg_trace_continues_in_a_python_server() {
+    let Some(env) = interop("tracing: msg client -> python server") else {
+        return;
+    };
+    let captured = capture();
+    let topic = unique("trace-rs2py");
+    let mut py = PythonPeer::spawn(
+        &env,
+        "py_rpc_server.py",
+        &["--topic", &topic, "--server", "py-1", "--trace"],
+    );
+    py.ready().await;
+    let client = RpcClient::new(transport(&env.url).await, Target::topic(&topic))
+        .timeout(Duration::from_secs(20));
+    let ctx = Context::new().with("request_id", "req-trace-rs");
+    let sum: i64 = client
+        .call(&ctx, "add", json!({"a": 2, "b": 3}))
+        .await
+        .unwrap();
+    assert_eq!(sum, 5);
+    client
+        .cast(&ctx, "record", json!({"value": "traced"}))
+        .await
+        .unwrap();
+    let ours_call = captured.span(&format!("{topic}.add")).await;
+    let ours_cast = captured.span(&format!("{topic}.record")).await;
+
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + WITHIN;
+    while lines
+        .iter()
+        .filter(|l: &&Value| l["event"] == "span")
+        .count()
+        < 2
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match py.try_next(left).await {
+            Some(l) => lines.push(l),
+            None => panic!("fewer than 2 Python spans within {WITHIN:?}: {lines:?}\n{py}"),
+        }
+    }
+    for (ours, name, operation) in [
+        (&ours_call, "add receive", "call"),
+        (&ours_cast, "record receive", "cast"),
+    ] {
+        assert_eq!(ours.span_kind, SpanKind::Producer);
+        assert_eq!(attr(ours, "messaging.system").as_deref(), Some("rabbitmq"));
+        assert_eq!(
+            attr(ours, "messaging.operation").as_deref(),
+            Some(operation)
+        );
+        assert_eq!(
+            attr(ours, "messaging.destination.name").as_deref(),
+            Some(topic.as_str())
+        );
+        assert_eq!(
+            attr(ours, "openstack.request_id").as_deref(),
+            Some("req-trace-rs")
+        );
+        let theirs = py_span(&lines, name, &py);
+        assert_eq!(theirs["kind"], "CONSUMER");
+        assert_eq!(theirs["attributes"]["openstack.request_id"], "req-trace-rs");
+        assert_child(
+            (
+                theirs["trace_id"].as_str().unwrap(),
+                theirs["parent_span_id"].as_str().unwrap_or_default(),
+            ),
+            (
+                &ours.span_context.trace_id().to_string(),
+                &ours.span_context.span_id().to_string(),
+            ),
+            &format!("msg {operation} -> python server"),
+        );
+    }
+    assert_ne!(
+        ours_call.span_context.trace_id(),
+        ours_cast.span_context.trace_id(),
+        "two sends without a parent start two traces"
+    );
+
+    py.stop().await;
+    cleanup(&env.url, &[topic.clone(), format!("{topic}.py-1")]).await;
+}
+
 /// One span of either side, for the rendered trace.
 struct Row {
     side: &'static str,
