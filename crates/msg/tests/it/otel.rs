@@ -430,3 +430,43 @@ fn bad_exporter_options_are_refused() {
     let err = OtelTracing::from_options(&grpc).unwrap_err();
     assert!(err.to_string().contains("Tokio runtime"), "{err}");
 }
+
+/// Over NATS, a call and its dispatch are one trace and say `messaging.system = nats`.
+#[cfg(feature = "nats")]
+#[tokio::test]
+async fn a_call_over_nats_is_one_trace() {
+    let url = std::env::var("MSG_NATS_URL").ok().filter(|u| !u.is_empty());
+    let Some(url) = url else {
+        assert!(
+            std::env::var("MSG_REQUIRE_BROKERS").as_deref() != Ok("1"),
+            "MSG_REQUIRE_BROKERS=1 but MSG_NATS_URL is not set"
+        );
+        eprintln!("SKIPPED: otel over NATS (no MSG_NATS_URL)");
+        return;
+    };
+    let captured = capture();
+    let topic = format!("otel-nats-{}", uuid::Uuid::new_v4().simple());
+    let transport = msg::Transport::open(&url).await.unwrap();
+    let server = RpcServer::builder(transport.clone(), Target::server(&topic, "n1"))
+        .endpoint(
+            Endpoint::new().method("ping", |_ctx: Context, _: Value| async move {
+                Ok::<_, HandlerError>("pong")
+            }),
+        )
+        .start()
+        .await
+        .unwrap();
+    let pong: String = RpcClient::new(transport.clone(), Target::topic(&topic))
+        .call(&Context::new(), "ping", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(pong, "pong");
+    let call = captured.span(&format!("{topic}.ping")).await;
+    let receive = captured.span("ping receive").await;
+    assert!(is_child(&receive, &call));
+    for span in [&call, &receive] {
+        assert_eq!(attr(span, "messaging.system").as_deref(), Some("nats"));
+    }
+    server.shutdown(WITHIN).await.unwrap();
+    transport.cleanup().await.unwrap();
+}
