@@ -178,6 +178,12 @@ impl Config {
         &self.files
     }
 
+    /// The files' `[oslo_messaging_tracing]` group ([`TracingOptions::from_files`]), for
+    /// `msg::otel` (the `otel` feature).
+    pub fn tracing_options(&self) -> Result<crate::TracingOptions> {
+        crate::TracingOptions::from_files(&self.files)
+    }
+
     /// The RPC transport's URL: `[DEFAULT] transport_url` with the driver section's options
     /// and `control_exchange` added to its query where it does not set them itself. Its
     /// `Display` hides passwords.

@@ -3,7 +3,11 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::config::ConfigFiles;
 use crate::{Error, Result};
+
+/// The group's name in oslo.config files.
+const GROUP: &str = "oslo_messaging_tracing";
 
 /// The OTLP transport protocol (oslo's `otlp_protocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -119,6 +123,55 @@ impl TracingOptions {
         let mut o = TracingOptions::default();
         for (key, value) in pairs {
             o.set(key.as_ref(), value.as_ref())?;
+        }
+        Ok(o)
+    }
+
+    /// The `[oslo_messaging_tracing]` group of oslo.config files (and `OS_OSLO_MESSAGING_TRACING__*`
+    /// variables), by oslo.config's rules; a bad value is an error naming its file, line,
+    /// section and key. Unknown keys are warned about and ignored.
+    ///
+    /// ```
+    /// use msg::TracingOptions;
+    /// use msg::config::ConfigFiles;
+    /// let files = ConfigFiles::empty().text(
+    ///     "nova.conf",
+    ///     "[oslo_messaging_tracing]\ntracing_enabled = True\notlp_protocol = grpc\n",
+    /// )?;
+    /// let o = TracingOptions::from_files(&files)?;
+    /// assert!(o.tracing_enabled);
+    /// assert_eq!(o.otlp_protocol, msg::OtlpProtocol::Grpc);
+    /// let bad = ConfigFiles::empty().text("nova.conf", "[oslo_messaging_tracing]\ninsecure = maybe\n")?;
+    /// let err = TracingOptions::from_files(&bad).unwrap_err();
+    /// assert!(err.to_string().contains("nova.conf:2"), "{err}");
+    /// # Ok::<(), msg::Error>(())
+    /// ```
+    pub fn from_files(files: &ConfigFiles) -> Result<Self> {
+        let mut o = TracingOptions::default();
+        for (key, _) in files.keys(GROUP) {
+            if !TRACING_OPTION_KEYS.contains(&key.as_str()) {
+                tracing::warn!(key, "[oslo_messaging_tracing] has no such option: ignored");
+            }
+        }
+        for key in TRACING_OPTION_KEYS {
+            let Some(value) = files.get(GROUP, key)? else {
+                continue;
+            };
+            let text = value.as_str().trim();
+            match key {
+                "tracing_enabled" => o.tracing_enabled = value.to_bool()?,
+                "insecure" => o.insecure = value.to_bool()?,
+                "otlp_protocol" => {
+                    o.otlp_protocol = text.parse().map_err(|_| {
+                        value.invalid(format!("wants http/protobuf or grpc, not `{text}`"))
+                    })?;
+                }
+                "otel_exporter_otlp_endpoint" if text.is_empty() => {
+                    return Err(value.invalid("wants a URL, not nothing").into());
+                }
+                "otel_exporter_otlp_endpoint" => o.otel_exporter_otlp_endpoint = text.into(),
+                _ => o.tracing_service_name = text.into(),
+            }
         }
         Ok(o)
     }

@@ -584,3 +584,34 @@ fn the_configured_service_example_runs_from_a_services_file() {
         transport.cleanup().await.unwrap();
     });
 }
+
+/// `[oslo_messaging_tracing]` from a service's files, with the files' line in a bad value's
+/// error.
+#[test]
+fn tracing_options_come_from_the_files() {
+    let files = ConfigFiles::empty()
+        .text(
+            "nova.conf",
+            "[DEFAULT]\ntransport_url = memory://\n\
+             [oslo_messaging_tracing]\ntracing_enabled = yes\ntracing_service_name = nova-compute\n\
+             otel_exporter_otlp_endpoint = http://collector:4318\n",
+        )
+        .unwrap();
+    let config = msg::Config::load(files).unwrap();
+    let o = config.tracing_options().unwrap();
+    assert!(o.tracing_enabled);
+    assert_eq!(o.tracing_service_name, "nova-compute");
+    assert_eq!(o.otel_exporter_otlp_endpoint, "http://collector:4318");
+    assert_eq!(o.otlp_protocol, msg::OtlpProtocol::HttpProtobuf);
+    let bad = ConfigFiles::empty()
+        .text(
+            "nova.conf",
+            "[oslo_messaging_tracing]\n\notlp_protocol = udp\n",
+        )
+        .unwrap();
+    let err = msg::TracingOptions::from_files(&bad)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nova.conf:3"), "{err}");
+    assert!(err.contains("otlp_protocol"), "{err}");
+}
