@@ -216,6 +216,35 @@ impl PythonPeer {
         panic!("{self}\n-> it printed no `{event}` for a probe within {within:?}");
     }
 
+    /// The `"value"`s of the next `n` distinct `"event": event` lines, leaving out those
+    /// whose value is `skip` (the probes of [`PythonPeer::await_consuming`]); at most 100
+    /// lines are read.
+    ///
+    /// # Panics
+    /// When a line does not come within `within`.
+    pub async fn distinct_values(
+        &mut self,
+        event: &str,
+        n: usize,
+        skip: &str,
+        within: Duration,
+    ) -> std::collections::BTreeSet<String> {
+        let mut values = std::collections::BTreeSet::new();
+        for _ in 0..100 {
+            if values.len() == n {
+                break;
+            }
+            let line = self.event(event, within).await;
+            match line["value"].as_str() {
+                Some(v) if v != skip => {
+                    values.insert(v.to_string());
+                }
+                _ => {}
+            }
+        }
+        values
+    }
+
     /// The next line with `"event": event` (earlier lines are dropped).
     ///
     /// # Panics

@@ -310,20 +310,10 @@ async fn python_and_msg_servers_share_a_fanout_stream() {
             _ => panic!("the msg server got {at_rust:?} of both fanout casts\n{py_server}"),
         }
     }
-    let mut at_python = std::collections::BTreeSet::new();
-    // the probes' records may come first; each cast is recorded once, so this is bounded
-    for _ in 0..100 {
-        if at_python.len() == 2 {
-            break;
-        }
-        let rec = py_server.event("record", ARRIVE_WITHIN).await;
-        match rec["value"].as_str() {
-            Some(PROBE) | None => {}
-            Some(v) => {
-                at_python.insert(v.to_string());
-            }
-        }
-    }
+    // the probes' records may come first
+    let at_python = py_server
+        .distinct_values("record", 2, PROBE, ARRIVE_WITHIN)
+        .await;
     let both: std::collections::BTreeSet<String> =
         ["from-python", "from-rust"].map(String::from).into();
     assert_eq!(at_rust, both);

@@ -655,20 +655,8 @@ pub(crate) async fn stream_fanout_interop(base: &Interop) {
             _ => panic!("the Rust server got {at_rust:?} of both fanout casts"),
         }
     }
-    let mut at_python = BTreeSet::new();
-    // the probes' records may come first; each cast is recorded once, so this is bounded
-    for _ in 0..100 {
-        if at_python.len() == 2 {
-            break;
-        }
-        let rec = py.event("record", ARRIVE_WITHIN).await;
-        match rec["value"].as_str() {
-            Some(PROBE) | None => {}
-            Some(v) => {
-                at_python.insert(v.to_string());
-            }
-        }
-    }
+    // the probes' records may come first
+    let at_python = py.distinct_values("record", 2, PROBE, ARRIVE_WITHIN).await;
     let both: BTreeSet<String> = ["from-python", "from-rust"].map(String::from).into();
     assert_eq!(at_rust, both);
     assert_eq!(at_python, both, "{py}");
